@@ -1,0 +1,147 @@
+"""The reward-model protocol and the backend registry."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, Sequence, Union, runtime_checkable
+
+from ..errors import BackendError, ScoreError
+from ..registry import Registry
+
+#: A prompt is a string (one user turn) or a conversation of ``{role, content}`` turns.
+Prompt = Union[str, tuple[tuple[str, str], ...]]
+
+#: Key of the overall score in a :data:`Scores` mapping.
+OVERALL = "score"
+
+#: Scores of one pair: the overall score under ``"score"``, plus any named objectives.
+Scores = dict[str, float]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One (prompt, response) to score. Hashable, so it can be deduplicated and cached."""
+
+    prompt: Prompt
+    response: str
+
+    @property
+    def prompt_text(self) -> str:
+        """The prompt flattened to text (the last user turn for a conversation)."""
+        return prompt_to_text(self.prompt)
+
+    def messages(self) -> list[dict[str, str]]:
+        """The chat messages of the pair: the prompt's turns, then the assistant response."""
+        return [*prompt_messages(self.prompt), {"role": "assistant", "content": self.response}]
+
+
+def prompt_messages(prompt: Prompt) -> list[dict[str, str]]:
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    return [{"role": role, "content": content} for role, content in prompt]
+
+
+def prompt_to_text(prompt: Prompt) -> str:
+    """A conversation as plain text: ``role: content`` lines; a string prompt unchanged."""
+    if isinstance(prompt, str):
+        return prompt
+    return "\n\n".join(f"{role.capitalize()}: {content}" for role, content in prompt)
+
+
+@dataclass
+class ModelOptions:
+    """Settings that apply to every backend that understands them."""
+
+    device: str | None = None
+    dtype: str | None = None
+    max_length: int | None = None
+    batch_size: int | None = None
+    trust_remote_code: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class RewardModel(Protocol):
+    """What rmcheck needs from a reward model.
+
+    ``score`` takes a batch of pairs and returns one :data:`Scores` per pair.
+    ``fingerprint`` must change whenever anything that could change a score does
+    (weights, revision, dtype, template, max length, head): it keys the score cache.
+    """
+
+    spec: str
+    objectives: tuple[str, ...]
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def describe(self) -> str: ...
+
+    def score(self, pairs: Sequence[Pair]) -> list[Scores]: ...
+
+
+BackendFactory = Callable[[str, ModelOptions], RewardModel]
+
+BACKENDS: Registry[BackendFactory] = Registry("backend", "rmcheck.backends")
+
+
+def register_backend(scheme: str, *, replace: bool = False) -> Callable[[BackendFactory], BackendFactory]:
+    """Decorator: ``@register_backend("mine")`` makes ``--rm mine:REST`` build a model from ``REST``."""
+    return BACKENDS.decorator(scheme, replace=replace)
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """``"hf:path@rev"`` -> ``("hf", "path@rev")``; URLs keep their scheme in the rest."""
+    if spec.startswith(("http://", "https://")):
+        return "http", spec
+    scheme, sep, rest = spec.partition(":")
+    return (scheme, rest) if sep else (spec, "")
+
+
+def load_model(spec: str, options: ModelOptions | None = None, *, where: str = "--rm") -> RewardModel:
+    """Build the reward model a spec names, or raise one clear :class:`BackendError`."""
+    scheme, rest = split_spec(spec.strip())
+    factory = BACKENDS.get(scheme)
+    if factory is None:
+        raise BackendError(
+            f"unknown model spec {spec!r}",
+            where=where,
+            fix=f"Start it with one of: {', '.join(s + ':' for s in BACKENDS.names())} (e.g. hf:PATH, python:MODULE:CALLABLE)",
+        )
+    return factory(rest, options or ModelOptions())
+
+
+def normalise_scores(raw: Any, count: int, spec: str) -> list[Scores]:
+    """Check a backend's answer (floats or dicts of floats) and turn it into :data:`Scores`."""
+    try:
+        items = list(raw)
+    except TypeError:
+        raise ScoreError(f"model {spec} returned {type(raw).__name__}, not a list of scores",
+                         fix="Return one float (or one dict of floats) per pair") from None
+    if len(items) != count:
+        raise ScoreError(f"model {spec} returned {len(items)} scores for {count} pairs",
+                         fix="Return exactly one score per (prompt, response) pair, in order")
+    out: list[Scores] = []
+    for item in items:
+        if isinstance(item, Mapping):
+            scores = {str(k): _as_float(v, spec) for k, v in item.items()}
+            if not scores:
+                raise ScoreError(f"model {spec} returned an empty dict of scores")
+            if OVERALL not in scores:
+                scores[OVERALL] = sum(scores.values()) / len(scores)
+        else:
+            scores = {OVERALL: _as_float(item, spec)}
+        out.append(scores)
+    return out
+
+
+def _as_float(value: Any, spec: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ScoreError(f"model {spec} returned a non-numeric score {value!r}",
+                         fix="Return floats (or dicts of floats)") from None
+    if math.isnan(number) or math.isinf(number):
+        raise ScoreError(f"model {spec} returned a non-finite score ({number})",
+                         fix="Check the model for overflow or empty inputs; rmcheck never treats NaN as a score")
+    return number

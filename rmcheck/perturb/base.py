@@ -1,0 +1,136 @@
+"""Edits as hunks, and the operator registry.
+
+An operator never returns a finished string: it returns a :class:`Change`, the
+original text plus a list of non-overlapping :class:`Hunk` edits. Any subset of
+the hunks can be applied, which is what lets the shrinker remove them one by one.
+"""
+from __future__ import annotations
+
+import inspect
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, Union
+
+from ..errors import OperatorError
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class Hunk:
+    """Replace ``text[start:end]`` with ``replacement`` (``start == end`` inserts)."""
+
+    start: int
+    end: int
+    replacement: str
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start <= self.end:
+            raise ValueError(f"bad hunk span {self.start}:{self.end}")
+
+
+@dataclass(frozen=True)
+class Change:
+    """An original text and the edits an operator proposes for it."""
+
+    original: str
+    hunks: tuple[Hunk, ...]
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        ordered = tuple(sorted(self.hunks, key=lambda h: (h.start, h.end)))
+        for before, after in zip(ordered, ordered[1:]):
+            if after.start < before.end or (after.start == before.start == before.end == after.end):
+                raise ValueError(f"overlapping hunks {before} and {after}")
+        if ordered and ordered[-1].end > len(self.original):
+            raise ValueError(f"hunk {ordered[-1]} runs past the end of the text")
+        object.__setattr__(self, "hunks", ordered)
+
+    def apply(self, keep: Iterable[int] | None = None) -> str:
+        """The text with the hunks whose indices are in ``keep`` applied (all by default)."""
+        chosen = range(len(self.hunks)) if keep is None else sorted(set(keep))
+        out, pos = [], 0
+        for i in chosen:
+            hunk = self.hunks[i]
+            out.append(self.original[pos:hunk.start])
+            out.append(hunk.replacement)
+            pos = hunk.end
+        out.append(self.original[pos:])
+        return "".join(out)
+
+    @property
+    def text(self) -> str:
+        return self.apply()
+
+
+@dataclass
+class OperatorContext:
+    """What an operator may look at besides the text it edits."""
+
+    rng: random.Random
+    prompt: str = ""
+    lexicons: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+
+OperatorResult = Union[Change, Sequence[Change], None]
+
+
+class Operator(Protocol):
+    def __call__(self, text: str, ctx: OperatorContext, /, **args: Any) -> OperatorResult: ...
+
+
+OPERATORS: Registry[Operator] = Registry("operator", "rmcheck.operators")
+
+
+def register_operator(name: str | None = None, *, replace: bool = False) -> Callable[[Operator], Operator]:
+    """Decorator: ``@register_operator("shout")`` makes ``perturb: shout`` usable in suites.
+
+    The function takes ``(text, ctx, **args)`` and returns a :class:`Change`, a list of
+    changes (variants), or ``None`` when it does not apply to ``text``.
+    """
+    return OPERATORS.decorator(name, replace=replace)
+
+
+def get_operator(name: str, *, where: str | None = None) -> Operator:
+    op = OPERATORS.get(name)
+    if op is None:
+        raise OperatorError(
+            f"unknown operator {name!r}",
+            where=where,
+            fix=f"Use one of: {', '.join(OPERATORS.names())}; or register your own with @rmcheck.register_operator in conftest.py",
+        )
+    return op
+
+
+def check_arguments(name: str, args: Mapping[str, Any], *, where: str | None = None) -> None:
+    """Raise a clear error for arguments the operator does not accept."""
+    op = get_operator(name, where=where)
+    params = list(inspect.signature(op).parameters.values())[2:]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    accepted = {p.name for p in params}
+    for key in args:
+        if key not in accepted:
+            raise OperatorError(
+                f"operator {name!r} takes no argument {key!r}",
+                where=where,
+                fix=f"Its arguments are: {', '.join(sorted(accepted)) or 'none'}",
+            )
+    missing = [p.name for p in params if p.default is p.empty and p.name not in args]
+    if missing:
+        raise OperatorError(
+            f"operator {name!r} needs argument(s) {', '.join(missing)}",
+            where=where,
+            fix=f"Write perturb: {{op: {name}, {missing[0]}: ...}}",
+        )
+
+
+def run_operator(name: str, text: str, ctx: OperatorContext, args: Mapping[str, Any]) -> list[Change]:
+    """Run an operator and normalise its answer to a list of non-empty changes."""
+    result = get_operator(name)(text, ctx, **args)
+    if result is None:
+        return []
+    changes = [result] if isinstance(result, Change) else list(result)
+    for change in changes:
+        if not isinstance(change, Change):
+            raise OperatorError(f"operator {name!r} returned {type(change).__name__}, not rmcheck.Change")
+    return [c for c in changes if c.hunks and c.text != c.original]

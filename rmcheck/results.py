@@ -1,0 +1,156 @@
+"""What a run produces: per-case verdicts, per-test results, and the JSON run document."""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from .backends.base import prompt_to_text
+
+RUN_FORMAT = 1
+
+Verdict = Literal["passed", "failed", "not_applicable"]
+Status = Literal["minimal", "budget", "unshrinkable", "flaky"]
+
+STATUS_TEXT: dict[str, str] = {
+    "minimal": "1-minimal: removing any one remaining edit makes the case pass",
+    "budget": "shrink budget ran out; a smaller failing edit set may exist",
+    "unshrinkable": "the expectation fails even with no edit, so every edit is shown",
+    "flaky": "the minimal pair did not fail again on replay; showing the full perturbation",
+}
+
+
+@dataclass
+class Side:
+    """One response of a counterfactual: as written, fully perturbed, and minimally perturbed."""
+
+    role: str
+    original: str
+    perturbed: str
+    minimal: str
+    scores: dict[str, float]  # original / perturbed / minimal
+
+
+@dataclass
+class Counterfactual:
+    """The smallest edit of the original that still breaks the expectation."""
+
+    prompt: Any
+    sides: list[Side]
+    deltas: dict[str, float]  # the compared margin d for original / perturbed / minimal
+    edits_kept: int
+    edits_total: int
+    status: Status
+
+    def to_json(self) -> dict[str, Any]:
+        main, *others = self.sides
+        doc: dict[str, Any] = {
+            "prompt": self.prompt if isinstance(self.prompt, str) else [
+                {"role": r, "content": c} for r, c in self.prompt],
+            "role": main.role, "original": main.original, "perturbed": main.perturbed, "minimal": main.minimal,
+            "scores": main.scores, "deltas": self.deltas,
+            "edits_kept": self.edits_kept, "edits_total": self.edits_total, "status": self.status,
+        }
+        if others:
+            doc["other_sides"] = [asdict(s) for s in others]
+        return doc
+
+    @property
+    def prompt_text(self) -> str:
+        return prompt_to_text(self.prompt)
+
+
+@dataclass
+class CaseResult:
+    id: str
+    verdict: Verdict
+    delta: float | None = None
+    reason: str = ""
+    source: str = ""
+    counterfactual: Counterfactual | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"id": self.id, "verdict": self.verdict, "delta": self.delta}
+        if self.reason:
+            doc["reason"] = self.reason
+        if self.counterfactual is not None:
+            doc.update(self.counterfactual.to_json())
+        return doc
+
+
+@dataclass
+class TestResult:
+    """The verdict of one test of one suite against one model."""
+
+    suite: str
+    suite_file: str
+    line: int
+    test: str
+    model: str
+    attribute: str
+    expect: str
+    rule: str
+    objective: str | None
+    tolerance: str
+    threshold: float
+    min_pass_rate: float
+    cases: list[CaseResult] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = {"passed": 0, "failed": 0, "not_applicable": 0}
+        for case in self.cases:
+            counts[case.verdict] += 1
+        return counts
+
+    @property
+    def pass_rate(self) -> float | None:
+        counts = self.counts
+        applicable = counts["passed"] + counts["failed"]
+        return counts["passed"] / applicable if applicable else None
+
+    @property
+    def outcome(self) -> Verdict:
+        rate = self.pass_rate
+        if rate is None:
+            return "not_applicable"
+        return "passed" if rate >= self.min_pass_rate else "failed"
+
+    @property
+    def passed(self) -> bool | None:
+        return None if self.outcome == "not_applicable" else self.outcome == "passed"
+
+    @property
+    def failures(self) -> list[CaseResult]:
+        return [c for c in self.cases if c.verdict == "failed"]
+
+    def worst(self) -> CaseResult | None:
+        """The failing case furthest past its threshold."""
+        failing = [c for c in self.failures if c.delta is not None]
+        return max(failing, key=lambda c: abs(c.delta or 0.0), default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite, "suite_file": self.suite_file, "line": self.line, "test": self.test,
+            "model": self.model, "attribute": self.attribute, "expect": self.expect, "rule": self.rule,
+            "objective": self.objective, "tolerance": self.tolerance, "threshold": self.threshold,
+            "min_pass_rate": self.min_pass_rate, "outcome": self.outcome, "passed": self.passed,
+            "pass_rate": self.pass_rate, "counts": self.counts, "cases": [c.to_json() for c in self.cases],
+        }
+
+
+def run_document(results: list[dict[str, Any]], models: list[dict[str, Any]]) -> dict[str, Any]:
+    """The versioned JSON run document from per-test JSON results and model descriptions."""
+    from . import __version__
+
+    return {
+        "rmcheck_run": RUN_FORMAT,
+        "rmcheck_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "models": models,
+        "summary": {
+            outcome: sum(1 for r in results if r["outcome"] == outcome)
+            for outcome in ("passed", "failed", "not_applicable")
+        },
+        "results": results,
+    }

@@ -1,0 +1,305 @@
+"""Suite files: load with line marks, validate against the shipped JSON Schema, expand into cases."""
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import jsonschema
+
+from .backends.base import Prompt
+from .errors import RmcheckError, SuiteError
+from .expect import Expectation, Tolerance, get_expectation
+from .perturb import check_arguments
+from .yamlmarks import DocPath, line_of, load_with_lines
+
+SUITE_GLOB = "*.rmcheck.yaml"
+PERTURB_RESERVED = ("op", "seed", "target")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One prompt with a response, or with a chosen and a rejected response."""
+
+    id: str
+    prompt: Prompt
+    responses: tuple[tuple[str, str], ...]  # (role, text): ("response", ...) or ("chosen", ...), ("rejected", ...)
+    source: str  # "file:line" of the YAML item or the JSONL row
+
+    @property
+    def is_pair(self) -> bool:
+        return dict(self.responses).keys() == {"chosen", "rejected"}
+
+    def text(self, role: str) -> str:
+        return dict(self.responses)[role]
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """An operator call: its name, its arguments, its seed and (pair cases) its target."""
+
+    op: str
+    args: tuple[tuple[str, Any], ...] = ()
+    seed: str = "0"
+    target: str = "both"
+
+    def __str__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.args)
+        return f"{self.op}({args})" if args else self.op
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    """One test of a suite: a perturbation, an expectation and its tolerance."""
+
+    name: str
+    expect: Expectation
+    perturb: Perturbation | None
+    tolerance: Tolerance
+    min_pass_rate: float
+    attribute: str
+    objective: str | None
+    line: int
+    description: str = ""
+
+
+@dataclass
+class Suite:
+    name: str
+    path: Path
+    description: str
+    cases: list[Case]
+    tests: list[TestSpec]
+    lexicons: dict[str, list[str]] = field(default_factory=dict)
+
+    def where(self, test: TestSpec) -> str:
+        return f"{self.path}:{test.line}"
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The suite format's JSON Schema, as shipped in the package."""
+    text = resources.files("rmcheck").joinpath("schema/suite-v1.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Load and validate one suite file; every problem raises :class:`SuiteError` with ``file:line``."""
+    path = Path(path)
+    data, lines = load_with_lines(path)
+    if not isinstance(data, dict):
+        raise SuiteError("a suite must be a YAML mapping with rmcheck, suite, cases and tests",
+                         where=f"{path}:1", fix="Start the file with 'rmcheck: 1'")
+    _validate(data, lines, path)
+    at = _Locator(path, lines)
+    lexicons = {k: [str(v) for v in vs] for k, vs in data.get("lexicons", {}).items()}
+    cases = _unique(list(_cases(data["cases"], lexicons, path, at)))
+    tests = [_test(t, i, at) for i, t in enumerate(data["tests"])]
+    names = [t.name for t in tests]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            raise SuiteError(f"duplicate test name {name!r}", where=at(("tests", i, "name")),
+                             fix="Give every test of a suite its own name")
+    return Suite(data["suite"], path, data.get("description", ""), cases, tests, lexicons)
+
+
+def find_suites(paths: list[str | Path]) -> list[Path]:
+    """Suite files named by ``paths``: files as given, directories searched for ``*.rmcheck.yaml``."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(path.rglob(SUITE_GLOB)))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise SuiteError("no such file or directory", where=str(path),
+                             fix="Name a *.rmcheck.yaml file or a directory that holds some")
+    return found
+
+
+class _Locator:
+    """Turns a document path into ``file:line``."""
+
+    def __init__(self, path: Path, lines: dict[DocPath, int]) -> None:
+        self.path, self.lines = path, lines
+
+    def __call__(self, at: DocPath) -> str:
+        return f"{self.path}:{line_of(self.lines, at)}"
+
+
+def _validate(data: dict[str, Any], lines: dict[DocPath, int], path: Path) -> None:
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: (line_of(lines, tuple(e.absolute_path)), len(e.path)))
+    if errors:
+        error = errors[0]
+        at = tuple(error.absolute_path)
+        if error.validator == "additionalProperties":
+            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            at = (*at, extra[0]) if extra else at
+        raise SuiteError(_describe(error), where=f"{path}:{line_of(lines, at)}", fix=_fix(error)) from None
+
+
+def _key(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) if isinstance(p, str) else f"[{p}]" for p in error.absolute_path]
+    return ".".join(parts).replace(".[", "[") or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = _key(error)
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return f"unknown key {extra[0]!r} in {key}" if key != "(top level)" else f"unknown key {extra[0]!r}"
+    if error.validator == "required":
+        missing = re.search(r"'([^']+)'", error.message)
+        return f"{key} is missing the required key {missing.group(1) if missing else error.message!r}"
+    if error.validator == "const" and key == "rmcheck":
+        return f"rmcheck: {error.instance!r} is not a format version this rmcheck reads"
+    return f"{key}: {error.message}"
+
+
+def _fix(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        return f"Allowed keys here: {', '.join(sorted(error.schema.get('properties', {})))}"
+    if error.validator == "required":
+        return "Add it (see the suite format in the README)"
+    if error.validator == "const":
+        return "Write 'rmcheck: 1'"
+    if error.validator in ("oneOf", "anyOf") and error.schema.get("description"):
+        return f"Expected {error.schema['description']}"
+    if error.schema.get("description"):
+        return error.schema["description"]
+    return "See the suite format in the README"
+
+
+def _test(raw: Mapping[str, Any], index: int, at: _Locator) -> TestSpec:
+    here: DocPath = ("tests", index)
+    expect = get_expectation(raw["expect"], where=at((*here, "expect")))
+    perturb = _perturbation(raw.get("perturb"), at, (*here, "perturb"))
+    if perturb is None and expect.needs_perturbation:
+        raise SuiteError(f"test {raw['name']!r} expects {expect.name} but has no perturb", where=at(here),
+                         fix="Add 'perturb: OPERATOR' (or use expect: prefers_chosen for a plain pair check)")
+    if perturb is not None and not expect.needs_perturbation:
+        raise SuiteError(f"expect: {expect.name} compares the pair as written and takes no perturb",
+                         where=at((*here, "perturb")), fix="Remove perturb, or use expect: preference_kept")
+    return TestSpec(
+        name=raw["name"],
+        expect=expect,
+        perturb=perturb,
+        tolerance=Tolerance.parse(raw.get("tolerance"), where=at((*here, "tolerance"))),
+        min_pass_rate=float(raw.get("min_pass_rate", 1.0)),
+        attribute=raw.get("attribute", ""),
+        objective=raw.get("objective"),
+        line=int(at(here).rsplit(":", 1)[1]),
+        description=raw.get("description", ""),
+    )
+
+
+def _perturbation(raw: Any, at: _Locator, here: DocPath) -> Perturbation | None:
+    if raw is None:
+        return None
+    spec = {"op": raw} if isinstance(raw, str) else dict(raw)
+    args = {k: v for k, v in spec.items() if k not in PERTURB_RESERVED}
+    try:
+        check_arguments(spec["op"], args, where=at((*here, "op") if isinstance(raw, dict) else here))
+    except RmcheckError as exc:
+        raise SuiteError(exc.message, where=exc.where, fix=exc.fix) from None
+    return Perturbation(spec["op"], tuple(sorted(args.items())), str(spec.get("seed", 0)), spec.get("target", "both"))
+
+
+def _cases(items: list[Any], lexicons: dict[str, list[str]], path: Path, at: _Locator) -> Iterator[Case]:
+    for index, item in enumerate(items):
+        here: DocPath = ("cases", index)
+        if "file" in item:
+            extra = sorted(set(item) - {"file", "limit", "id"})
+            if extra:
+                raise SuiteError(f"a file case takes no {extra[0]!r}", where=at((*here, extra[0])),
+                                 fix="Put prompts and responses in the file's rows")
+            rows = read_jsonl(path.parent / item["file"], item.get("limit"), where=at((*here, "file")))
+        else:
+            rows = [(dict(item), at(here))]
+        for number, (row, source) in enumerate(rows, start=1):
+            fallback = f"{Path(item['file']).stem}-{number}" if "file" in item else f"case-{index}"
+            case_id = str(row.get("id", fallback))
+            yield from _expand(_case(row, case_id, source), lexicons)
+
+
+def _case(row: Mapping[str, Any], case_id: str, source: str) -> Case:
+    if "prompt" not in row:
+        raise SuiteError("case has no prompt", where=source, fix="Add 'prompt:' (a string or a list of turns)")
+    keys = {k for k in ("response", "chosen", "rejected") if k in row}
+    if keys == {"response"}:
+        responses: tuple[tuple[str, str], ...] = (("response", str(row["response"])),)
+    elif keys == {"chosen", "rejected"}:
+        responses = (("chosen", str(row["chosen"])), ("rejected", str(row["rejected"])))
+    else:
+        raise SuiteError(f"case {case_id!r} has {', '.join(sorted(keys)) or 'no response'}", where=source,
+                         fix="Give either 'response', or both 'chosen' and 'rejected'")
+    prompt = row["prompt"]
+    if isinstance(prompt, list):
+        try:
+            prompt = tuple((str(turn["role"]), str(turn["content"])) for turn in prompt)
+        except (TypeError, KeyError):
+            raise SuiteError("a conversation prompt is a list of {role, content} turns", where=source) from None
+    elif not isinstance(prompt, str):
+        raise SuiteError("prompt must be a string or a list of {role, content} turns", where=source)
+    return Case(case_id, prompt, responses, source)
+
+
+def read_jsonl(path: Path, limit: int | None, *, where: str) -> list[tuple[dict[str, Any], str]]:
+    """Rows of a JSON Lines file with their ``file:line``; the suite's ``where`` names a missing file."""
+    if not path.is_file():
+        raise SuiteError(f"case file {str(path)!r} does not exist", where=where,
+                         fix="Paths in 'file:' are relative to the suite file")
+    rows: list[tuple[dict[str, Any], str]] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if limit is not None and len(rows) >= limit:
+                break
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SuiteError(f"invalid JSON: {exc.msg}", where=f"{path}:{number}") from None
+            if not isinstance(row, dict):
+                raise SuiteError("each row must be a JSON object", where=f"{path}:{number}")
+            rows.append((row, f"{path}:{number}"))
+    return rows
+
+
+def _expand(case: Case, lexicons: dict[str, list[str]]) -> Iterator[Case]:
+    """One case per combination of the lexicon entries its ``{name}`` placeholders use."""
+    texts = [case.prompt if isinstance(case.prompt, str) else " ".join(c for _, c in case.prompt),
+             *(text for _, text in case.responses)]
+    used = [name for name in lexicons if any("{" + name + "}" in text for text in texts)]
+    if not used:
+        yield case
+        return
+    for combo in itertools.product(*(lexicons[name] for name in used)):
+        values = dict(zip(used, combo))
+        fill = lambda text: _fill(text, values)  # noqa: E731
+        prompt = fill(case.prompt) if isinstance(case.prompt, str) else tuple((r, fill(c)) for r, c in case.prompt)
+        suffix = ",".join(f"{k}={v}" for k, v in values.items())
+        yield Case(f"{case.id}[{suffix}]", prompt, tuple((r, fill(t)) for r, t in case.responses), case.source)
+
+
+def _fill(text: str, values: Mapping[str, str]) -> str:
+    for name, value in values.items():
+        text = text.replace("{" + name + "}", value)
+    return text
+
+
+def _unique(cases: list[Case]) -> list[Case]:
+    seen: dict[str, str] = {}
+    for case in cases:
+        if case.id in seen:
+            raise SuiteError(f"duplicate case id {case.id!r} (first at {seen[case.id]})", where=case.source,
+                             fix="Give every case its own id")
+        seen[case.id] = case.source
+    return cases
