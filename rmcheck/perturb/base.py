@@ -7,6 +7,7 @@ the hunks can be applied, which is what lets the shrinker remove them one by one
 from __future__ import annotations
 
 import inspect
+import keyword
 import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, Union
@@ -30,7 +31,10 @@ class Hunk:
 
 @dataclass(frozen=True)
 class Change:
-    """An original text and the edits an operator proposes for it."""
+    """An original text and the edits an operator proposes for it.
+
+    Hunks may not overlap; several insertions at one offset apply in the order given.
+    """
 
     original: str
     hunks: tuple[Hunk, ...]
@@ -39,7 +43,7 @@ class Change:
     def __post_init__(self) -> None:
         ordered = tuple(sorted(self.hunks, key=lambda h: (h.start, h.end)))
         for before, after in zip(ordered, ordered[1:]):
-            if after.start < before.end or (after.start == before.start == before.end == after.end):
+            if after.start < before.end:
                 raise ValueError(f"overlapping hunks {before} and {after}")
         if ordered and ordered[-1].end > len(self.original):
             raise ValueError(f"hunk {ordered[-1]} runs past the end of the text")
@@ -101,9 +105,19 @@ def get_operator(name: str, *, where: str | None = None) -> Operator:
     return op
 
 
+def python_names(args: Mapping[str, Any]) -> dict[str, Any]:
+    """YAML argument names as Python parameters: a keyword such as ``with`` becomes ``with_``."""
+    return {f"{k}_" if keyword.iskeyword(k) else k: v for k, v in args.items()}
+
+
+def yaml_name(parameter: str) -> str:
+    return parameter[:-1] if parameter.endswith("_") and keyword.iskeyword(parameter[:-1]) else parameter
+
+
 def check_arguments(name: str, args: Mapping[str, Any], *, where: str | None = None) -> None:
     """Raise a clear error for arguments the operator does not accept."""
     op = get_operator(name, where=where)
+    args = python_names(args)
     params = list(inspect.signature(op).parameters.values())[2:]
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return
@@ -111,11 +125,11 @@ def check_arguments(name: str, args: Mapping[str, Any], *, where: str | None = N
     for key in args:
         if key not in accepted:
             raise OperatorError(
-                f"operator {name!r} takes no argument {key!r}",
+                f"operator {name!r} takes no argument {yaml_name(key)!r}",
                 where=where,
-                fix=f"Its arguments are: {', '.join(sorted(accepted)) or 'none'}",
+                fix=f"Its arguments are: {', '.join(sorted(map(yaml_name, accepted))) or 'none'}",
             )
-    missing = [p.name for p in params if p.default is p.empty and p.name not in args]
+    missing = [yaml_name(p.name) for p in params if p.default is p.empty and p.name not in args]
     if missing:
         raise OperatorError(
             f"operator {name!r} needs argument(s) {', '.join(missing)}",
@@ -126,7 +140,7 @@ def check_arguments(name: str, args: Mapping[str, Any], *, where: str | None = N
 
 def run_operator(name: str, text: str, ctx: OperatorContext, args: Mapping[str, Any]) -> list[Change]:
     """Run an operator and normalise its answer to a list of non-empty changes."""
-    result = get_operator(name)(text, ctx, **args)
+    result = get_operator(name)(text, ctx, **python_names(args))
     if result is None:
         return []
     changes = [result] if isinstance(result, Change) else list(result)
