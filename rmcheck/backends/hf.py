@@ -1,0 +1,323 @@
+"""``hf:ID_OR_PATH[@REVISION]``: transformers sequence-classification reward models.
+
+The tokenizer's own chat template formats each pair; without one, a plain
+``User: ...\\n\\nAssistant: ...`` text is used and :meth:`HFRewardModel.describe` says so.
+Batches are right-padded and scored under ``torch.inference_mode()``; a pair's score
+does not depend on its batch mates (see :meth:`HFRewardModel._pad_id`).
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import BackendError
+from .base import ModelOptions, Pair, Scores, normalise_scores, prompt_to_text, register_backend
+
+#: Bumped whenever the way this backend turns pairs into tokens changes (it keys the score cache).
+FORMAT_VERSION = "hf/1"
+DEFAULT_MAX_LENGTH = 4096
+DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+          "float16": "float16", "fp16": "float16", "auto": "auto"}
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+PLAIN_TEMPLATE = "plain 'User:/Assistant:'"
+
+
+@register_backend("hf")
+def build(rest: str, options: ModelOptions) -> HFRewardModel:
+    """Load ``ID_OR_PATH[@REVISION]`` with AutoTokenizer and AutoModelForSequenceClassification."""
+    source, revision = parse_spec(rest)
+    return HFRewardModel(source, revision, options)
+
+
+def parse_spec(rest: str) -> tuple[str, str | None]:
+    """``"org/name@v1"`` -> ``("org/name", "v1")``; an existing path keeps any ``@`` it contains."""
+    rest = rest.strip()
+    if not rest:
+        raise BackendError("hf: needs a model id or path", fix="Use hf:ORG/NAME[@REVISION] or hf:./local/model_dir")
+    if "@" not in rest or Path(rest).expanduser().exists():
+        return rest, None
+    source, _, revision = rest.rpartition("@")
+    if not source or not revision:
+        raise BackendError(f"hf:{rest}: empty model id or revision around '@'",
+                           fix="Use hf:ORG/NAME@REVISION (a branch, tag or commit hash)")
+    return source, revision
+
+
+class HFRewardModel:
+    """A sequence-classification reward model.
+
+    With one label, the logit is the score. With several, every label of
+    ``config.id2label`` is a named objective and ``"score"`` is their mean (unless a
+    label is itself called ``"score"``, which then is the overall score).
+    ``tokenizer`` and ``model`` are the loaded transformers objects (e.g. for vocabulary sweeps).
+    """
+
+    def __init__(self, source: str, revision: str | None, options: ModelOptions) -> None:
+        self.spec = f"hf:{source}" + (f"@{revision}" if revision else "")
+        self.source = source
+        self.revision = revision
+        self.tokenizer, self.model, self.device = _load(self.spec, source, revision, options)
+        config = self.model.config
+        self._head_config = config.get_text_config()
+        self._native_pad_id: int | None = self._head_config.pad_token_id
+        self.num_labels: int = config.num_labels
+        self.objectives: tuple[str, ...] = (
+            tuple(str(config.id2label[i]) for i in range(self.num_labels)) if self.num_labels > 1 else ())
+        self.max_length = options.max_length or _default_max_length(self.tokenizer, config)
+        self._template = self.tokenizer.chat_template
+        self._files, self.resolved_revision = _locate(source, revision)
+        self._fingerprint = _sha256(json.dumps(self._fingerprint_parts(), sort_keys=True))
+        self._warned_truncation = False
+
+    # -- description --------------------------------------------------------------------------
+
+    @property
+    def dtype(self) -> str:
+        return str(self.model.dtype).removeprefix("torch.")
+
+    def template_name(self) -> str:
+        if self._template is None:
+            return f"none in tokenizer, {PLAIN_TEMPLATE} fallback"
+        return f"tokenizer chat_template (sha256 {_sha256(_template_text(self._template))[:8]})"
+
+    def describe(self) -> str:
+        pad = (f"config pad id {self._native_pad_id}" if self._native_pad_id is not None
+               else "none in config, an id unused by the batch")
+        return (f"{self.spec} ({type(self.model).__name__}); revision: {self.resolved_revision}; "
+                f"device: {self.device}; dtype: {self.dtype}; max length: {self.max_length}; "
+                f"objectives: {', '.join(self.objectives) or 'score'}; template: {self.template_name()}; "
+                f"pad: {pad}")
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over everything that can change a score, taken at load time."""
+        return self._fingerprint
+
+    def _fingerprint_parts(self) -> dict[str, Any]:
+        """The spec, revision, config.json, weights (by content in a local directory), tokenizer,
+        template, dtype, max length, labels and pad id."""
+        config_file = self._files / "config.json" if self._files is not None else None
+        return {
+            "format": FORMAT_VERSION,
+            "spec": self.spec,
+            "revision": self.resolved_revision,
+            "config": (_file_digest([config_file]) if config_file is not None and config_file.is_file()
+                       else _sha256(self.model.config.to_json_string())),
+            # A hub commit pins the weights; a local directory is hashed by content.
+            "weights": _file_digest(_weight_files(self._files)) if self.resolved_revision == "local" else None,
+            "tokenizer": _tokenizer_digest(self.tokenizer),
+            "template": _sha256(_template_text(self._template)) if self._template is not None else PLAIN_TEMPLATE,
+            "dtype": self.dtype,
+            "max_length": self.max_length,
+            "labels": [self.num_labels, self.objectives],
+            "pad_id": self._native_pad_id,
+        }
+
+    # -- scoring ------------------------------------------------------------------------------
+
+    def render(self, pair: Pair) -> str:
+        """The text the model sees for a pair: the chat template's output, or the plain fallback."""
+        messages = pair.messages()
+        if self._template is None:
+            return prompt_to_text(tuple((m["role"], m["content"]) for m in messages))
+        try:
+            return self.tokenizer.apply_chat_template(messages, tokenize=False)
+        except Exception as exc:  # jinja raises whatever the template author chose
+            raise BackendError(f"{self.spec}: the chat template rejected a conversation ({exc})",
+                               fix="Check the roles and their order (many templates require user/assistant turns)"
+                               ) from None
+
+    def encode(self, pair: Pair) -> tuple[dict[str, list[int]], int]:
+        """Token ids of a pair (no double BOS) and how many tokens truncation cut."""
+        text = self.render(pair)
+        bos = self.tokenizer.bos_token
+        kwargs = {"add_special_tokens": not (bos and text.startswith(bos))}
+        full = len(self.tokenizer(text, **kwargs)["input_ids"])
+        if full > self.max_length:
+            kwargs.update(truncation=True, max_length=self.max_length)
+        encoding = self.tokenizer(text, **kwargs)
+        row = {name: list(encoding[name]) for name in self.tokenizer.model_input_names if name in encoding}
+        return row, full - len(row["input_ids"])
+
+    def score(self, pairs: Sequence[Pair]) -> list[Scores]:
+        if not pairs:
+            return []
+        import torch
+
+        rows, cuts = zip(*(self.encode(pair) for pair in pairs))
+        self._warn_truncation(cuts)
+        batch = _right_pad(rows, self._pad_id([row["input_ids"] for row in rows]))
+        with torch.inference_mode():
+            logits = self.model(**{k: v.to(self.device) for k, v in batch.items()}).logits
+        values = logits.float().cpu().tolist()
+        raw = [row[0] if not self.objectives else dict(zip(self.objectives, row)) for row in values]
+        return normalise_scores(raw, len(pairs), self.spec)
+
+    def _pad_id(self, ids: Sequence[Sequence[int]]) -> int:
+        """The id to right-pad with, such that the head still pools each sequence's own last token.
+
+        Decoder heads pool the rightmost token that is not ``config.pad_token_id``; with right padding
+        and causal attention that token, and so the score, is the same alone or in any batch. A model
+        with no pad id pools the last token when alone; to keep that in a batch (even when the text
+        ends with EOS, where padding with EOS would shift the pooled token), pad with an id the batch
+        does not contain and tell the head about it.
+        """
+        if self._native_pad_id is not None:
+            return self._native_pad_id
+        used = set(itertools.chain.from_iterable(ids))
+        pad = next(i for i in itertools.count() if i not in used)
+        self._head_config.pad_token_id = pad
+        return pad
+
+    def _warn_truncation(self, cuts: Sequence[int]) -> None:
+        cut = [n for n in cuts if n]
+        if cut and not self._warned_truncation:
+            self._warned_truncation = True
+            warnings.warn(f"{self.spec}: {len(cut)} of {len(cuts)} pairs are longer than max length "
+                          f"{self.max_length} and were truncated ({max(cut)} tokens cut at most, "
+                          f"{self.tokenizer.truncation_side} side); their scores ignore the cut text",
+                          stacklevel=3)
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def _load(spec: str, source: str, revision: str | None, options: ModelOptions) -> tuple[Any, Any, Any]:
+    """Tokenizer, model (eval mode, on its device) and device, or one clear BackendError."""
+    _check_local_path(spec, source, revision)
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    device, dtype = _device(options.device), _dtype(options.dtype, torch)
+    common = {"revision": revision, "trust_remote_code": options.trust_remote_code}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **common)
+        model = AutoModelForSequenceClassification.from_pretrained(source, dtype=dtype, **common)
+        model.to(device)
+    except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ImportError, ...
+        raise BackendError(f"cannot load {spec}: {_first_line(exc)}", fix=_load_fix(exc, source)) from None
+    return tokenizer, model.eval(), device
+
+
+def _check_local_path(spec: str, source: str, revision: str | None) -> None:
+    """Fail early, with the path, for a local model directory that cannot be loaded."""
+    path = Path(source).expanduser()
+    looks_local = source.startswith((".", "/", "~", "\\")) or path.is_absolute() or "\\" in source
+    if looks_local and not path.exists():
+        raise BackendError(f"{spec}: no such model directory {str(path.resolve())!r}",
+                           fix="Pass an existing directory holding config.json and the weights, or a hub id ORG/NAME")
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise BackendError(f"{spec}: no config.json in {str(path.resolve())!r}",
+                           fix="Pass the directory that save_pretrained() wrote (config.json, weights, tokenizer)")
+    if path.exists() and revision:
+        raise BackendError(f"{spec}: a revision applies to hub models, not to the local path {str(path.resolve())!r}",
+                           fix=f"Drop '@{revision}', or check out that revision into the directory")
+
+
+def _load_fix(exc: Exception, source: str) -> str:
+    if "trust_remote_code" in str(exc):
+        return ("The model ships its own Python code; enable trust_remote_code in the model options "
+                "only if you trust that code")
+    if Path(source).expanduser().exists():
+        return "Check that the directory holds a sequence-classification model (config.json, weights, tokenizer)"
+    return ("Check the hub id and revision; without network access, download the model first "
+            "(huggingface-cli download ID) and set HF_HUB_OFFLINE=1, or pass a local directory")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no details'}"
+
+
+def _device(name: str | None) -> Any:
+    import torch
+
+    name = name or "cpu"
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise BackendError(f"unknown device {name!r}", fix="Use cpu, cuda, cuda:N, mps or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BackendError(f"device {name!r} asked for, but torch sees no CUDA GPU", fix="Use cpu or auto")
+    return device
+
+
+def _dtype(name: str | None, torch: Any) -> Any:
+    key = DTYPES.get((name or "float32").lower())
+    if key is None:
+        raise BackendError(f"unknown dtype {name!r}", fix="Use float32, bfloat16, float16 or auto")
+    return key if key == "auto" else getattr(torch, key)
+
+
+def _default_max_length(tokenizer: Any, config: Any) -> int:
+    """min(tokenizer.model_max_length, the model's position limit, 4096)."""
+    limits = [tokenizer.model_max_length, getattr(config.get_text_config(), "max_position_embeddings", None),
+              DEFAULT_MAX_LENGTH]
+    return min(int(n) for n in limits if n)
+
+
+def _locate(source: str, revision: str | None) -> tuple[Path | None, str]:
+    """The directory the model was loaded from and its revision.
+
+    A local directory is ``"local"``; a hub model is its cache snapshot, named by the commit hash;
+    when the snapshot cannot be found, the revision asked for.
+    """
+    local = Path(source).expanduser()
+    if local.is_dir():
+        return local, "local"
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(source, "config.json", revision=revision)
+    if not isinstance(found, str):
+        return None, revision or "main"
+    snapshot = Path(found).parent
+    return snapshot, snapshot.name
+
+
+def _right_pad(rows: Sequence[dict[str, list[int]]], pad_id: int) -> dict[str, Any]:
+    """Tensors of equal-length rows: ``input_ids`` padded with ``pad_id``, the other inputs with 0."""
+    import torch
+
+    width = max(len(row["input_ids"]) for row in rows)
+    return {name: torch.tensor([row[name] + [pad_id if name == "input_ids" else 0] * (width - len(row[name]))
+                                for row in rows])
+            for name in rows[0]}
+
+
+# -- hashing ------------------------------------------------------------------------------------
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _template_text(template: Any) -> str:
+    return template if isinstance(template, str) else json.dumps(template, sort_keys=True)
+
+
+def _weight_files(directory: Path) -> list[Path]:
+    return sorted({p for pattern in WEIGHT_PATTERNS for p in directory.glob(pattern)})
+
+
+def _file_digest(paths: Sequence[Path], chunk: int = 1 << 20) -> str:
+    """sha256 over the names and contents of files, streamed in chunks."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode("utf-8") + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(chunk), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _tokenizer_digest(tokenizer: Any) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    vocab = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    settings = {"special": tokenizer.special_tokens_map, "truncation_side": tokenizer.truncation_side}
+    return _sha256(vocab + json.dumps(settings, sort_keys=True, default=str))
