@@ -64,6 +64,11 @@ def case_text(case: CaseResult) -> list[str]:
         lines.append(f"    d = {case.delta:+.4g}")
         return lines
     lines.extend(_block("prompt", cf.prompt_text))
+    if cf.status == "as_written":
+        for side in cf.sides:
+            lines.extend(_block(f"{side.role} (score {side.scores['original']:.4g})", side.original))
+        lines.append(f"    d = {cf.deltas['original']:+.4g}")
+        return lines
     main = cf.sides[0]
     lines.extend(_block(f"minimal counterfactual of the {main.role} "
                         f"({cf.edits_kept} of {cf.edits_total} edits; {STATUS_TEXT[cf.status]})",
@@ -86,6 +91,9 @@ def one_line(case: CaseResult, width: int = 90) -> str:
     cf = case.counterfactual
     if cf is None:
         return f"{case.id}: d={case.delta:+.3g}"
+    if cf.status == "as_written":
+        scores = ", ".join(f"{side.role} {side.scores['original']:.3g}" for side in cf.sides)
+        return f"{case.id}: {scores} (d={cf.deltas['original']:+.3g})"
     diff = " ".join(_only_changes(word_diff(cf.sides[0].original, cf.sides[0].minimal)).split())
     text = f"{case.id}: {diff} (d={cf.deltas['minimal']:+.3g})"
     return text if len(text) <= width else text[: width - 1] + "…"
