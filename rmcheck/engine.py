@@ -19,7 +19,7 @@ from .expect import Threshold
 from .perturb import Change, OperatorContext, run_operator
 from .results import CaseResult, Counterfactual, Side, TestResult
 from .scoring import ProgressCallback, Scorer
-from .shrink import Shrinker, Subset, ddmin
+from .shrink import Shrinker, Shrunk, Subset, ddmin
 from .suite import Case, Suite, TestSpec, find_suites, load_suite
 
 DEFAULT_SHRINK_BUDGET = 100
@@ -154,32 +154,29 @@ class Engine:
                 shrinkable = trial.hunks and judge.passes_without_edits(trial)
                 work.append((by_label[trial.label], judge, trial,
                              ddmin(len(trial.hunks), self.shrink_budget) if shrinkable else None))
-        pending = {i: _start(s) for i, (_, _, _, s) in enumerate(work) if s is not None}
-        minimal: dict[int, tuple[Subset, bool]] = {}
+        pending: dict[int, list[Subset]] = {}
+        minimal: dict[int, Shrunk] = {}
+        for i, (_, _, _, shrinker) in enumerate(work):
+            if shrinker is not None:
+                _advance(shrinker, None, i, pending, minimal)
         while pending:
             scores = scorer.score(p for i, cands in pending.items() for c in cands
                                   for p in _pairs(work[i][2], work[i][2].texts(c)))
             for i, cands in list(pending.items()):
                 _, judge, trial, shrinker = work[i]
-                try:
-                    pending[i] = shrinker.send([judge.fails(trial, trial.texts(c), scores) for c in cands])
-                except StopIteration as stop:
-                    del pending[i]
-                    minimal[i] = (stop.value.keep, stop.value.one_minimal)
+                _advance(shrinker, [judge.fails(trial, trial.texts(c), scores) for c in cands], i, pending, minimal)
         self._replay(scorer, work, minimal)
 
-    def _replay(self, scorer: Scorer, work: list, minimal: dict[int, tuple[Subset, bool]]) -> None:
+    def _replay(self, scorer: Scorer, work: list, minimal: dict[int, Shrunk]) -> None:
         """Re-score every minimal pair from the model itself; one that no longer fails is reported as flaky."""
-        pairs = list(dict.fromkeys(p for i, (keep, _) in minimal.items() for p in _pairs(work[i][2], work[i][2].texts(keep))))
+        pairs = list(dict.fromkeys(p for i, shrunk in minimal.items() for p in _pairs(work[i][2], work[i][2].texts(shrunk.keep))))
         fresh = ChainMap(dict(zip(pairs, scorer.replay(pairs))) if pairs else {}, scorer.memo)
         for i, (case, judge, trial, _) in enumerate(work):
-            if not trial.hunks:
-                continue
-            keep, status = tuple(range(len(trial.hunks))), "unshrinkable"
+            keep, status = tuple(range(len(trial.hunks))), "unshrinkable" if trial.hunks else "as_written"
             if i in minimal:
-                small, one_minimal = minimal[i]
+                small = minimal[i].keep
                 if judge.fails(trial, trial.texts(small), fresh):
-                    keep, status = small, "minimal" if one_minimal else "budget"
+                    keep, status = small, "minimal" if minimal[i].one_minimal else "budget"
                 else:
                     status = "flaky"
             case.counterfactual = judge.counterfactual(trial, keep, status, scorer.memo)
@@ -240,8 +237,14 @@ def _changed_first(trial: Trial) -> list[str]:
     return changed + [r for r in trial.roles if r not in changed]
 
 
-def _start(shrinker: Shrinker) -> list[Subset]:
-    return next(shrinker)
+def _advance(shrinker: Shrinker, results: list[bool] | None, key: int,
+             pending: dict[int, list[Subset]], done: dict[int, Shrunk]) -> None:
+    """Step one shrinker: its next candidates go to ``pending``, or its result to ``done``."""
+    try:
+        pending[key] = next(shrinker) if results is None else shrinker.send(results)
+    except StopIteration as stop:
+        pending.pop(key, None)
+        done[key] = stop.value
 
 
 def _new_result(request: Request, spec: str, threshold: Threshold) -> TestResult:

@@ -10,13 +10,14 @@ from .backends.base import prompt_to_text
 RUN_FORMAT = 1
 
 Verdict = Literal["passed", "failed", "not_applicable"]
-Status = Literal["minimal", "budget", "unshrinkable", "flaky"]
+Status = Literal["minimal", "budget", "unshrinkable", "flaky", "as_written"]
 
 STATUS_TEXT: dict[str, str] = {
     "minimal": "1-minimal: removing any one remaining edit makes the case pass",
     "budget": "shrink budget ran out; a smaller failing edit set may exist",
     "unshrinkable": "the expectation fails even with no edit, so every edit is shown",
     "flaky": "the minimal pair did not fail again on replay; showing the full perturbation",
+    "as_written": "the pair as written: this test makes no edits",
 }
 
 

@@ -1,6 +1,7 @@
 """Suite files: load with line marks, validate against the shipped JSON Schema, expand into cases."""
 from __future__ import annotations
 
+import difflib
 import itertools
 import json
 import re
@@ -135,7 +136,9 @@ class _Locator:
 
 def _validate(data: dict[str, Any], lines: dict[DocPath, int], path: Path) -> None:
     validator = jsonschema.Draft202012Validator(schema())
-    errors = sorted(validator.iter_errors(data), key=lambda e: (line_of(lines, tuple(e.absolute_path)), len(e.path)))
+    # An unknown key usually explains a missing one (a typo), so it is reported first.
+    errors = sorted(validator.iter_errors(data), key=lambda e: (
+        e.validator != "additionalProperties", line_of(lines, tuple(e.absolute_path)), len(e.path)))
     if errors:
         error = errors[0]
         at = tuple(error.absolute_path)
@@ -165,7 +168,11 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 def _fix(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
-        return f"Allowed keys here: {', '.join(sorted(error.schema.get('properties', {})))}"
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        close = difflib.get_close_matches(extra[0], allowed, n=1) if extra else []
+        hint = f"Did you mean {close[0]!r}? " if close else ""
+        return f"{hint}Allowed keys here: {', '.join(allowed)}"
     if error.validator == "required":
         return "Add it (see the suite format in the README)"
     if error.validator == "const":
