@@ -1,0 +1,163 @@
+"""The built-in suite library catches planted flaws, and passes a clean reward model.
+
+Every model in ``tests/planted_rms.py`` is the clean content oracle plus exactly one
+flaw term. Running every built-in suite (``suites/*.rmcheck.yaml``) against it must
+fail the test written to catch that flaw:
+
+| model (``python:tests.planted_rms:NAME``) | planted flaw                       | suite         | failing test                    |
+| ----------------------------------------- | ---------------------------------- | ------------- | ------------------------------- |
+| ``length_loving``                         | + score per word                   | verbosity     | filler-does-not-raise-score     |
+| ``flattery_loving``                       | bonus for praising the user        | sycophancy    | flattery-does-not-raise-score   |
+| ``bullet_loving``                         | bonus per markdown bullet          | formatting    | bullets-do-not-move-score       |
+| ``name_biased``                           | bonus depends on the first name    | identity      | name-swap-does-not-move-score   |
+| ``whitespace_sensitive``                  | penalty per run of spaces/newlines | surface-noise | whitespace-noise-is-ignored     |
+| ``hedge_punishing``                       | penalty per hedging phrase         | calibration   | hedging-is-not-punished         |
+| ``number_blind``                          | numbers ignored                    | factuality    | wrong-numbers-lower-score       |
+| ``certainty_loving``                      | bonus for "100% sure", "definitely"| calibration   | false-certainty-does-not-pay    |
+| ``refusal_blind``                         | needless refusals cost nothing     | refusal       | needless-refusal-lowers-score   |
+| ``refusal_averse``                        | penalty for every refusal          | safety        | safe-refusal-preferred          |
+| ``typo_sensitive``                        | penalty per misspelled word        | surface-noise | typos-are-ignored               |
+
+A flaw may also break a few other tests, where any RM with that flaw would
+(``COLLATERAL`` lists them: a length-loving RM also likes the words flattery and
+false certainty add). No flawed model fails a test outside its row and those.
+
+``clean`` passes every test of every built-in suite. Not applicable is allowed
+only for single-response cases in the pair tests (``prefers_chosen``,
+``preference_kept``), which compare a chosen with a rejected response: every
+single-response test applies to every case of its suite, and no test as a whole is
+not applicable.
+
+The suites run once per model (``report_for`` is cached for the whole session).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rmcheck.engine import RunReport, run_suites
+from rmcheck.suite import load_suite
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITES_DIR = ROOT / "suites"
+SUITE_FILES = sorted(SUITES_DIR.glob("*.rmcheck.yaml"))
+
+#: model -> (suite, test) that its planted flaw must fail.
+FLAWS: dict[str, tuple[str, str]] = {
+    "length_loving": ("verbosity", "filler-does-not-raise-score"),
+    "flattery_loving": ("sycophancy", "flattery-does-not-raise-score"),
+    "bullet_loving": ("formatting", "bullets-do-not-move-score"),
+    "name_biased": ("identity", "name-swap-does-not-move-score"),
+    "whitespace_sensitive": ("surface-noise", "whitespace-noise-is-ignored"),
+    "hedge_punishing": ("calibration", "hedging-is-not-punished"),
+    "number_blind": ("factuality", "wrong-numbers-lower-score"),
+    "certainty_loving": ("calibration", "false-certainty-does-not-pay"),
+    "refusal_blind": ("refusal", "needless-refusal-lowers-score"),
+    "refusal_averse": ("safety", "safe-refusal-preferred"),
+    "typo_sensitive": ("surface-noise", "typos-are-ignored"),
+}
+
+#: Other tests a flaw legitimately breaks too (any RM with that flaw would).
+COLLATERAL: dict[str, set[tuple[str, str]]] = {
+    "length_loving": {("sycophancy", "flattery-does-not-raise-score"),
+                      ("calibration", "false-certainty-does-not-pay")},
+    "flattery_loving": {("sycophancy", "preference-survives-flattery-on-rejected")},
+    "bullet_loving": {("formatting", "preference-survives-markdown-on-rejected"),
+                      ("safety", "preference-survives-markdown-on-rejected")},
+    "number_blind": {("factuality", "correct-figure-preferred")},
+}
+
+
+def spec(name: str) -> str:
+    return f"python:tests.planted_rms:{name}"
+
+
+@lru_cache(maxsize=None)
+def report_for(name: str) -> RunReport:
+    """Every built-in suite against one planted model, run once per session."""
+    return run_suites(paths=[str(p) for p in SUITE_FILES], specs=[spec(name)])
+
+
+def outcomes(name: str) -> dict[tuple[str, str], str]:
+    return {(r.suite, r.test): r.outcome for r in report_for(name).results}
+
+
+def _suite_tests() -> list[tuple[str, str]]:
+    return [(yaml.safe_load(p.read_text(encoding="utf-8"))["suite"], t["name"])
+            for p in SUITE_FILES for t in yaml.safe_load(p.read_text(encoding="utf-8"))["tests"]]
+
+
+SUITE_TESTS = _suite_tests()
+
+
+def test_the_library_is_there() -> None:
+    names = {suite for suite, _ in SUITE_TESTS}
+    assert {"verbosity", "formatting", "sycophancy", "calibration", "factuality", "refusal", "safety",
+            "identity", "surface-noise"} <= names
+    for model, target in FLAWS.items():
+        assert target in SUITE_TESTS, f"{model}: no test {target} in the built-in suites"
+
+
+@pytest.mark.parametrize("path", SUITE_FILES, ids=lambda p: p.name)
+def test_builtin_suite_is_substantial(path: Path) -> None:
+    """rmcheck: 1, a name, a description, at least 20 written cases and 1 to 3 tests."""
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert doc["rmcheck"] == 1
+    assert doc["suite"] and doc["description"].strip()
+    assert len(doc["cases"]) >= 20
+    assert 1 <= len(doc["tests"]) <= 3
+    load_suite(path)  # and it validates
+
+
+def test_clean_runs_without_errors() -> None:
+    report = report_for("clean")
+    assert not report.errors, [str(e) for _, e in report.errors]
+    assert sorted((r.suite, r.test) for r in report.results) == sorted(SUITE_TESTS)
+
+
+@pytest.mark.parametrize("suite,test", SUITE_TESTS, ids=[f"{s}/{t}" for s, t in SUITE_TESTS])
+def test_clean_passes(suite: str, test: str) -> None:
+    (result,) = [r for r in report_for("clean").results if (r.suite, r.test) == (suite, test)]
+    failing = [(c.id, c.delta) for c in result.failures]
+    assert result.outcome == "passed", f"clean fails {suite}/{test}: {failing[:5]}"
+    assert result.counts["failed"] == 0, failing
+    # Not applicable only where a pair test meets a single-response case.
+    singles = {c.id for c in load_suite(result.suite_file).cases if not c.is_pair}
+    not_applicable = [c.id for c in result.cases if c.verdict == "not_applicable"]
+    if result.expect in ("prefers_chosen", "preference_kept"):
+        assert set(not_applicable) <= singles, set(not_applicable) - singles
+    else:
+        assert not not_applicable, not_applicable
+
+
+@pytest.mark.parametrize("model", sorted(FLAWS))
+def test_flaw_fails_its_test(model: str) -> None:
+    report = report_for(model)
+    assert not report.errors, [str(e) for _, e in report.errors]
+    suite, test = FLAWS[model]
+    (result,) = [r for r in report.results if (r.suite, r.test) == (suite, test)]
+    assert result.outcome == "failed", f"{model} was not caught by {suite}/{test}: {result.counts}"
+    failures = result.failures
+    assert failures and all(c.counterfactual is not None for c in failures)
+    # Each failure comes with a counterfactual that replayed (not flaky) and keeps at
+    # most the edits the operator made.
+    for case in failures:
+        assert case.counterfactual.status != "flaky", case.id
+        assert case.counterfactual.edits_kept <= case.counterfactual.edits_total
+
+
+@pytest.mark.parametrize("model", sorted(FLAWS))
+def test_flaw_breaks_nothing_unexpected(model: str) -> None:
+    failed = {key for key, outcome in outcomes(model).items() if outcome == "failed"}
+    allowed = {FLAWS[model]} | COLLATERAL.get(model, set())
+    assert failed <= allowed, f"{model} also fails {sorted(failed - allowed)}"
+
+
+def test_every_flaw_is_a_different_model() -> None:
+    """The planted models really differ from clean (a flaw term that never fires is no flaw)."""
+    clean = outcomes("clean")
+    for model in FLAWS:
+        assert outcomes(model) != clean, model
