@@ -20,10 +20,15 @@ def word_diff(before: str, after: str) -> str:
             out.append("".join(a[i1:i2]))
             continue
         if i2 > i1:
-            out.append(f"[-{''.join(a[i1:i2])}-]")
+            out.append(f"[-{_shown(''.join(a[i1:i2]))}-]")
         if j2 > j1:
-            out.append(f"{{+{''.join(b[j1:j2])}+}}")
+            out.append(f"{{+{_shown(''.join(b[j1:j2]))}+}}")
     return "".join(out)
+
+
+def _shown(edit: str) -> str:
+    """An edit that is only white space, made visible (``·`` for a space, ``⏎`` for a line break)."""
+    return edit.replace(" ", "·").replace("\n", "⏎") if edit.isspace() else edit
 
 
 def _visible(text: str) -> str:

@@ -189,3 +189,11 @@ def test_reported_counterfactual_is_one_minimal_and_replayed(tmp_path_factory, u
     assert cf.deltas["minimal"] == sum(ups[i] for i in kept)
     scorer = report.engine.scorer(MARKER)
     assert scorer.stats.forward_pairs == len(scorer.memo) + 2  # each pair once, plus the replay of (original, minimal)
+
+
+def test_word_diff_marks_edits_and_makes_white_space_visible() -> None:
+    from rmcheck.report import word_diff
+
+    assert word_diff("Canberra is big.", "Canberra is very big.") == "Canberra is {+very +}big."
+    assert word_diff("eight 8,849 metres", "eight 9,001 metres") == "eight [-8,849-]{+9,001+} metres"
+    assert word_diff("a  b", "a\nb") == "a[-··-]{+⏎+}b"
