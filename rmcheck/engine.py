@@ -24,6 +24,9 @@ from .suite import Case, Suite, TestSpec, find_suites, load_suite
 
 DEFAULT_SHRINK_BUDGET = 100
 
+#: Results by request key (suite file, test name, model spec); an error where a request could not run.
+Outcomes = dict[tuple[str, str, str], "TestResult | RmcheckError"]
+
 
 @dataclass(frozen=True)
 class Trial:
@@ -50,6 +53,11 @@ class Trial:
         for role, change in self.changes:
             texts[role] = change.apply(per_role[role])
         return texts
+
+
+def evaluate_expectations(engine: "Engine", spec: str, requests: Sequence["Request"]) -> "Outcomes":
+    """The evaluator of the default test kind (see :mod:`rmcheck.kinds`)."""
+    return engine.evaluate_expectations(spec, requests)
 
 
 @dataclass
@@ -93,20 +101,23 @@ class Engine:
             self._scorers[spec] = Scorer(self.model(spec), batch_size=self.options.batch_size)
         return self._scorers[spec]
 
-    def evaluate(self, requests: Sequence[Request]) -> dict[tuple[str, str, str], TestResult | RmcheckError]:
+    def evaluate(self, requests: Sequence[Request]) -> Outcomes:
         """Results for every request; a request that cannot run maps to its error instead."""
-        out: dict[tuple[str, str, str], TestResult | RmcheckError] = {}
+        from .kinds import kind_of
+
+        out: Outcomes = {}
         for spec in dict.fromkeys(r.spec for r in requests):
-            mine = [r for r in requests if r.spec == spec]
-            try:
-                out.update(self._evaluate_model(spec, mine))
-            except RmcheckError as exc:
-                out.update((r.key, exc) for r in mine)
+            for kind in {id(k): k for k in (kind_of(r.test) for r in requests)}.values():
+                mine = [r for r in requests if r.spec == spec and kind_of(r.test) is kind]
+                try:
+                    out.update(kind.evaluate(self, spec, mine))
+                except RmcheckError as exc:
+                    out.update((r.key, exc) for r in mine)
         return out
 
-    # -- one model -----------------------------------------------------------------
+    # -- expectation tests ---------------------------------------------------------
 
-    def _evaluate_model(self, spec: str, requests: list[Request]) -> dict[tuple[str, str, str], TestResult | RmcheckError]:
+    def evaluate_expectations(self, spec: str, requests: Sequence[Request]) -> Outcomes:
         scorer = self.scorer(spec)
         plans = {r.key: self.plan(r.suite, r.test) for r in requests}
         needed: list[Pair] = []
@@ -116,7 +127,7 @@ class Engine:
             for trial in trials:
                 needed.extend(_pairs(trial, trial.texts()))
         scores = scorer.score(needed, self._progress(f"scoring {spec}"))
-        out: dict[tuple[str, str, str], TestResult | RmcheckError] = {}
+        out: Outcomes = {}
         judged: list[tuple[TestResult, Judge, list[Trial]]] = []
         for request in requests:
             try:

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from .engine import DEFAULT_SHRINK_BUDGET, Engine, Request
+from .engine import DEFAULT_SHRINK_BUDGET, Engine, Outcomes, Request
 from .errors import RmcheckError
 from .options import NO_MODEL, add_options, model_options, resolve_models
 from .report import failure_text
@@ -30,7 +30,7 @@ class PluginState:
     engine: Engine
     specs: list[str]
     json_path: str | None
-    results: dict[tuple[str, str, str], TestResult | RmcheckError] = field(default_factory=dict)
+    results: Outcomes = field(default_factory=dict)
 
 
 STATE = pytest.StashKey[PluginState]()

@@ -42,6 +42,8 @@ def _block(label: str, text: str, indent: str = "    ") -> list[str]:
 
 def failure_text(result: TestResult, max_shown: int = MAX_SHOWN) -> str:
     """The pytest failure report of one test: verdict line, then the worst cases explained."""
+    if result.explanation is not None:
+        return result.explanation
     counts = result.counts
     rate = result.pass_rate
     head = [

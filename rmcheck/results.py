@@ -96,6 +96,8 @@ class TestResult:
     threshold: float
     min_pass_rate: float
     cases: list[CaseResult] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)  # kind-specific, copied into the JSON document
+    explanation: str | None = None  # kind-specific failure text, used instead of the case-by-case one
 
     @property
     def counts(self) -> dict[str, int]:
@@ -137,6 +139,7 @@ class TestResult:
             "objective": self.objective, "tolerance": self.tolerance, "threshold": self.threshold,
             "min_pass_rate": self.min_pass_rate, "outcome": self.outcome, "passed": self.passed,
             "pass_rate": self.pass_rate, "counts": self.counts, "cases": [c.to_json() for c in self.cases],
+            **({"details": self.details} if self.details else {}),
         }
 
 

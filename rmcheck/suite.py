@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import jsonschema
 
@@ -75,10 +75,10 @@ class Suite:
     path: Path
     description: str
     cases: list[Case]
-    tests: list[TestSpec]
+    tests: list[Any]  # TestSpec, or the spec of another test kind (see rmcheck.kinds)
     lexicons: dict[str, list[str]] = field(default_factory=dict)
 
-    def where(self, test: TestSpec) -> str:
+    def where(self, test: Any) -> str:
         return f"{self.path}:{test.line}"
 
 
@@ -100,7 +100,7 @@ def load_suite(path: str | Path) -> Suite:
     at = _Locator(path, lines)
     lexicons = {k: [str(v) for v in vs] for k, vs in data.get("lexicons", {}).items()}
     cases = _unique(list(_cases(data["cases"], lexicons, path, at)))
-    tests = [_test(t, i, at) for i, t in enumerate(data["tests"])]
+    tests = [_parse_test(t, i, at) for i, t in enumerate(data["tests"])]
     names = [t.name for t in tests]
     for i, name in enumerate(names):
         if names.index(name) != i:
@@ -184,8 +184,16 @@ def _fix(error: jsonschema.ValidationError) -> str:
     return "See the suite format in the README"
 
 
-def _test(raw: Mapping[str, Any], index: int, at: _Locator) -> TestSpec:
-    here: DocPath = ("tests", index)
+def _parse_test(raw: Mapping[str, Any], index: int, at: _Locator) -> Any:
+    """Dispatch on ``kind``: expectation tests here, other kinds through their registered parser."""
+    from .kinds import get_kind
+
+    kind = get_kind(raw.get("kind", "expectation"), where=at(("tests", index, "kind")))
+    return kind.parse(raw, ("tests", index), at)
+
+
+def parse_expectation_test(raw: Mapping[str, Any], here: DocPath, at: Callable[[DocPath], str]) -> TestSpec:
+    """A ``kind: expectation`` test (the default): perturb, expect, tolerance."""
     expect = get_expectation(raw["expect"], where=at((*here, "expect")))
     perturb = _perturbation(raw.get("perturb"), at, (*here, "perturb"))
     if perturb is None and expect.needs_perturbation:
@@ -207,7 +215,7 @@ def _test(raw: Mapping[str, Any], index: int, at: _Locator) -> TestSpec:
     )
 
 
-def _perturbation(raw: Any, at: _Locator, here: DocPath) -> Perturbation | None:
+def _perturbation(raw: Any, at: Callable[[DocPath], str], here: DocPath) -> Perturbation | None:
     if raw is None:
         return None
     spec = {"op": raw} if isinstance(raw, str) else dict(raw)

@@ -147,3 +147,9 @@ def test_schema_ships_in_the_package() -> None:
 
     schema = json.loads(resources.files("rmcheck").joinpath("schema/suite-v1.schema.json").read_text())
     assert schema["properties"]["rmcheck"]["const"] == 1
+
+
+def test_unknown_test_kind_is_named_with_the_known_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, "rmcheck: 1\nsuite: s\ncases: [{prompt: p, response: r}]\ntests:\n  - name: t\n    kind: sweeep\n")
+    with pytest.raises(SuiteError, match=r":6: .*kind.*expectation"):
+        load_suite(path)
