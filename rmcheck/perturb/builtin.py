@@ -14,6 +14,7 @@ from ..errors import OperatorError
 from .base import Change, Hunk, OperatorContext, register_operator
 from .text import (
     LIST_MARKER,
+    MARKER_ONLY,
     follows_list_marker,
     is_terminated,
     number_spans,
@@ -117,12 +118,20 @@ def _corrupt_number(number: str, rng: random.Random) -> str:
     scaled = int(whole + frac)
     delta = max(1, round(scaled * rng.uniform(0.05, 0.5)))
     new = scaled - delta if delta <= scaled and rng.random() < 0.5 else scaled + delta
+    if "," in number and new < 1000 * 10 ** len(frac):
+        new = scaled + delta  # keep the separator: "1,000." must not become the list marker "798."
     width = len(whole + frac) if len(whole) > 1 and whole.startswith("0") else len(frac) + 1
     digits = str(new).zfill(width)
     new_whole, new_frac = (digits[:-len(frac)], digits[-len(frac):]) if frac else (digits, "")
     if "," in number:
         new_whole = f"{int(new_whole):,}"
     return f"{new_whole}.{new_frac}" if frac else new_whole
+
+
+def _after_line_break(text: str, start: int, end: int) -> int:
+    """Where a deletion of ``text[start:end]``'s following sentence should begin: after the gap's
+    last line break, so the line before stays whole (a bare "42." must not join the next line)."""
+    return start + text[start:end].rfind("\n") + 1
 
 
 def _typo(word: str, rng: random.Random) -> str:
@@ -163,7 +172,9 @@ def pad_with_filler(text: str, ctx: OperatorContext, /, *, n: int = 3) -> Change
     """
     n = _count("pad_with_filler", "n", n)
     sentences = sentence_spans(text)
-    slots = [(end, " ") for start, end in sentences if is_terminated(text[start:end])]
+    # Not after a bare "42." line: the filler would turn it into a numbered list item.
+    slots = [(end, " ") for start, end in sentences
+             if is_terminated(text[start:end]) and not MARKER_ONLY.fullmatch(text[start:end])]
     if not slots and sentences:
         slots = [(sentences[-1][1], ". ")]
     if not slots:
@@ -183,7 +194,8 @@ def truncate_sentences(text: str, ctx: OperatorContext, /, *, keep: int = 1) -> 
     """
     keep = _count("truncate_sentences", "keep", keep)
     sentences = sentence_spans(text)
-    hunks = [Hunk(prev_end, end, "") for (_, prev_end), (_, end) in zip(sentences[keep - 1:], sentences[keep:])]
+    hunks = [Hunk(_after_line_break(text, prev_end, start), end, "")
+             for (_, prev_end), (start, end) in zip(sentences[keep - 1:], sentences[keep:])]
     return _change(text, hunks, f"truncate_sentences: keep {keep}")
 
 

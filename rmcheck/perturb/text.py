@@ -19,7 +19,7 @@ _CLOSERS = "\"'”’)]"
 _MARKER = r"[ \t]*(?:[-*+]|\d+[.)])"
 LIST_MARKER = re.compile(rf"^{_MARKER}(?=[ \t])", re.M)
 """A markdown list-item marker (``-``, ``*``, ``+``, ``1.``, ``1)``) at the start of a line."""
-_MARKER_ONLY = re.compile(_MARKER)
+MARKER_ONLY = re.compile(_MARKER)
 _TOKEN = re.compile(r"\S+")
 _TERMINAL = re.compile(rf"[.!?][{re.escape(_CLOSERS)}]*$")
 _INITIALS = re.compile(r"(?:[A-Z]\.)+")
@@ -33,7 +33,7 @@ def is_terminated(sentence: str) -> bool:
 
 
 def _ends_sentence(token: str, first_on_line: bool) -> bool:
-    if not is_terminated(token) or (first_on_line and _MARKER_ONLY.fullmatch(token)):
+    if not is_terminated(token) or (first_on_line and MARKER_ONLY.fullmatch(token)):
         return False
     bare = token.rstrip(_CLOSERS).lstrip(_OPENERS)
     return bare.lower() not in ABBREVIATIONS and not _INITIALS.fullmatch(bare)
@@ -86,7 +86,7 @@ def space_gaps(text: str) -> list[Span]:
 def follows_list_marker(text: str, pos: int) -> bool:
     """Whether everything on the line before ``pos`` is a list marker (``- ``, ``1. ``)."""
     line_start = text.rfind("\n", 0, pos) + 1
-    return _MARKER_ONLY.fullmatch(text, line_start, pos) is not None
+    return MARKER_ONLY.fullmatch(text, line_start, pos) is not None
 
 
 def whole_word_pattern(words: Iterable[str]) -> re.Pattern[str]:
