@@ -10,6 +10,7 @@ from .base import (
     run_operator,
 )
 from . import builtin as _builtin  # noqa: F401  (registers the built-in operators)
+from . import llm_rewrite as _llm_rewrite  # noqa: F401  (registers llm_rewrite)
 
 __all__ = [
     "OPERATORS",

@@ -10,6 +10,7 @@ import inspect
 import keyword
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, Union
 
 from ..errors import OperatorError
@@ -68,11 +69,17 @@ class Change:
 
 @dataclass
 class OperatorContext:
-    """What an operator may look at besides the text it edits."""
+    """What an operator may look at besides the text it edits.
+
+    ``suite_path`` is the suite file (operators that record answers keep them beside it);
+    ``settings`` holds run settings such as ``{"llm": "replay"}`` (see rmcheck.options).
+    """
 
     rng: random.Random
     prompt: str = ""
     lexicons: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    suite_path: Path | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 OperatorResult = Union[Change, Sequence[Change], None]
