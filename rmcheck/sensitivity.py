@@ -1,0 +1,197 @@
+"""Global sensitivity of reward models to each attribute, from JSON run documents.
+
+As in "Interpreting Language Reward Models via Contrastive Explanations": for every model and
+attribute, the distribution of score deltas the attribute's perturbations cause, its mean with a
+(seeded) bootstrap confidence interval, and, over pair cases, how often a perturbation flips the
+model's preference between chosen and rejected (a counterfactual) or leaves it as it was (a
+semifactual). Representative examples are the cases whose delta is closest to the median.
+
+A perturbed response's delta is score(perturbed) - score(original) in the test's objective, read
+from each judged case's ``response_scores``.
+"""
+from __future__ import annotations
+
+import random
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+BOOTSTRAP_RESAMPLES = 2000
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One judged case of a test that perturbs: its deltas and what they did to the pair's preference."""
+
+    model: str
+    attribute: str
+    objective: str | None  # the head the test asserts on; None for the overall score
+    test: str  # suite::test
+    case: dict[str, Any]  # the case as the run document holds it
+    deltas: tuple[float, ...]  # one per perturbed response
+    flipped: bool | None  # None when the case is not a pair (or the original pair is a tie)
+
+    @property
+    def delta(self) -> float:
+        return statistics.fmean(self.deltas)
+
+
+@dataclass
+class Sensitivity:
+    """One model's sensitivity to one attribute."""
+
+    model: str
+    attribute: str
+    probes: list[Probe]
+    scale: float  # sd of the model's scores (in this objective) over the original responses; 1.0 when unknown
+    seed: int = 0
+    deltas: list[float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deltas = [d for p in self.probes for d in p.deltas]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.deltas)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.deltas)
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return bootstrap_ci(self.deltas, seed=self.seed)
+
+    @property
+    def standardized_mean(self) -> float:
+        return self.mean / self.scale
+
+    @property
+    def pairs(self) -> list[Probe]:
+        return [p for p in self.probes if p.flipped is not None]
+
+    @property
+    def counterfactuals(self) -> int:
+        return sum(1 for p in self.pairs if p.flipped)
+
+    @property
+    def semifactuals(self) -> int:
+        return len(self.pairs) - self.counterfactuals
+
+    @property
+    def pass_rate(self) -> float | None:
+        judged = [p.case["verdict"] for p in self.probes if p.case.get("verdict") in ("passed", "failed")]
+        return judged.count("passed") / len(judged) if judged else None
+
+    def representative(self, count: int = 2) -> list[Probe]:
+        """The cases most typical of the attribute's effect (delta closest to the median), then the most
+        typical counterfactual when none of those flipped the preference."""
+        median = self.median
+        typical = sorted(self.probes, key=lambda p: (abs(p.delta - median), p.test, p.case["id"]))
+        chosen = typical[:count]
+        if not any(p.flipped for p in chosen):
+            chosen += [p for p in typical if p.flipped][:1]
+        return chosen
+
+    def to_json(self) -> dict[str, Any]:
+        low, high = self.ci
+        return {"model": self.model, "attribute": self.attribute, "responses": len(self.deltas),
+                "mean": self.mean, "ci": [low, high], "median": self.median, "scale": self.scale,
+                "standardized_mean": self.standardized_mean, "pairs": len(self.pairs),
+                "counterfactuals": self.counterfactuals, "semifactuals": self.semifactuals,
+                "pass_rate": self.pass_rate}
+
+
+def bootstrap_ci(values: Sequence[float], *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES,
+                 level: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean; deterministic for a given seed."""
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (float("nan"), float("nan"))
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(resamples))
+    tail = (1 - level) / 2
+    return means[int(tail * (resamples - 1))], means[int(round((1 - tail) * (resamples - 1)))]
+
+
+def model_labels(docs: Sequence[tuple[str, dict[str, Any]]]) -> dict[tuple[int, str], str]:
+    """A label per (document index, model spec): the spec, suffixed with the file name when a spec
+    occurs in several documents."""
+    seen: dict[str, int] = {}
+    for _, doc in docs:
+        for spec in {r["model"] for r in doc["results"]}:
+            seen[spec] = seen.get(spec, 0) + 1
+    return {(i, r["model"]): r["model"] if seen[r["model"]] == 1 else f"{r['model']} [{Path(path).name}]"
+            for i, (path, doc) in enumerate(docs) for r in doc["results"]}
+
+
+def probes(docs: Sequence[tuple[str, dict[str, Any]]]) -> list[Probe]:
+    """Every judged, perturbed case of every run document."""
+    labels = model_labels(docs)
+    results = [(i, r) for i, (_, doc) in enumerate(docs) for r in doc["results"]]
+    operators: dict[str, set[str]] = {}
+    for _, result in results:
+        if result.get("perturb"):
+            operators.setdefault(attribute_of(result), set()).add(result["perturb"])
+    out: list[Probe] = []
+    for i, result in results:
+        attribute = _label(result, len(operators.get(attribute_of(result), ())) > 1)
+        for case in result.get("cases", []):
+            scores = case.get("response_scores") or {}
+            deltas = tuple(s["perturbed"] - s["original"] for s in scores.values() if "perturbed" in s)
+            if deltas:
+                out.append(Probe(labels[(i, result["model"])], attribute, result.get("objective"),
+                                 f"{result['suite']}::{result['test']}", case, deltas, _flipped(scores)))
+    return out
+
+
+def attribute_of(result: dict[str, Any]) -> str:
+    """A result's attribute: the test's tag, else its suite's name."""
+    return result.get("attribute") or result["suite"]
+
+
+def _label(result: dict[str, Any], by_operator: bool) -> str:
+    """What sensitivity is grouped by: the attribute, split by operator when the attribute's tests perturb in
+    several ways (pad vs truncate are opposite directions), and the objective when the test sets one."""
+    label = attribute_of(result)
+    if by_operator and result.get("perturb"):
+        label += f": {result['perturb']}"
+    return label + (f" [{result['objective']}]" if result.get("objective") else "")
+
+
+def _flipped(scores: dict[str, dict[str, float]]) -> bool | None:
+    if "chosen" not in scores or "rejected" not in scores:
+        return None
+    before = scores["chosen"]["original"] - scores["rejected"]["original"]
+    after = (scores["chosen"].get("perturbed", scores["chosen"]["original"])
+             - scores["rejected"].get("perturbed", scores["rejected"]["original"]))
+    return None if before == 0 else (before > 0) != (after > 0)
+
+
+def scales(found: Iterable[Probe]) -> dict[tuple[str, str | None], float]:
+    """Per (model, objective): the sd of its scores over distinct original responses (1.0 when fewer
+    than two or all equal), so that deltas of models with different score ranges compare."""
+    originals: dict[tuple[str, str | None], dict[tuple[str, str, str], float]] = {}
+    for probe in found:
+        base = probe.case["id"].split("~")[0].split("/")[0]
+        for role, s in probe.case["response_scores"].items():
+            suite = probe.test.split("::")[0]
+            originals.setdefault((probe.model, probe.objective), {})[(suite, base, role)] = s["original"]
+    out = {}
+    for key, values in originals.items():
+        sd = statistics.stdev(values.values()) if len(values) > 1 else 0.0
+        out[key] = sd if sd > 0 else 1.0
+    return out
+
+
+def sensitivities(docs: Sequence[tuple[str, dict[str, Any]]], *, seed: int = 0) -> list[Sensitivity]:
+    """One :class:`Sensitivity` per (model, attribute), in the order they first appear."""
+    found = probes(docs)
+    scale = scales(found)
+    groups: dict[tuple[str, str], list[Probe]] = {}
+    for probe in found:
+        groups.setdefault((probe.model, probe.attribute), []).append(probe)
+    return [Sensitivity(model, attribute, group, scale[(model, group[0].objective)], seed)
+            for (model, attribute), group in groups.items()]
