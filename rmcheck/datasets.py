@@ -1,0 +1,207 @@
+"""Case sources in dataset formats: JSON Lines, HH-RLHF dialogues and RM-Bench items (gzip too).
+
+Every reader returns rows in the suite's own case shape (``prompt`` plus ``response``, or
+``chosen`` and ``rejected``; optionally ``id`` and ``style``), each with its ``file:line``.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .errors import SuiteError
+
+#: A case mapping and the ``file:line`` it came from.
+Row = tuple[dict[str, Any], str]
+
+FORMATS = ("jsonl", "hh-rlhf", "rm-bench")
+#: RM-Bench's three response styles, in the order of its ``chosen``/``rejected`` lists (least elaborate first).
+RM_BENCH_STYLES = ("concise", "detailed", "detailed_markdown")
+
+_HH_TURN = re.compile(r"\n\n(Human|Assistant): ?")
+_HH_ROLES = {"Human": "user", "Assistant": "assistant"}
+
+
+class DatasetWarning(UserWarning):
+    """Rows of a dataset file were skipped (they are counted in the message)."""
+
+
+def read_rows(path: Path, fmt: str, limit: int | None, *, where: str) -> list[Row]:
+    """Case rows of a ``file:`` source in format ``fmt``; ``limit`` caps the rows read (RM-Bench: items)."""
+    if not path.is_file():
+        raise SuiteError(f"case file {str(path)!r} does not exist", where=where,
+                         fix="Paths in 'file:' are relative to the suite file")
+    return READERS[fmt](path, limit, where)
+
+
+def file_stem(path: Path) -> str:
+    """The file name without its data suffixes: ``data/hh.jsonl.gz`` -> ``hh``."""
+    name = path.name.removesuffix(".gz")
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def read_jsonl(path: Path, limit: int | None, where: str) -> list[Row]:
+    """Rows of a JSON Lines file as written (objects in the suite's case shape)."""
+    rows: list[Row] = []
+    for row, source in _json_lines(path):
+        if limit is not None and len(rows) >= limit:
+            break
+        rows.append((row, source))
+    return rows
+
+
+def read_hh_rlhf(path: Path, limit: int | None, where: str) -> list[Row]:
+    """HH-RLHF rows ``{chosen, rejected}`` (whole dialogues) as multi-turn pair cases."""
+    rows, skipped = _convert(_json_lines(path), hh_rlhf_case, limit)
+    _report_skipped(path, where, "HH-RLHF", len(rows), skipped,
+                    "rows whose two dialogues do not share every turn but a non-empty, different last "
+                    "assistant turn")
+    return _named(path, rows)
+
+
+def hh_rlhf_case(row: dict[str, Any]) -> dict[str, Any] | None:
+    """``{prompt: [turns], chosen, rejected}`` from one HH-RLHF row, or None when it is malformed.
+
+    The dialogues' shared turns up to the last assistant turn become the prompt; their last
+    assistant turns are the chosen and rejected responses.
+    """
+    chosen, rejected = _dialogue(row.get("chosen")), _dialogue(row.get("rejected"))
+    if not chosen or not rejected or chosen[:-1] != rejected[:-1] or not chosen[:-1]:
+        return None
+    (role_c, text_c), (role_r, text_r) = chosen[-1], rejected[-1]
+    if role_c != role_r or role_c != "assistant" or not text_c or not text_r or text_c == text_r:
+        return None
+    prompt = [{"role": role, "content": text} for role, text in chosen[:-1]]
+    return {"prompt": prompt, "chosen": text_c, "rejected": text_r}
+
+
+def _dialogue(text: Any) -> list[tuple[str, str]] | None:
+    """``\\n\\nHuman: ...\\n\\nAssistant: ...`` as (role, content) turns, or None when it is not one."""
+    if not isinstance(text, str):
+        return None
+    parts = _HH_TURN.split(text)
+    if parts[0].strip() or len(parts) < 3:
+        return None
+    return [(_HH_ROLES[role], content.strip()) for role, content in zip(parts[1::2], parts[2::2])]
+
+
+def read_rm_bench(path: Path, limit: int | None, where: str) -> list[Row]:
+    """RM-Bench items (a JSON array): each yields one pair case per style, sharing the item's id
+    (``FILE-LINE`` for an item without one)."""
+    items, skipped = _convert(_json_array(path), rm_bench_cases, limit)
+    _report_skipped(path, where, "RM-Bench", len(items), skipped,
+                    f"items without a prompt and {len(RM_BENCH_STYLES)} chosen and rejected responses")
+    return _named(path, [(case, source) for cases, source in items for case in cases])
+
+
+def rm_bench_cases(item: Any) -> list[dict[str, Any]] | None:
+    """One RM-Bench item as pair cases, one per style, or None when it is malformed."""
+    if not isinstance(item, dict) or not isinstance(item.get("prompt"), str):
+        return None
+    chosen, rejected = item.get("chosen"), item.get("rejected")
+    if not all(isinstance(side, list) and len(side) == len(RM_BENCH_STYLES)
+               and all(isinstance(text, str) for text in side) for side in (chosen, rejected)):
+        return None
+    known = {"id": str(item["id"])} if "id" in item else {}
+    return [{**known, "style": style, "prompt": item["prompt"], "chosen": c, "rejected": r}
+            for style, c, r in zip(RM_BENCH_STYLES, chosen, rejected)]
+
+
+READERS: dict[str, Callable[[Path, int | None, str], list[Row]]] = {
+    "jsonl": read_jsonl, "hh-rlhf": read_hh_rlhf, "rm-bench": read_rm_bench}
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _read_text(path: Path) -> str:
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rt", encoding="utf-8") as handle:
+                return handle.read()
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise SuiteError(f"cannot read {str(path)!r}: {exc}", where=str(path),
+                         fix="Give a UTF-8 text file, gzip-compressed only when its name ends in .gz") from None
+
+
+def _json_lines(path: Path) -> Iterator[tuple[dict[str, Any], str]]:
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SuiteError(f"invalid JSON: {exc.msg}", where=f"{path}:{number}",
+                             fix="Each line of a JSON Lines file is one JSON object") from None
+        if not isinstance(row, dict):
+            raise SuiteError("each row must be a JSON object", where=f"{path}:{number}")
+        yield row, f"{path}:{number}"
+
+
+def _json_array(path: Path) -> Iterator[tuple[Any, str]]:
+    """The elements of a top-level JSON array, each with the line it starts on."""
+    text, decoder = _read_text(path), json.JSONDecoder()
+    pos, line, counted = _skip_space(text, 0), 1, 0
+
+    def here(at: int) -> str:
+        nonlocal line, counted
+        line += text.count("\n", counted, at)
+        counted = at
+        return f"{path}:{line}"
+
+    if text[pos:pos + 1] != "[":
+        raise SuiteError("expected a JSON array of items", where=here(pos),
+                         fix="Use format: jsonl for JSON Lines files")
+    pos = _skip_space(text, pos + 1)
+    while text[pos:pos + 1] != "]":
+        try:
+            item, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise SuiteError(f"invalid JSON: {exc.msg}", where=f"{path}:{exc.lineno}") from None
+        yield item, here(pos)
+        pos = _skip_space(text, end)
+        if text[pos:pos + 1] == ",":
+            pos = _skip_space(text, pos + 1)
+        elif text[pos:pos + 1] != "]":
+            raise SuiteError("invalid JSON: expected ',' or ']' after an item", where=here(pos))
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos
+
+
+def _convert(rows: Iterator[tuple[Any, str]], convert: Callable[[Any], Any],
+             limit: int | None) -> tuple[list[tuple[Any, str]], int]:
+    """Converted rows (up to ``limit``) and how many rows were malformed (``convert`` gave None)."""
+    out: list[tuple[Any, str]] = []
+    skipped = 0
+    for row, source in rows:
+        if limit is not None and len(out) >= limit:
+            break
+        converted = convert(row)
+        if converted is None:
+            skipped += 1
+        else:
+            out.append((converted, source))
+    return out, skipped
+
+
+def _named(path: Path, rows: list[Row]) -> list[Row]:
+    """Rows with an ``id`` (``FILE-LINE`` unless they have their own)."""
+    stem = file_stem(path)
+    return [({"id": f"{stem}-{source.rsplit(':', 1)[1]}", **case}, source) for case, source in rows]
+
+
+def _report_skipped(path: Path, where: str, fmt: str, kept: int, skipped: int, what: str) -> None:
+    if skipped and not kept:
+        raise SuiteError(f"no row of {str(path)!r} is in {fmt} format ({skipped} rows read)", where=where,
+                         fix=f"Check 'format:' ({', '.join(FORMATS)})")
+    if skipped:
+        warnings.warn(f"{where}: skipped {skipped} malformed {fmt} rows of {str(path)!r} ({what}); "
+                      f"kept {kept}", DatasetWarning, stacklevel=2)
