@@ -8,19 +8,25 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
+from .backends.base import ModelOptions, load_model, objectives_of
 from .engine import DEFAULT_SHRINK_BUDGET, run_suites
 from .errors import RmcheckError
-from .options import NO_MODEL, add_options, model_options, resolve_models
+from .compare import Baseline, compare_runs, parse_thresholds
+from .cache import DEFAULT_CACHE_DIR, clear_cache, describe_cache
+from .options import GATE_OPTIONS, OPTIONS, RUN_ONLY, add_options, model_options, resolve_models, score_cache
 from .report import one_line
 from .results import TestResult, run_document
 from .suite import find_suites, load_suite
 
 DEFAULT_JSON = ".rmcheck/last-run.json"
+DEFAULT_REPORT = ".rmcheck/report.html"
 
 
 def builtin_suites() -> Path:
-    """The built-in suite library (``suites/`` beside the package in a checkout or editable install)."""
-    return Path(__file__).resolve().parent.parent / "suites"
+    """The built-in suite library: ``rmcheck/suites`` in an installed wheel (copied there from the
+    repository's ``suites/`` by setup.py), else ``suites/`` beside the package (a checkout or editable install)."""
+    packaged = Path(__file__).resolve().parent / "suites"
+    return packaged if packaged.is_dir() else packaged.parent.parent / "suites"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,12 +50,104 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run suites against reward models and print a summary")
     run.add_argument("paths", nargs="*", metavar="PATH", help="suite files or directories (default: the built-in suites)")
     add_options(run.add_argument, pytest_style=False)
+    run.add_argument("--list-objectives", action="store_true",
+                     help="print each model's objectives (heads usable as 'objective: NAME') and exit")
     run.set_defaults(func=_run)
+
+    cache = commands.add_parser("cache", help="show (info) or delete (clear) the on-disk score cache")
+    cache.add_argument("action", choices=["info", "clear"])
+    cache.add_argument("--cache", dest="rmcheck_cache", default=None, metavar="DIR",
+                       help=f"the cache directory (default {DEFAULT_CACHE_DIR} in the current directory)")
+    cache.set_defaults(func=_cache)
 
     validate = commands.add_parser("validate", help="check suite files against the format; exit 1 on any error")
     validate.add_argument("paths", nargs="+", metavar="PATH")
     validate.set_defaults(func=_validate)
+
+    serve = commands.add_parser("serve", help="serve a reward model over vLLM's pooling API (for --rm http://HOST:PORT)")
+    serve.add_argument("--rm", required=True, metavar="SPEC", help="the reward model to serve (any spec --rm takes)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (0 picks a free one); default 8000")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind; default 127.0.0.1 (this machine only)")
+    add_options(serve.add_argument, pytest_style=False, skip=RUN_ONLY)
+    serve.set_defaults(func=_serve)
+
+    report = commands.add_parser("report", help="write one self-contained HTML page of sensitivity per attribute")
+    report.add_argument("runs", nargs="+", metavar="RUN.json", help="JSON run documents (one or more models each)")
+    report.add_argument("-o", "--output", default=DEFAULT_REPORT, metavar="PATH", help=f"default {DEFAULT_REPORT}")
+    report.add_argument("--seed", type=int, default=0, help="seed of the bootstrap confidence intervals (default 0)")
+    report.set_defaults(func=_report)
+
+    compare = commands.add_parser("compare", help="compare two models' runs; exit 1 on a regression")
+    compare.add_argument("runs", nargs="+", metavar="RUN.json",
+                         help="BASE.json CANDIDATE.json, or one run document holding both models")
+    compare.add_argument("--models", nargs=2, metavar=("BASE", "CANDIDATE"), default=None,
+                         help="the model specs to compare (needed when a document holds several)")
+    add_options(compare.add_argument, pytest_style=False,
+                skip=tuple(o.dest for o in OPTIONS if o.dest not in GATE_OPTIONS[1:]))
+    compare.set_defaults(func=_compare)
+
+    sweep = commands.add_parser("sweep", help="score every single-token response to a prompt; print the best and worst")
+    sweep.add_argument("--rm", required=True, metavar="SPEC", help="the reward model (any spec --rm takes)")
+    sweep.add_argument("--prompt", required=True, metavar="TEXT", help="the user turn, e.g. 'What, in one word, ...?'")
+    sweep.add_argument("--system", default=None, metavar="TEXT", help="a system turn before the prompt")
+    sweep.add_argument("--tokens", default="all", metavar="all|words|FILE",
+                       help="the whole vocabulary (default), word-like tokens, or a lexicon file (one word a line)")
+    sweep.add_argument("--top-k", type=int, default=20, metavar="K", help="rows of the top and bottom tables (default 20)")
+    sweep.add_argument("--out", default=".rmcheck/last-sweep.csv", metavar="FILE.csv",
+                       help="CSV of every token's score (default .rmcheck/last-sweep.csv)")
+    sweep.add_argument("--plots", default=None, metavar="DIR", help="write PNG plots (by group, against frequency)")
+    sweep.add_argument("--group", action="append", default=[], metavar="NAME=FILE",
+                       help="a lexicon group for the plots, the CSV and a rank summary (repeatable)")
+    sweep.add_argument("--tokenizer", default=None, metavar="PATH",
+                       help="the vocabulary to sweep for a model without a tokenizer (python:, http:)")
+    sweep.add_argument("--objective", default=None, metavar="NAME", help="rank by this head of a multi-objective RM")
+    sweep.add_argument("--language", default="en", metavar="CODE", help="wordfreq language of the words (default en)")
+    add_options(sweep.add_argument, pytest_style=False, skip=RUN_ONLY)
+    sweep.set_defaults(func=_sweep)
     return parser
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep.command import SweepCommand, run
+
+    prompt = args.prompt if args.system is None else (("system", args.system), ("user", args.prompt))
+    command = SweepCommand(args.rm, prompt, args.tokens, args.top_k, args.out, args.plots, args.group,
+                           args.tokenizer, args.objective, args.language)
+    return run(command, model_options(lambda dest: getattr(args, dest)))
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .html_report import write_report
+
+    print(f"sensitivity report: {write_report(args.runs, args.output, seed=args.seed)}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    if len(args.runs) > 2:
+        raise RmcheckError(f"{len(args.runs)} run documents given", where="rmcheck compare",
+                           fix="Pass BASE.json CANDIDATE.json, or one RUN.json with --models BASE CANDIDATE")
+    comparison = compare_runs(args.runs, args.models, parse_thresholds(args.rmcheck_max_regression),
+                              args.rmcheck_regression_alpha)
+    print(comparison.text())
+    return 1 if comparison.failed else 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    serve(args.rm, model_options(lambda dest: getattr(args, dest)), host=args.host, port=args.port)
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    directory = Path(args.rmcheck_cache or DEFAULT_CACHE_DIR)
+    if args.action == "clear":
+        count = clear_cache(directory)
+        print(f"score cache {directory}: deleted" + (f" {count} scores" if count is not None else " (unreadable)"))
+    else:
+        print(describe_cache(directory))
+    return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -67,17 +165,21 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     specs = resolve_models(args.rm, Path.cwd())
-    if not specs:
-        raise NO_MODEL
+    if args.list_objectives:
+        return _list_objectives(specs, model_options(lambda dest: getattr(args, dest)))
     paths = args.paths or [builtin_suites()]
-    report = run_suites(paths, specs, model_options(lambda dest: getattr(args, dest)),
-                        shrink_budget=args.rmcheck_shrink_budget or DEFAULT_SHRINK_BUDGET, progress=_progress)
+    get = lambda dest: getattr(args, dest)  # noqa: E731
+    report = run_suites(paths, specs, model_options(get), shrink_budget=args.rmcheck_shrink_budget or
+                        DEFAULT_SHRINK_BUDGET, progress=_progress, cache=score_cache(get, Path.cwd()))
     print(file=sys.stderr)
     for spec in specs:
         try:
             print(f"model: {report.engine.model(spec).describe()}")
         except RmcheckError:
-            pass
+            continue
+        scorer = report.engine.used_scorer(spec)
+        if scorer is not None:
+            print(f"  scoring: {scorer.describe()}; {scorer.stats.summary()}")
     _print_table(report.results)
     for request, error in report.errors:
         print(f"error: {request.suite.name}::{request.test.name} [{request.spec}]: {error}")
@@ -94,11 +196,37 @@ def _run(args: argparse.Namespace) -> int:
     failed = sum(r.outcome == "failed" for r in report.results)
     print(f"\n{len(report.results) - failed} passed, {failed} failed, {len(report.errors)} errors; "
           f"JSON run document: {target}")
-    return 1 if failed or report.errors else 0
+    regressed = _gate(args, [r.to_json() for r in report.results], specs) if args.rmcheck_baseline else False
+    return 1 if failed or report.errors or regressed else 0
+
+
+def _gate(args: argparse.Namespace, results: list[dict], specs: list[str]) -> bool:
+    """Compare each model's results with the baseline (``--baseline``); True on a regression."""
+    baseline = Baseline(args.rmcheck_baseline, parse_thresholds(args.rmcheck_max_regression),
+                        args.rmcheck_regression_alpha)
+    regressed = False
+    for spec in specs:
+        comparison = baseline.compare([r for r in results if r["model"] == spec])
+        print(f"\nagainst the baseline {args.rmcheck_baseline}:\n{comparison.text()}")
+        regressed |= comparison.failed
+    return regressed
+
+
+def _list_objectives(specs: list[str], options: ModelOptions) -> int:
+    for spec in specs:
+        model = load_model(spec, options)
+        heads = objectives_of(model)
+        print(model.describe())
+        print(f"  score  (overall{'; the default' if heads else ''})")
+        for name in heads:
+            print(f"  {name}")
+    return 0
 
 
 def _progress(what: str, done: int, total: int) -> None:
-    print(f"\r{what}: {done}/{total} pairs", end="", file=sys.stderr, flush=True)
+    """One overwritten stderr line: ``loading demo ...`` (total 0: a step of unknown size), then pair counts."""
+    line = f"{what}: {done}/{total} pairs" if total else f"{what} ..."
+    print(f"\r{line:<60}", end="", file=sys.stderr, flush=True)
 
 
 def _print_table(results: list[TestResult]) -> None:

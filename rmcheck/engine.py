@@ -17,7 +17,8 @@ from .backends.base import OVERALL, ModelOptions, Pair, RewardModel, Scores, loa
 from .errors import BackendError, RmcheckError
 from .expect import Threshold
 from .perturb import Change, OperatorContext, run_operator
-from .results import CaseResult, Counterfactual, Side, TestResult
+from .results import CaseResult, Counterfactual, Example, Side, TestResult
+from .cache import ScoreCache
 from .scoring import ProgressCallback, Scorer
 from .shrink import Shrinker, Shrunk, Subset, ddmin
 from .suite import Case, Suite, TestSpec, find_suites, load_suite
@@ -80,6 +81,7 @@ class Engine:
     options: ModelOptions = field(default_factory=ModelOptions)
     shrink_budget: int = DEFAULT_SHRINK_BUDGET
     progress: Callable[[str, int, int], None] | None = None
+    cache: ScoreCache | None = None  # the on-disk score cache, shared by every cacheable model
     _models: dict[str, RewardModel | RmcheckError] = field(default_factory=dict)
     _scorers: dict[str, Scorer] = field(default_factory=dict)
     _plans: dict[tuple[str, str], tuple[list[Trial], list[CaseResult]]] = field(default_factory=dict)
@@ -87,6 +89,8 @@ class Engine:
     def model(self, spec: str) -> RewardModel:
         """The loaded model for ``spec`` (loaded on first use; a load error is remembered and re-raised)."""
         if spec not in self._models:
+            if self.progress is not None:
+                self.progress(f"loading {spec}", 0, 0)
             try:
                 self._models[spec] = load_model(spec, self.options)
             except RmcheckError as exc:
@@ -98,8 +102,13 @@ class Engine:
 
     def scorer(self, spec: str) -> Scorer:
         if spec not in self._scorers:
-            self._scorers[spec] = Scorer(self.model(spec), batch_size=self.options.batch_size)
+            self._scorers[spec] = Scorer(self.model(spec), batch_size=self.options.batch_size,
+                                         batch_tokens=self.options.batch_tokens, cache=self.cache)
         return self._scorers[spec]
+
+    def used_scorer(self, spec: str) -> Scorer | None:
+        """The scorer of ``spec`` if anything has used it (its ``describe()`` and ``stats`` say how pairs were scored)."""
+        return self._scorers.get(spec)
 
     def evaluate(self, requests: Sequence[Request]) -> Outcomes:
         """Results for every request; a request that cannot run maps to its error instead."""
@@ -153,7 +162,7 @@ class Engine:
         """The trials of a test (model-independent, so computed once) and its not-applicable cases."""
         key = (str(suite.path), test.name)
         if key not in self._plans:
-            self._plans[key] = _plan(suite, test)
+            self._plans[key] = _plan(suite, test, self.options.extra)
         return self._plans[key]
 
     def _explain(self, scorer: Scorer, judged: list[tuple[TestResult, "Judge", list[Trial]]]) -> None:
@@ -171,8 +180,9 @@ class Engine:
             if shrinker is not None:
                 _advance(shrinker, None, i, pending, minimal)
         while pending:
-            scores = scorer.score(p for i, cands in pending.items() for c in cands
-                                  for p in _pairs(work[i][2], work[i][2].texts(c)))
+            scores = scorer.score((p for i, cands in pending.items() for c in cands
+                                   for p in _pairs(work[i][2], work[i][2].texts(c))),
+                                  self._progress(f"shrinking {len(pending)} failing cases"))
             for i, cands in list(pending.items()):
                 _, judge, trial, shrinker = work[i]
                 _advance(shrinker, [judge.fails(trial, trial.texts(c), scores) for c in cands], i, pending, minimal)
@@ -230,7 +240,18 @@ class Judge:
                 return CaseResult(trial.label, "not_applicable", before, source=trial.case.source,
                                   reason="the model does not prefer chosen on the original pair (see prefers_chosen)")
         delta = self.delta(trial, trial.texts(), scores)
-        return CaseResult(trial.label, "passed" if self.holds(delta) else "failed", delta, source=trial.case.source)
+        return CaseResult(trial.label, "passed" if self.holds(delta) else "failed", delta, source=trial.case.source,
+                          example=self.example(trial, scores))
+
+    def example(self, trial: Trial, scores: Mapping[Pair, Scores]) -> Example:
+        """The main compared response before and after the edits, and every response's scores."""
+        full = trial.texts()
+        value = lambda text: scores[Pair(trial.case.prompt, text)][self.objective]  # noqa: E731
+        changed = {role for role, _ in trial.changes}
+        per_role = {role: {"original": value(text), **({"perturbed": value(full[role])} if role in changed else {})}
+                    for role, text in trial.case.responses}
+        main = _changed_first(trial)[0]
+        return Example(trial.case.prompt, main, trial.case.text(main), full[main], per_role)
 
     def counterfactual(self, trial: Trial, keep: Subset, status: str, scores: dict[Pair, Scores]) -> Counterfactual:
         full, small, none = trial.texts(), trial.texts(keep), trial.texts(())
@@ -264,6 +285,7 @@ def _new_result(request: Request, spec: str, threshold: Threshold) -> TestResult
         suite=request.suite.name, suite_file=str(request.suite.path), line=test.line, test=test.name, model=spec,
         attribute=test.attribute, expect=test.expect.name, rule=test.expect.rule, objective=test.objective,
         tolerance=str(test.tolerance), threshold=threshold.value, min_pass_rate=test.min_pass_rate,
+        perturb=test.perturb.op if test.perturb else None,
     )
 
 
@@ -294,7 +316,8 @@ def _threshold(request: Request, scores: dict[Pair, Scores], model: RewardModel)
     return test.tolerance.resolve(sd)
 
 
-def _plan(suite: Suite, test: TestSpec) -> tuple[list[Trial], list[CaseResult]]:
+def _plan(suite: Suite, test: TestSpec, settings: Mapping[str, object] | None = None
+          ) -> tuple[list[Trial], list[CaseResult]]:
     trials: list[Trial] = []
     skipped: list[CaseResult] = []
     pair_check = test.expect.kind == "pair"
@@ -310,12 +333,12 @@ def _plan(suite: Suite, test: TestSpec) -> tuple[list[Trial], list[CaseResult]]:
             groups = [(role,) for role, _ in case.responses if target == "both" or role in (target, "response")]
         for roles in groups:
             label = case.id if pair_check or not case.is_pair else f"{case.id}/{roles[0]}"
-            trials.extend(_trials(suite, test, case, roles, label, skipped))
+            trials.extend(_trials(suite, test, case, roles, label, skipped, settings or {}))
     return trials, skipped
 
 
 def _trials(suite: Suite, test: TestSpec, case: Case, roles: tuple[str, ...], label: str,
-            skipped: list[CaseResult]) -> list[Trial]:
+            skipped: list[CaseResult], settings: Mapping[str, object]) -> list[Trial]:
     perturb = test.perturb
     if perturb is None:
         return [Trial(case, label, roles)]
@@ -325,7 +348,7 @@ def _trials(suite: Suite, test: TestSpec, case: Case, roles: tuple[str, ...], la
         text = case.text(role)
         ctx = OperatorContext(rng=random.Random(f"{perturb.op}\x1f{perturb.seed}\x1f{text}"),
                               prompt=case.prompt if isinstance(case.prompt, str) else case.prompt[-1][1],
-                              lexicons=suite.lexicons)
+                              lexicons=suite.lexicons, suite_path=suite.path, settings=settings)
         try:
             changes = run_operator(perturb.op, text, ctx, dict(perturb.args))
         except RmcheckError as exc:
@@ -347,10 +370,11 @@ def _variant(changes: tuple[tuple[str, Change], ...], number: int) -> str:
 
 def run_suites(paths: Sequence[str | Path], specs: Sequence[str], options: ModelOptions | None = None,
                *, shrink_budget: int = DEFAULT_SHRINK_BUDGET,
-               progress: Callable[[str, int, int], None] | None = None) -> "RunReport":
+               progress: Callable[[str, int, int], None] | None = None,
+               cache: ScoreCache | None = None) -> "RunReport":
     """Load the suites under ``paths``, run every test against every model, and return the results."""
     suites = [load_suite(p) for p in find_suites(list(paths))]
-    engine = Engine(options or ModelOptions(), shrink_budget, progress)
+    engine = Engine(options or ModelOptions(), shrink_budget, progress, cache)
     requests = [Request(suite, test, spec) for spec in specs for suite in suites for test in suite.tests]
     outcomes = engine.evaluate(requests)
     return RunReport(engine, requests, [outcomes[r.key] for r in requests])

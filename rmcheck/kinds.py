@@ -55,3 +55,5 @@ def _builtins() -> None:
     from .suite import parse_expectation_test
 
     register_kind("expectation", parse_expectation_test, evaluate_expectations)
+    from . import style_substance  # noqa: F401  (registers style_substance)
+    from .sweep import kind as _sweep  # noqa: F401  (registers vocab_sweep)

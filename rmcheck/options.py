@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .backends.base import ModelOptions
+from .cache import DEFAULT_CACHE_DIR, ScoreCache, run_cache
+from .scoring import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS
 from .errors import RmcheckError
 
 if sys.version_info >= (3, 11):
@@ -16,6 +18,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 ENV_MODEL = "RMCHECK_MODEL"
+DEFAULT_MODEL = "demo"
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,13 @@ class Option:
     pytest_flag: str
     cli_flag: str
     kwargs: dict[str, Any]
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise ValueError(f"{text} is not a probability in (0, 1]")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -47,17 +57,45 @@ OPTIONS = [
     Option("rmcheck_max_length", "--rmcheck-max-length", "--max-length", dict(default=None, type=_positive_int,
            metavar="N", help="truncate (prompt + response) to N tokens")),
     Option("rmcheck_batch_size", "--rmcheck-batch-size", "--batch-size", dict(default=None, type=_positive_int,
-           metavar="N", help="pairs per forward pass (default 32)")),
+           metavar="N", help=f"most pairs per forward pass (default {DEFAULT_BATCH_SIZE})")),
+    Option("rmcheck_batch_tokens", "--rmcheck-batch-tokens", "--batch-tokens", dict(default=None, type=_positive_int,
+           metavar="N", help="most padded tokens (pairs x longest pair) per forward pass, for models that count "
+                             f"tokens (hf:, demo); default {DEFAULT_BATCH_TOKENS}")),
+    Option("rmcheck_cache", "--rmcheck-cache", "--cache", dict(default=None, metavar="DIR",
+           help=f"on-disk score cache directory (default {DEFAULT_CACHE_DIR} under the rootdir, for the CLI "
+                "the current directory)")),
+    Option("rmcheck_no_cache", "--rmcheck-no-cache", "--no-cache", dict(action="store_true", default=False,
+           help="neither read nor write the on-disk score cache")),
     Option("rmcheck_trust_remote_code", "--rmcheck-trust-remote-code", "--trust-remote-code",
            dict(action="store_true", default=False, help="allow hf: models to run their own code (off by default)")),
     Option("rmcheck_shrink_budget", "--rmcheck-shrink-budget", "--shrink-budget", dict(default=None,
            type=_positive_int, metavar="N", help="candidate edit sets tried per failing case (default 100)")),
+    Option("rmcheck_llm", "--rmcheck-llm", "--llm", dict(default=None, choices=["auto", "replay", "record", "live"],
+           help="LLM calls (llm_rewrite, openai: judges): auto (default) replays the cassette and records what "
+                "is missing, except under CI=true; replay, record or live")),
+    Option("rmcheck_cassettes", "--rmcheck-cassettes", "--cassettes", dict(default=None, metavar="DIR",
+           help="folder for openai: judge cassettes (default fixtures/cassettes)")),
+    Option("rmcheck_baseline", "--rmcheck-baseline", "--baseline", dict(default=None, metavar="BASE.json",
+           help="fail tests whose pass rate dropped against this run document beyond --max-regression")),
+    Option("rmcheck_max_regression", "--rmcheck-max-regression", "--max-regression", dict(
+           action="append", default=[], metavar="[ATTRIBUTE=]DROP",
+           help="largest tolerated pass-rate drop against the baseline, for every test (0.05) or the tests of "
+                "one attribute (verbosity=0); repeatable; default 0")),
+    Option("rmcheck_regression_alpha", "--rmcheck-regression-alpha", "--regression-alpha", dict(
+           default=None, type=_probability, metavar="P",
+           help="count a drop as a regression only when the exact McNemar p-value over its cases is <= P")),
 ]
 
+#: Options of the release gate against a baseline (``rmcheck compare`` takes all but the baseline itself).
+GATE_OPTIONS = ("rmcheck_baseline", "rmcheck_max_regression", "rmcheck_regression_alpha")
 
-def add_options(add: Callable[..., Any], *, pytest_style: bool) -> None:
-    """Declare every option through ``add`` (``group.addoption`` or ``parser.add_argument``)."""
-    for option in OPTIONS:
+#: Options that are not model settings (``rmcheck serve`` takes all the others).
+RUN_ONLY = ("rm", "rmcheck_json", "rmcheck_shrink_budget", "rmcheck_cache", "rmcheck_no_cache", *GATE_OPTIONS)
+
+
+def add_options(add: Callable[..., Any], *, pytest_style: bool, skip: tuple[str, ...] = ()) -> None:
+    """Declare every option (but those whose dest is in ``skip``) through ``add`` (``group.addoption`` or ``parser.add_argument``)."""
+    for option in (o for o in OPTIONS if o.dest not in skip):
         flag = option.pytest_flag if pytest_style else option.cli_flag
         add(flag, dest=option.dest, **option.kwargs)
 
@@ -66,12 +104,20 @@ def model_options(get: Callable[[str], Any]) -> ModelOptions:
     """Model settings from parsed options (``get(dest)``)."""
     return ModelOptions(
         device=get("rmcheck_device"), dtype=get("rmcheck_dtype"), max_length=get("rmcheck_max_length"),
-        batch_size=get("rmcheck_batch_size"), trust_remote_code=bool(get("rmcheck_trust_remote_code")),
+        batch_size=get("rmcheck_batch_size"), batch_tokens=get("rmcheck_batch_tokens"),
+        trust_remote_code=bool(get("rmcheck_trust_remote_code")),
+        extra={key: get(dest) for key, dest in (("llm", "rmcheck_llm"), ("cassettes", "rmcheck_cassettes")) if get(dest)},
     )
 
 
+def score_cache(get: Callable[[str], Any], root: Path) -> ScoreCache | None:
+    """The on-disk score cache the parsed options ask for (``get(dest)``), or None (``--no-cache``)."""
+    return run_cache(get("rmcheck_cache"), root, disabled=bool(get("rmcheck_no_cache")))
+
+
 def resolve_models(given: list[str], rootdir: Path) -> list[str]:
-    """The model specs to test: ``--rm`` values, else pyproject's ``[tool.rmcheck] model``, else RMCHECK_MODEL."""
+    """The model specs to test: ``--rm`` values, else pyproject's ``[tool.rmcheck] model``, else RMCHECK_MODEL,
+    else the embedded ``demo`` model."""
     if given:
         return list(dict.fromkeys(given))
     configured = pyproject_setting(rootdir, "model")
@@ -79,13 +125,7 @@ def resolve_models(given: list[str], rootdir: Path) -> list[str]:
         return [configured] if isinstance(configured, str) else [str(m) for m in configured]
     if os.environ.get(ENV_MODEL, "").strip():
         return [os.environ[ENV_MODEL].strip()]
-    return []
-
-
-NO_MODEL = RmcheckError(
-    "no reward model named", where="rmcheck",
-    fix=f"Pass --rm SPEC, set [tool.rmcheck] model = \"SPEC\" in pyproject.toml, or set {ENV_MODEL}",
-)
+    return [DEFAULT_MODEL]
 
 
 def pyproject_setting(rootdir: Path, key: str) -> Any:

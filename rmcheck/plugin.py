@@ -7,22 +7,27 @@ in one batched pass, so originals are scored once and shared across tests.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from .ci import attach_failure, junit_properties
+from .compare import Baseline, parse_thresholds
 from .engine import DEFAULT_SHRINK_BUDGET, Engine, Outcomes, Request
 from .errors import RmcheckError
-from .options import NO_MODEL, add_options, model_options, resolve_models
+from .options import add_options, model_options, resolve_models, score_cache
 from .report import failure_text
 from .results import TestResult, run_document
+from .scoring import BatchPolicy, ScoringStats
 from .suite import Suite, load_suite
 
 
-class RmcheckFailure(Exception):
-    """A test whose pass rate fell below its min_pass_rate; the message is the full explanation."""
+class RmcheckFailure(AssertionError):
+    """A test whose pass rate fell below its min_pass_rate (or regressed against the baseline); the message
+    is the full explanation. An AssertionError, so reports such as Allure's count it as failed, not broken."""
 
 
 @dataclass
@@ -31,9 +36,11 @@ class PluginState:
     specs: list[str]
     json_path: str | None
     results: Outcomes = field(default_factory=dict)
+    baseline: Baseline | None = None  # --rmcheck-baseline: each result is gated against it
 
 
 STATE = pytest.StashKey[PluginState]()
+LOADGROUP = "rmcheck_loadgroup"  # workerinput key
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,12 +54,45 @@ def pytest_configure(config: pytest.Config) -> None:
     except RmcheckError as exc:
         raise pytest.UsageError(str(exc)) from None
     budget = config.getoption("rmcheck_shrink_budget") or DEFAULT_SHRINK_BUDGET
-    engine = Engine(model_options(config.getoption), budget)
-    config.stash[STATE] = PluginState(engine, specs, config.getoption("rmcheck_json"))
+    engine = Engine(model_options(config.getoption), budget, cache=score_cache(config.getoption, config.rootpath))
+    config.stash[STATE] = PluginState(engine, specs, config.getoption("rmcheck_json"), baseline=_baseline(config))
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(Reporter(config), "rmcheck-reporter")
     if getattr(config.option, "dist", "no") == "load":
         config.option.dist = "loadgroup"  # keep a suite and model on one worker: no pair scored twice
+    if getattr(config, "workerinput", {}).get(LOADGROUP):
+        config.option.loadgroup = True  # workers parse the original command line, which said only -n
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Tell each xdist worker that the run is ``loadgroup``: it then reports each item with its group,
+    which is what the controller's scheduler keeps together."""
+    if node.config.option.dist == "loadgroup":
+        node.workerinput[LOADGROUP] = True
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """The models, the batching and the score cache of the run."""
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return None
+    engine = state.engine
+    batching = BatchPolicy.of(engine.options.batch_size, engine.options.batch_tokens).describe(by_tokens=True)
+    cache = engine.cache.directory if engine.cache else "off"
+    return (f"rmcheck: {', '.join(state.specs)}; {batching} (models that do not count tokens: by pairs only); "
+            f"score cache {cache}")
+
+
+def _baseline(config: pytest.Config) -> Baseline | None:
+    path = config.getoption("rmcheck_baseline")
+    if not path:
+        return None
+    try:
+        return Baseline(path, parse_thresholds(config.getoption("rmcheck_max_regression"), "--rmcheck-max-regression"),
+                        config.getoption("rmcheck_regression_alpha"))
+    except RmcheckError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -71,13 +111,12 @@ class SuiteFile(pytest.File):
             self.suite = load_suite(self.path)
         except RmcheckError as exc:
             raise self.CollectError(str(exc)) from None
-        specs = self.config.stash[STATE].specs or [""]
-        for spec in specs:
+        for spec in self.config.stash[STATE].specs:
             for test in self.suite.tests:
-                item = RmcheckItem.from_parent(self, name=f"{test.name}[{spec or 'no-model'}]",
+                item = RmcheckItem.from_parent(self, name=f"{test.name}[{spec}]",
                                                test_name=test.name, spec=spec)
                 item.add_marker(pytest.mark.rmcheck)
-                item.add_marker(pytest.mark.xdist_group(f"rmcheck:{self.path}:{spec}"))
+                item.add_marker(pytest.mark.xdist_group(f"{self.nodeid}:{spec}"))  # rootdir-relative: same on every machine
                 yield item
 
 
@@ -103,8 +142,6 @@ class RmcheckItem(pytest.Item):
         return Request(self.suite, test, self.spec)
 
     def runtest(self) -> None:
-        if not self.spec:
-            raise NO_MODEL
         state = self.config.stash[STATE]
         if self.key not in state.results:
             state.results.update(state.engine.evaluate(_pending(self, state)))
@@ -112,10 +149,21 @@ class RmcheckItem(pytest.Item):
         if isinstance(outcome, RmcheckError):
             raise outcome
         self.rmcheck_result = outcome
+        if self.config.pluginmanager.has_plugin("allure_listener"):
+            _attach_artifacts(outcome)  # a sweep's CSV and plots, passed or failed
+        result = outcome.to_json()
+        change = state.baseline.check(result) if state.baseline else None
+        regressed = change is not None and change.regression
+        self.user_properties.extend(junit_properties(result, change))
+        if (outcome.outcome == "failed" or regressed) and self.config.pluginmanager.has_plugin("allure_listener"):
+            attach_failure(result, change)  # only when allure-pytest records results (--alluredir)
         if outcome.outcome == "not_applicable":
             pytest.skip(f"rmcheck: no case applicable ({outcome.counts['not_applicable']} not applicable)")
+        regression = change.explain(state.baseline.path, self.spec) if change and regressed else ""
         if outcome.outcome == "failed":
-            raise RmcheckFailure(failure_text(outcome))
+            raise RmcheckFailure(failure_text(outcome) + (f"\n\n{regression}" if regression else ""))
+        if regression:
+            raise RmcheckFailure(regression)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, (RmcheckFailure, RmcheckError)):
@@ -125,6 +173,16 @@ class RmcheckItem(pytest.Item):
     def reportinfo(self) -> tuple[Path, int, str]:
         test = next(t for t in self.suite.tests if t.name == self.test_name)
         return self.path, test.line - 1, f"{self.suite.name}::{self.test_name} [{self.spec}]"
+
+
+def _attach_artifacts(result: TestResult) -> None:
+    """Attach the files a test wrote (``details["artifacts"]``, e.g. a sweep's CSV and plots) to the running
+    Allure test (allure-pytest recording results)."""
+    import allure
+
+    for path in (Path(p) for p in result.details.get("artifacts", ())):
+        kind = getattr(allure.attachment_type, path.suffix.lstrip(".").upper(), None)
+        allure.attach.file(str(path), name=path.name, attachment_type=kind)
 
 
 def _pending(item: RmcheckItem, state: PluginState) -> list[Request]:
@@ -140,9 +198,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = outcome.get_result()
     if call.when == "call" and isinstance(item, RmcheckItem) and item.rmcheck_result is not None:
         model = item.config.stash[STATE].engine.model(item.spec)
+        scorer = item.config.stash[STATE].engine.used_scorer(item.spec)
         report.rmcheck = {"result": item.rmcheck_result.to_json(),
                           "model": {"spec": model.spec, "fingerprint": model.fingerprint,
-                                    "description": model.describe()}}
+                                    "description": model.describe()},
+                          "scoring": scorer and {"worker": os.environ.get("PYTEST_XDIST_WORKER", ""),
+                                                 "describe": scorer.describe(), "stats": asdict(scorer.stats)}}
 
 
 class Reporter:
@@ -152,12 +213,23 @@ class Reporter:
         self.config = config
         self.results: list[dict[str, Any]] = []
         self.models: dict[str, dict[str, str]] = {}
+        self.scoring: dict[tuple[str, str], dict[str, Any]] = {}  # the latest (cumulative) per worker and model
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, "rmcheck", None)
         if payload is not None:
             self.results.append(payload["result"])
             self.models.setdefault(payload["model"]["spec"], payload["model"])
+            if payload.get("scoring"):
+                self.scoring[(payload["scoring"]["worker"], payload["model"]["spec"])] = payload["scoring"]
+
+    def scoring_lines(self) -> Iterator[str]:
+        """Per model: the batching and caching in effect, and the scoring counts summed over xdist workers."""
+        for spec in self.models:
+            mine = [s for (_, model), s in self.scoring.items() if model == spec]
+            if mine:
+                total = sum((ScoringStats(**s["stats"]) for s in mine), ScoringStats())
+                yield f"scoring [{spec}]: {mine[0]['describe']}; {total.summary()}"
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         path = self.config.stash[STATE].json_path
@@ -174,9 +246,15 @@ class Reporter:
         tr.section("rmcheck")
         for model in self.models.values():
             tr.write_line(f"model {model['description']}")
+        for line in self.scoring_lines():
+            tr.write_line(line)
         for r in self.results:
             rate = "n/a" if r["pass_rate"] is None else f"{r['pass_rate']:.2f}"
             tr.write_line(f"{r['outcome']:>14}  pass rate {rate:>4}  {r['suite']}::{r['test']} [{r['model']}]")
         path = self.config.stash[STATE].json_path
         if path:
             tr.write_line(f"rmcheck: JSON run document written to {path}")
+        baseline = self.config.stash[STATE].baseline
+        for spec in self.models if baseline else ():
+            for line in baseline.compare([r for r in self.results if r["model"] == spec]).summary_lines():
+                tr.write_line(f"rmcheck baseline: {line}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 import re
 import textwrap
+from typing import Iterator
 
 from .results import STATUS_TEXT, CaseResult, Counterfactual, TestResult
 
@@ -11,22 +12,27 @@ _TOKENS = re.compile(r"\s+|[^\s]+")
 MAX_SHOWN = 3
 
 
-def word_diff(before: str, after: str) -> str:
-    """``after`` against ``before`` word by word: ``[-removed-]`` and ``{+added+}``."""
+def diff_chunks(before: str, after: str) -> Iterator[tuple[str, str]]:
+    """``after`` against ``before`` word by word, as ``("equal" | "removed" | "added", text)`` chunks."""
     a, b = _TOKENS.findall(before), _TOKENS.findall(after)
-    out: list[str] = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
         if op == "equal":
-            out.append("".join(a[i1:i2]))
+            yield "equal", "".join(a[i1:i2])
             continue
         if i2 > i1:
-            out.append(f"[-{_shown(''.join(a[i1:i2]))}-]")
+            yield "removed", "".join(a[i1:i2])
         if j2 > j1:
-            out.append(f"{{+{_shown(''.join(b[j1:j2]))}+}}")
-    return "".join(out)
+            yield "added", "".join(b[j1:j2])
 
 
-def _shown(edit: str) -> str:
+def word_diff(before: str, after: str) -> str:
+    """``after`` against ``before`` word by word: ``[-removed-]`` and ``{+added+}``."""
+    marks = {"equal": "{}", "removed": "[-{}-]", "added": "{{+{}+}}"}
+    return "".join(marks[kind].format(text if kind == "equal" else shown(text))
+                   for kind, text in diff_chunks(before, after))
+
+
+def shown(edit: str) -> str:
     """An edit that is only white space, made visible (``·`` for a space, ``⏎`` for a line break)."""
     return edit.replace(" ", "·").replace("\n", "⏎") if edit.isspace() else edit
 
@@ -97,16 +103,16 @@ def one_line(case: CaseResult, width: int = 90) -> str:
     """The worst case's minimal pair squeezed onto one line, for summary tables."""
     cf = case.counterfactual
     if cf is None:
-        return f"{case.id}: d={case.delta:+.3g}"
+        return f"{case.id}: {case.reason}" if case.reason else f"{case.id}: d={case.delta:+.3g}"
     if cf.status == "as_written":
         scores = ", ".join(f"{side.role} {side.scores['original']:.3g}" for side in cf.sides)
         return f"{case.id}: {scores} (d={cf.deltas['original']:+.3g})"
-    diff = " ".join(_only_changes(word_diff(cf.sides[0].original, cf.sides[0].minimal)).split())
+    diff = " ".join(only_changes(word_diff(cf.sides[0].original, cf.sides[0].minimal)).split())
     text = f"{case.id}: {diff} (d={cf.deltas['minimal']:+.3g})"
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _only_changes(diff: str) -> str:
+def only_changes(diff: str) -> str:
     """Keep the edits of a word diff with a couple of words of context around each."""
     parts = re.split(r"(\[-.*?-\]|\{\+.*?\+\})", diff, flags=re.S)
     out = []

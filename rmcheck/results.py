@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from .backends.base import prompt_to_text
+from .errors import RmcheckError
 
 RUN_FORMAT = 1
 
@@ -46,8 +49,7 @@ class Counterfactual:
     def to_json(self) -> dict[str, Any]:
         main, *others = self.sides
         doc: dict[str, Any] = {
-            "prompt": self.prompt if isinstance(self.prompt, str) else [
-                {"role": r, "content": c} for r, c in self.prompt],
+            "prompt": prompt_json(self.prompt),
             "role": main.role, "original": main.original, "perturbed": main.perturbed, "minimal": main.minimal,
             "scores": main.scores, "deltas": self.deltas,
             "edits_kept": self.edits_kept, "edits_total": self.edits_total, "status": self.status,
@@ -61,6 +63,23 @@ class Counterfactual:
         return prompt_to_text(self.prompt)
 
 
+def prompt_json(prompt: Any) -> Any:
+    """A prompt as the JSON document holds it: a string, or a list of ``{role, content}`` turns."""
+    return prompt if isinstance(prompt, str) else [{"role": r, "content": c} for r, c in prompt]
+
+
+@dataclass
+class Example:
+    """What a judged case compared: its main response before and after the perturbation, and the
+    score of every response of the case (``perturbed`` only for the responses the perturbation changed)."""
+
+    prompt: Any
+    role: str
+    original: str
+    perturbed: str
+    scores: dict[str, dict[str, float]]  # role -> {"original": s[, "perturbed": s]}
+
+
 @dataclass
 class CaseResult:
     id: str
@@ -69,11 +88,16 @@ class CaseResult:
     reason: str = ""
     source: str = ""
     counterfactual: Counterfactual | None = None
+    example: Example | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"id": self.id, "verdict": self.verdict, "delta": self.delta}
         if self.reason:
             doc["reason"] = self.reason
+        if self.example is not None:
+            ex = self.example
+            doc.update(prompt=prompt_json(ex.prompt), role=ex.role, original=ex.original, perturbed=ex.perturbed,
+                       response_scores=ex.scores)
         if self.counterfactual is not None:
             doc.update(self.counterfactual.to_json())
         return doc
@@ -98,6 +122,7 @@ class TestResult:
     cases: list[CaseResult] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)  # kind-specific, copied into the JSON document
     explanation: str | None = None  # kind-specific failure text, used instead of the case-by-case one
+    perturb: str | None = None  # the operator's name, for tests that perturb
 
     @property
     def counts(self) -> dict[str, int]:
@@ -140,6 +165,7 @@ class TestResult:
             "min_pass_rate": self.min_pass_rate, "outcome": self.outcome, "passed": self.passed,
             "pass_rate": self.pass_rate, "counts": self.counts, "cases": [c.to_json() for c in self.cases],
             **({"details": self.details} if self.details else {}),
+            **({"perturb": self.perturb} if self.perturb else {}),
         }
 
 
@@ -158,3 +184,20 @@ def run_document(results: list[dict[str, Any]], models: list[dict[str, Any]]) ->
         },
         "results": results,
     }
+
+
+def load_run_document(path: str | Path) -> dict[str, Any]:
+    """A JSON run document read back (for reports and comparisons), or one RmcheckError naming the file."""
+    where = str(path)
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RmcheckError(f"cannot read run document: {exc.strerror or exc}", where=where,
+                           fix="Pass the file that --json / --rmcheck-json wrote") from None
+    except json.JSONDecodeError as exc:
+        raise RmcheckError(f"not JSON (line {exc.lineno}: {exc.msg})", where=where,
+                           fix="Pass the file that --json / --rmcheck-json wrote") from None
+    if not isinstance(doc, dict) or doc.get("rmcheck_run") != RUN_FORMAT:
+        raise RmcheckError(f"not an rmcheck run document of format {RUN_FORMAT}", where=where,
+                           fix="Pass a file written by rmcheck run --json or pytest --rmcheck-json")
+    return doc

@@ -1,52 +1,157 @@
-"""The scheduler between tests and a model: deduplicate, sort by length, batch, memoise."""
+"""The scheduler between tests and a model: deduplicate, look up the cache, sort by length, batch, memoise.
+
+A model that can count tokens (an optional ``token_lengths(pairs) -> list[int]`` method, as
+``hf:`` models have) gets batches sized by a budget of padded tokens: pairs are sorted by
+length, so each batch pads to its own longest pair (dynamic padding), and a batch
+grows while (pairs x longest length) stays within the budget and the pair cap. Other
+models get length-sorted batches of up to ``max_pairs``. A model is read from and
+written to the on-disk cache only when it declares ``cacheable = True`` (its
+fingerprint covers everything that can change a score); each batch is written as
+soon as it is scored, and replays of minimal pairs are kept apart from other scores.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable, Iterable, Sequence
 
 from .backends.base import Pair, RewardModel, Scores, normalise_scores
+from .cache import ScoreCache
 
 ProgressCallback = Callable[[int, int], None]
 
+#: The most pairs in one forward pass. Measured with ``benchmarks/bench_scoring.py --study``.
 DEFAULT_BATCH_SIZE = 32
+#: The most padded tokens (pairs x longest pair) in one forward pass, for models that count tokens.
+DEFAULT_BATCH_TOKENS = 8192
+#: Suffix of the cache key under which replays of minimal pairs are kept.
+REPLAYS = ":replays"
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    """How pairs are grouped into forward passes."""
+
+    max_pairs: int = DEFAULT_BATCH_SIZE
+    max_tokens: int = DEFAULT_BATCH_TOKENS  # ignored for models that do not count tokens
+
+    @classmethod
+    def of(cls, batch_size: int | None, batch_tokens: int | None) -> "BatchPolicy":
+        """The policy for the ``--batch-size`` and ``--batch-tokens`` options (None: the default)."""
+        return cls(batch_size or DEFAULT_BATCH_SIZE, batch_tokens or DEFAULT_BATCH_TOKENS)
+
+    def plan(self, pairs: Sequence[Pair], lengths: Sequence[int], *, by_tokens: bool) -> list[list[Pair]]:
+        """Batches of ``pairs`` (sorted by ``lengths``, ascending): full by count, or by the token budget."""
+        batches: list[list[Pair]] = []
+        budget = self.max_tokens if by_tokens else None
+        for pair, length in zip(pairs, lengths):
+            last = batches[-1] if batches else []
+            if last and len(last) < self.max_pairs and (budget is None or (len(last) + 1) * length <= budget):
+                last.append(pair)
+            else:
+                batches.append([pair])
+        return batches
+
+    def describe(self, *, by_tokens: bool) -> str:
+        if by_tokens:
+            return f"length-sorted batches of at most {self.max_pairs} pairs and {self.max_tokens} padded tokens"
+        return f"length-sorted batches of at most {self.max_pairs} pairs"
 
 
 @dataclass
 class ScoringStats:
     """What a :class:`Scorer` has done: counts tests assert on, and the benchmark prints."""
 
-    requested: int = 0
+    requested: int = 0  # distinct pairs per call, summed over calls: memo hits + cache hits + forward pairs
+    memo_hits: int = 0
+    cache_hits: int = 0
     forward_pairs: int = 0
     batches: int = 0
-    memo_hits: int = 0
+    tokens: int = 0  # tokens of the pairs sent (models that count tokens)
+    padded_tokens: int = 0  # tokens of the padded batches, padding included
+
+    def __add__(self, other: "ScoringStats") -> "ScoringStats":
+        return ScoringStats(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    def summary(self) -> str:
+        text = (f"{self.requested} pairs asked for: {self.memo_hits} already scored this run, "
+                f"{self.cache_hits} from the cache, {self.forward_pairs} scored in {self.batches} forward passes")
+        if self.padded_tokens:
+            text += f" ({self.tokens} tokens, {self.padded_tokens - self.tokens} padding)"
+        return text
 
 
 class Scorer:
-    """Scores pairs for one model; a pair is never sent to the model twice in a session."""
+    """Scores pairs for one model; a pair is never sent to the model twice in a session,
+    nor at all when the cache holds it for this model's fingerprint."""
 
-    def __init__(self, model: RewardModel, *, batch_size: int | None = None) -> None:
+    def __init__(self, model: RewardModel, *, batch_size: int | None = None, batch_tokens: int | None = None,
+                 cache: ScoreCache | None = None) -> None:
         self.model = model
-        self.batch_size = batch_size or DEFAULT_BATCH_SIZE
+        self.policy = BatchPolicy.of(batch_size, batch_tokens)
+        self.cache = cache if getattr(model, "cacheable", False) else None
         self.memo: dict[Pair, Scores] = {}
         self.stats = ScoringStats()
+        self._token_lengths: Callable[[Sequence[Pair]], list[int]] | None = getattr(model, "token_lengths", None)
+
+    def describe(self) -> str:
+        """The batching and caching in effect, for run headers."""
+        batching = self.policy.describe(by_tokens=self._token_lengths is not None)
+        if self.cache is not None:
+            caching = f"score cache {self.cache.directory}"
+        elif getattr(self.model, "cacheable", False):
+            caching = "score cache off"
+        else:
+            caching = "not cached (the model does not declare a complete fingerprint)"
+        return f"{batching}; {caching}"
 
     def score(self, pairs: Iterable[Pair], progress: ProgressCallback | None = None) -> dict[Pair, Scores]:
-        """Scores for every pair asked for; only pairs not seen before reach the model."""
+        """Scores for every pair asked for; only pairs neither seen this run nor cached reach the model."""
         wanted = list(dict.fromkeys(pairs))
         self.stats.requested += len(wanted)
         todo = [p for p in wanted if p not in self.memo]
         self.stats.memo_hits += len(wanted) - len(todo)
-        todo.sort(key=_length)
-        for start in range(0, len(todo), self.batch_size):
-            batch = todo[start:start + self.batch_size]
-            self.memo.update(zip(batch, self._forward(batch)))
-            if progress:
-                progress(min(start + self.batch_size, len(todo)), len(todo))
+        self._fetch(todo, self.model.fingerprint, self.model.spec, self.memo, progress)
         return {p: self.memo[p] for p in wanted}
 
     def replay(self, pairs: Sequence[Pair]) -> list[Scores]:
-        """Score again from the model itself, bypassing the memo (to confirm a counterfactual)."""
-        return self._forward(list(pairs))
+        """Score again from the model itself, bypassing the memo, in new batches (to confirm a counterfactual).
+
+        Replays are cached apart from other scores: a warm re-run of an unchanged model repeats none."""
+        distinct = list(dict.fromkeys(pairs))
+        self.stats.requested += len(distinct)
+        fresh: dict[Pair, Scores] = {}
+        self._fetch(distinct, self.model.fingerprint + REPLAYS, f"{self.model.spec} (replays)", fresh)
+        return [fresh[p] for p in pairs]
+
+    def _fetch(self, pairs: list[Pair], key: str, label: str, into: dict[Pair, Scores],
+               progress: ProgressCallback | None = None) -> None:
+        """Put the scores of distinct ``pairs`` into ``into``: from the cache under ``key`` where it has them,
+        else from the model in planned batches, each kept (and cached) as soon as it is scored, so a
+        failure later in the run loses only the failed batch."""
+        found = self.cache.get(key, pairs) if self.cache is not None and pairs else {}
+        self.stats.cache_hits += len(found)
+        into.update(found)
+        todo = [p for p in pairs if p not in found]
+        done = 0
+        for batch in self._batches(todo):
+            scores = self._forward(batch)
+            into.update(zip(batch, scores))
+            if self.cache is not None:
+                self.cache.put(key, label, zip(batch, scores))
+            done += len(batch)
+            if progress:
+                progress(done, len(todo))
+
+    def _batches(self, pairs: list[Pair]) -> list[list[Pair]]:
+        counted = self._token_lengths(pairs) if self._token_lengths and pairs else map(_char_length, pairs)
+        lengths = dict(zip(pairs, counted))
+        ordered = sorted(pairs, key=lengths.__getitem__)
+        batches = self.policy.plan(ordered, [lengths[p] for p in ordered], by_tokens=self._token_lengths is not None)
+        if self._token_lengths is not None:
+            for batch in batches:
+                self.stats.tokens += sum(lengths[p] for p in batch)
+                self.stats.padded_tokens += len(batch) * lengths[batch[-1]]
+        return batches
 
     def _forward(self, batch: list[Pair]) -> list[Scores]:
         self.stats.forward_pairs += len(batch)
@@ -54,5 +159,5 @@ class Scorer:
         return normalise_scores(self.model.score(batch), len(batch), self.model.spec)
 
 
-def _length(pair: Pair) -> int:
+def _char_length(pair: Pair) -> int:
     return len(pair.prompt_text) + len(pair.response)

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator, Mapping
 import jsonschema
 
 from .backends.base import Prompt
+from .datasets import file_stem, read_rows
 from .errors import RmcheckError, SuiteError
 from .expect import Expectation, Tolerance, get_expectation
 from .perturb import check_arguments
@@ -31,10 +32,16 @@ class Case:
     prompt: Prompt
     responses: tuple[tuple[str, str], ...]  # (role, text): ("response", ...) or ("chosen", ...), ("rejected", ...)
     source: str  # "file:line" of the YAML item or the JSONL row
+    style: str = ""  # the responses' style (e.g. RM-Bench's concise); the id then ends in [style=NAME]
 
     @property
     def is_pair(self) -> bool:
         return dict(self.responses).keys() == {"chosen", "rejected"}
+
+    @property
+    def item(self) -> str:
+        """The id shared by every style of the same item (the id without its ``[style=NAME]``)."""
+        return self.id.replace(_style_suffix(self.style), "") if self.style else self.id
 
     def text(self, role: str) -> str:
         return dict(self.responses)[role]
@@ -99,7 +106,7 @@ def load_suite(path: str | Path) -> Suite:
     _validate(data, lines, path)
     at = _Locator(path, lines)
     lexicons = {k: [str(v) for v in vs] for k, vs in data.get("lexicons", {}).items()}
-    cases = _unique(list(_cases(data["cases"], lexicons, path, at)))
+    cases = _unique(list(_cases(data.get("cases", []), lexicons, path, at)))  # a sweep-only suite has none
     tests = [_parse_test(t, i, at) for i, t in enumerate(data["tests"])]
     names = [t.name for t in tests]
     for i, name in enumerate(names):
@@ -231,15 +238,20 @@ def _cases(items: list[Any], lexicons: dict[str, list[str]], path: Path, at: _Lo
     for index, item in enumerate(items):
         here: DocPath = ("cases", index)
         if "file" in item:
-            extra = sorted(set(item) - {"file", "limit", "id"})
+            extra = sorted(set(item) - {"file", "format", "limit", "id"})
             if extra:
                 raise SuiteError(f"a file case takes no {extra[0]!r}", where=at((*here, extra[0])),
                                  fix="Put prompts and responses in the file's rows")
-            rows = read_jsonl(path.parent / item["file"], item.get("limit"), where=at((*here, "file")))
+            rows = read_rows(path.parent / item["file"], item.get("format", "jsonl"), item.get("limit"),
+                             where=at((*here, "file")))
         else:
+            misplaced = sorted({"format", "limit"} & set(item))
+            if misplaced:
+                raise SuiteError(f"{misplaced[0]!r} applies to file cases only", where=at((*here, misplaced[0])),
+                                 fix="Add 'file: PATH', or remove it")
             rows = [(dict(item), at(here))]
         for number, (row, source) in enumerate(rows, start=1):
-            fallback = f"{Path(item['file']).stem}-{number}" if "file" in item else f"case-{index}"
+            fallback = f"{file_stem(Path(item['file']))}-{number}" if "file" in item else f"case-{index}"
             case_id = str(row.get("id", fallback))
             yield from _expand(_case(row, case_id, source), lexicons)
 
@@ -263,29 +275,12 @@ def _case(row: Mapping[str, Any], case_id: str, source: str) -> Case:
             raise SuiteError("a conversation prompt is a list of {role, content} turns", where=source) from None
     elif not isinstance(prompt, str):
         raise SuiteError("prompt must be a string or a list of {role, content} turns", where=source)
-    return Case(case_id, prompt, responses, source)
+    style = str(row.get("style", ""))
+    return Case(case_id + _style_suffix(style) if style else case_id, prompt, responses, source, style)
 
 
-def read_jsonl(path: Path, limit: int | None, *, where: str) -> list[tuple[dict[str, Any], str]]:
-    """Rows of a JSON Lines file with their ``file:line``; the suite's ``where`` names a missing file."""
-    if not path.is_file():
-        raise SuiteError(f"case file {str(path)!r} does not exist", where=where,
-                         fix="Paths in 'file:' are relative to the suite file")
-    rows: list[tuple[dict[str, Any], str]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if limit is not None and len(rows) >= limit:
-                break
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SuiteError(f"invalid JSON: {exc.msg}", where=f"{path}:{number}") from None
-            if not isinstance(row, dict):
-                raise SuiteError("each row must be a JSON object", where=f"{path}:{number}")
-            rows.append((row, f"{path}:{number}"))
-    return rows
+def _style_suffix(style: str) -> str:
+    return f"[style={style}]"
 
 
 def _expand(case: Case, lexicons: dict[str, list[str]]) -> Iterator[Case]:
@@ -301,7 +296,8 @@ def _expand(case: Case, lexicons: dict[str, list[str]]) -> Iterator[Case]:
         fill = lambda text: _fill(text, values)  # noqa: E731
         prompt = fill(case.prompt) if isinstance(case.prompt, str) else tuple((r, fill(c)) for r, c in case.prompt)
         suffix = ",".join(f"{k}={v}" for k, v in values.items())
-        yield Case(f"{case.id}[{suffix}]", prompt, tuple((r, fill(t)) for r, t in case.responses), case.source)
+        yield Case(f"{case.id}[{suffix}]", prompt, tuple((r, fill(t)) for r, t in case.responses), case.source,
+                   case.style)
 
 
 def _fill(text: str, values: Mapping[str, str]) -> str:

@@ -70,11 +70,11 @@ def test_malformed_suite_is_a_one_line_collection_error(pytester: pytest.Pyteste
     assert result.ret == pytest.ExitCode.INTERRUPTED
 
 
-def test_missing_model_is_a_clear_error(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_model_is_demo(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RMCHECK_MODEL", raising=False)
-    result = project.runpytest()
-    result.stdout.fnmatch_lines(["*no reward model named. Pass --rm SPEC*"])
-    result.assert_outcomes(failed=2)
+    result = project.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*verbosity.rmcheck.yaml::filler-does-not-raise-score?demo?",
+                                 "*verbosity.rmcheck.yaml::nothing-to-truncate?demo?"])
 
 
 @pytest.mark.parametrize("how", ["pyproject", "env"])

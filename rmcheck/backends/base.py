@@ -56,6 +56,7 @@ class ModelOptions:
     dtype: str | None = None
     max_length: int | None = None
     batch_size: int | None = None
+    batch_tokens: int | None = None
     trust_remote_code: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -109,6 +110,19 @@ def load_model(spec: str, options: ModelOptions | None = None, *, where: str = "
             fix=f"Start it with one of: {', '.join(s + ':' for s in BACKENDS.names())} (e.g. hf:PATH, python:MODULE:CALLABLE)",
         )
     return factory(rest, options or ModelOptions())
+
+
+#: The pair :func:`objectives_of` scores when a backend learns its objectives only by scoring.
+PROBE = Pair("What is the capital of Australia?", "Canberra is the capital of Australia.")
+
+
+def objectives_of(model: RewardModel) -> tuple[str, ...]:
+    """The named objectives (heads) a model scores besides ``score``; scores one probe pair when
+    the backend does not declare them up front (e.g. a python: callable returning dicts)."""
+    if model.objectives:
+        return tuple(model.objectives)
+    (scores,) = normalise_scores(model.score([PROBE]), 1, model.spec)
+    return tuple(k for k in scores if k != OVERALL)
 
 
 def normalise_scores(raw: Any, count: int, spec: str) -> list[Scores]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import BackendError
-from .base import ModelOptions, Pair, Scores, normalise_scores, prompt_to_text, register_backend
+from .base import OVERALL, ModelOptions, Pair, Scores, normalise_scores, prompt_to_text, register_backend
 
 #: Bumped whenever the way this backend turns pairs into tokens changes (it keys the score cache).
 FORMAT_VERSION = "hf/1"
@@ -24,6 +25,7 @@ DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16
           "float16": "float16", "fp16": "float16", "auto": "auto"}
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
 PLAIN_TEMPLATE = "plain 'User:/Assistant:'"
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 @register_backend("hf")
@@ -53,11 +55,14 @@ class HFRewardModel:
     With one label, the logit is the score. With several, every label of
     ``config.id2label`` is a named objective and ``"score"`` is their mean (unless a
     label is itself called ``"score"``, which then is the overall score).
+    A gated multi-objective model (ArmoRM style: ``config.num_objectives``, custom code whose
+    output has ``rewards`` of shape (batch, objectives) and ``score`` of shape (batch, 1)) has one
+    objective per reward column and its gated ``score`` as the overall score.
     ``tokenizer`` and ``model`` are the loaded transformers objects (e.g. for vocabulary sweeps).
     """
 
-    def __init__(self, source: str, revision: str | None, options: ModelOptions) -> None:
-        self.spec = f"hf:{source}" + (f"@{revision}" if revision else "")
+    def __init__(self, source: str, revision: str | None, options: ModelOptions, *, spec: str | None = None) -> None:
+        self.spec = spec or f"hf:{source}" + (f"@{revision}" if revision else "")
         self.source = source
         self.revision = revision
         self.tokenizer, self.model, self.device = _load(self.spec, source, revision, options)
@@ -65,13 +70,16 @@ class HFRewardModel:
         self._head_config = config.get_text_config()
         self._native_pad_id: int | None = self._head_config.pad_token_id
         self.num_labels: int = config.num_labels
+        self.gated = isinstance(getattr(config, "num_objectives", None), int)
         self.objectives: tuple[str, ...] = (
-            tuple(str(config.id2label[i]) for i in range(self.num_labels)) if self.num_labels > 1 else ())
+            gated_objective_names(config) if self.gated
+            else tuple(str(config.id2label[i]) for i in range(self.num_labels)) if self.num_labels > 1 else ())
         self.max_length = options.max_length or _default_max_length(self.tokenizer, config)
         self._template = self.tokenizer.chat_template
         self._files, self.resolved_revision = _locate(source, revision)
         self._fingerprint = _sha256(json.dumps(self._fingerprint_parts(), sort_keys=True))
         self._warned_truncation = False
+        self._encoded: dict[Pair, tuple[dict[str, list[int]], int]] = {}  # by token_lengths(), for score()
 
     # -- description --------------------------------------------------------------------------
 
@@ -80,9 +88,7 @@ class HFRewardModel:
         return str(self.model.dtype).removeprefix("torch.")
 
     def template_name(self) -> str:
-        if self._template is None:
-            return f"none in tokenizer, {PLAIN_TEMPLATE} fallback"
-        return f"tokenizer chat_template (sha256 {_sha256(_template_text(self._template))[:8]})"
+        return template_name(self._template)
 
     def describe(self) -> str:
         pad = (f"config pad id {self._native_pad_id}" if self._native_pad_id is not None
@@ -100,22 +106,24 @@ class HFRewardModel:
     def _fingerprint_parts(self) -> dict[str, Any]:
         """The spec, revision, config.json, weights (by content in a local directory), tokenizer,
         template, dtype, max length, labels and pad id."""
-        config_file = self._files / "config.json" if self._files is not None else None
         return {
             "format": FORMAT_VERSION,
             "spec": self.spec,
-            "revision": self.resolved_revision,
-            "config": (_file_digest([config_file]) if config_file is not None and config_file.is_file()
-                       else _sha256(self.model.config.to_json_string())),
-            # A hub commit pins the weights; a local directory is hashed by content.
-            "weights": _file_digest(_weight_files(self._files)) if self.resolved_revision == "local" else None,
+            **model_identity(self.model, self._files, self.resolved_revision),
             "tokenizer": _tokenizer_digest(self.tokenizer),
-            "template": _sha256(_template_text(self._template)) if self._template is not None else PLAIN_TEMPLATE,
+            "template": template_digest(self._template),
             "dtype": self.dtype,
             "max_length": self.max_length,
             "labels": [self.num_labels, self.objectives],
             "pad_id": self._native_pad_id,
+            "runtime": _runtime(self.device),
         }
+
+    @property
+    def cacheable(self) -> bool:
+        """Scores may go to the on-disk cache: the fingerprint pins the weights (a local directory by
+        content, a hub model by its commit), unless the revision is a name that can move (``main``)."""
+        return self.resolved_revision == "local" or _COMMIT.fullmatch(self.resolved_revision) is not None
 
     # -- scoring ------------------------------------------------------------------------------
 
@@ -133,29 +141,74 @@ class HFRewardModel:
 
     def encode(self, pair: Pair) -> tuple[dict[str, list[int]], int]:
         """Token ids of a pair (no double BOS) and how many tokens truncation cut."""
-        text = self.render(pair)
+        return self.encode_many([pair])[0]
+
+    def encode_many(self, pairs: Sequence[Pair]) -> list[tuple[dict[str, list[int]], int]]:
+        """:meth:`encode` for many pairs, in batched tokenizer calls (several times faster than one by one)."""
+        texts = [self.render(pair) for pair in pairs]
         bos = self.tokenizer.bos_token
-        kwargs = {"add_special_tokens": not (bos and text.startswith(bos))}
-        full = len(self.tokenizer(text, **kwargs)["input_ids"])
-        if full > self.max_length:
-            kwargs.update(truncation=True, max_length=self.max_length)
-        encoding = self.tokenizer(text, **kwargs)
-        row = {name: list(encoding[name]) for name in self.tokenizer.model_input_names if name in encoding}
-        return row, full - len(row["input_ids"])
+        specials = [not (bos and text.startswith(bos)) for text in texts]
+        rows = self._tokenize(texts, specials)
+        full = [len(row["input_ids"]) for row in rows]
+        long = [i for i, n in enumerate(full) if n > self.max_length]
+        for i, row in zip(long, self._tokenize([texts[i] for i in long], [specials[i] for i in long], truncate=True)):
+            rows[i] = row
+        return [(row, n - len(row["input_ids"])) for row, n in zip(rows, full)]
+
+    def _tokenize(self, texts: list[str], specials: list[bool], *, truncate: bool = False) -> list[dict[str, list[int]]]:
+        """The tokenizer's rows for ``texts``, one call per ``add_special_tokens`` value, in order."""
+        rows: list[dict[str, list[int]]] = [{} for _ in texts]
+        limit = {"truncation": True, "max_length": self.max_length} if truncate else {}
+        for special in set(specials):
+            at = [i for i, flag in enumerate(specials) if flag == special]
+            encoding = self.tokenizer([texts[i] for i in at], add_special_tokens=special, **limit)
+            names = [name for name in self.tokenizer.model_input_names if name in encoding]
+            for j, i in enumerate(at):
+                rows[i] = {name: list(encoding[name][j]) for name in names}
+        return rows
+
+    def token_lengths(self, pairs: Sequence[Pair]) -> list[int]:
+        """How many tokens the model sees for each pair (after truncation): the scheduler's batch cost.
+        The encodings are kept for :meth:`score`, so a pair is tokenized once."""
+        encoded = self.encode_many(pairs)
+        self._encoded.update(zip(pairs, encoded))
+        return [len(row["input_ids"]) for row, _ in encoded]
+
+    def _encodings(self, pairs: Sequence[Pair]) -> list[tuple[dict[str, list[int]], int]]:
+        """Encodings of ``pairs``: those :meth:`token_lengths` kept (released now), the rest encoded."""
+        distinct = list(dict.fromkeys(pairs))
+        found = {p: self._encoded.pop(p) for p in distinct if p in self._encoded}
+        missing = [p for p in distinct if p not in found]
+        found.update(zip(missing, self.encode_many(missing)))
+        return [found[p] for p in pairs]
 
     def score(self, pairs: Sequence[Pair]) -> list[Scores]:
         if not pairs:
             return []
         import torch
 
-        rows, cuts = zip(*(self.encode(pair) for pair in pairs))
+        rows, cuts = zip(*self._encodings(pairs))
         self._warn_truncation(cuts)
         batch = _right_pad(rows, self._pad_id([row["input_ids"] for row in rows]))
         with torch.inference_mode():
-            logits = self.model(**{k: v.to(self.device) for k, v in batch.items()}).logits
-        values = logits.float().cpu().tolist()
+            output = self.model(**{k: v.to(self.device) for k, v in batch.items()})
+        if self.gated:
+            return normalise_scores(self._gated_scores(output), len(pairs), self.spec)
+        values = output.logits.float().cpu().tolist()
         raw = [row[0] if not self.objectives else dict(zip(self.objectives, row)) for row in values]
         return normalise_scores(raw, len(pairs), self.spec)
+
+    def _gated_scores(self, output: Any) -> list[dict[str, float]]:
+        """Per-objective ``rewards`` and the gated overall ``score`` of an ArmoRM-style output."""
+        rewards, score = getattr(output, "rewards", None), getattr(output, "score", None)
+        if rewards is None or score is None or tuple(rewards.shape[1:]) != (len(self.objectives),):
+            raise BackendError(f"{self.spec}: config.num_objectives is {len(self.objectives)}, but the model's output "
+                               f"has no 'rewards' of shape (batch, {len(self.objectives)}) and 'score'",
+                               fix="Use a model whose forward returns rewards and score (ArmoRM style), "
+                                   "or drop num_objectives from its config.json")
+        overall = score.float().reshape(len(score), -1)[:, 0].cpu().tolist()
+        return [{**dict(zip(self.objectives, row)), OVERALL: total}
+                for row, total in zip(rewards.float().cpu().tolist(), overall)]
 
     def _pad_id(self, ids: Sequence[Sequence[int]]) -> int:
         """The id to right-pad with, such that the head still pools each sequence's own last token.
@@ -183,24 +236,64 @@ class HFRewardModel:
                           stacklevel=3)
 
 
+#: The published names of ArmoRM-Llama3-8B's 19 objectives (its config does not carry them).
+ARMORM_OBJECTIVES = (
+    "helpsteer-helpfulness", "helpsteer-correctness", "helpsteer-coherence", "helpsteer-complexity",
+    "helpsteer-verbosity", "ultrafeedback-overall_score", "ultrafeedback-instruction_following",
+    "ultrafeedback-truthfulness", "ultrafeedback-honesty", "ultrafeedback-helpfulness", "beavertails-is_safe",
+    "prometheus-score", "argilla-overall_quality", "argilla-judge_lm", "code-complexity", "code-style",
+    "code-explanation", "code-instruction-following", "code-readability",
+)
+
+
+def gated_objective_names(config: Any) -> tuple[str, ...]:
+    """Objective names of a gated model: ``config.objective_names``, else ArmoRM's published names when the
+    architecture and count match, else ``objective_0``, ``objective_1``, ..."""
+    count = config.num_objectives
+    named = getattr(config, "objective_names", None)
+    if isinstance(named, (list, tuple)) and len(named) == count:
+        return tuple(str(n) for n in named)
+    if count == len(ARMORM_OBJECTIVES) and "LlamaForRewardModelWithGating" in (config.architectures or ()):
+        return ARMORM_OBJECTIVES
+    return tuple(f"objective_{i}" for i in range(count))
+
+
 # -- loading ------------------------------------------------------------------------------------
 
 
-def _load(spec: str, source: str, revision: str | None, options: ModelOptions) -> tuple[Any, Any, Any]:
-    """Tokenizer, model (eval mode, on its device) and device, or one clear BackendError."""
+def _load(spec: str, source: str, revision: str | None, options: ModelOptions,
+          auto_class: str = "AutoModelForSequenceClassification") -> tuple[Any, Any, Any]:
+    """Tokenizer, model (eval mode, on its device) and device, or one clear BackendError.
+
+    ``auto_class`` names the transformers Auto class that builds the model (``AutoModelForCausalLM`` for dpo:).
+    """
     _check_local_path(spec, source, revision)
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    import transformers
 
     device, dtype = _device(options.device), _dtype(options.dtype, torch)
     common = {"revision": revision, "trust_remote_code": options.trust_remote_code}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **common)
-        model = AutoModelForSequenceClassification.from_pretrained(source, dtype=dtype, **common)
+        _check_remote_code(spec, transformers.AutoConfig.from_pretrained(source, **common), auto_class, options)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, **common)
+        model = getattr(transformers, auto_class).from_pretrained(source, dtype=dtype, **common)
         model.to(device)
+    except BackendError:
+        raise
     except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ImportError, ...
         raise BackendError(f"cannot load {spec}: {_first_line(exc)}", fix=_load_fix(exc, source)) from None
     return tokenizer, model.eval(), device
+
+
+def _check_remote_code(spec: str, config: Any, auto_class: str, options: ModelOptions) -> None:
+    """Refuse a model whose own code builds it when that code may not run: transformers would silently
+    build a stock class with a randomly initialised head instead."""
+    custom = (getattr(config, "auto_map", None) or {}).get(auto_class)
+    if custom and not options.trust_remote_code:
+        raise BackendError(f"{spec} ships its own model code ({custom}) and trust_remote_code is off",
+                           where="--rm",
+                           fix="Pass --trust-remote-code (pytest: --rmcheck-trust-remote-code) if you trust that code; "
+                               "without it transformers would score with a randomly initialised head")
 
 
 def _check_local_path(spec: str, source: str, revision: str | None) -> None:
@@ -291,6 +384,40 @@ def _right_pad(rows: Sequence[dict[str, list[int]]], pad_id: int) -> dict[str, A
 
 
 # -- hashing ------------------------------------------------------------------------------------
+
+
+def model_identity(model: Any, files: Path | None, revision: str) -> dict[str, Any]:
+    """What pins a loaded model: its revision, config.json and, in a local directory, its weights and
+    model code by content (a hub commit pins those)."""
+    config_file = files / "config.json" if files is not None else None
+    local = revision == "local" and files is not None
+    return {
+        "revision": revision,
+        "config": (_file_digest([config_file]) if config_file is not None and config_file.is_file()
+                   else _sha256(model.config.to_json_string())),
+        "weights": _file_digest(_weight_files(files)) if local else None,
+        "code": _file_digest(sorted(files.glob("*.py"))) if local else None,
+    }
+
+
+def template_name(template: Any) -> str:
+    """How a chat template is named in descriptions: by the start of its sha256, or the plain fallback."""
+    if template is None:
+        return f"none in tokenizer, {PLAIN_TEMPLATE} fallback"
+    return f"tokenizer chat_template (sha256 {_sha256(_template_text(template))[:8]})"
+
+
+def template_digest(template: Any) -> str:
+    return _sha256(_template_text(template)) if template is not None else PLAIN_TEMPLATE
+
+
+def _runtime(device: Any) -> dict[str, str]:
+    """The device kind and library versions that compute the scores: their kernels round differently."""
+    import torch
+    import transformers
+
+    kind = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    return {"device": kind, "torch": torch.__version__, "transformers": transformers.__version__}
 
 
 def _sha256(text: str) -> str:

@@ -4,12 +4,17 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+import json
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import BackendError
 from .base import ModelOptions, Pair, Scores, normalise_scores, register_backend
+
+#: What a callable (or its module) sets to say what else its scores depend on (weights, data files, a
+#: version): a string, or a function returning one. Without it, its scores are not cached on disk.
+DECLARED = "rmcheck_fingerprint"
 
 
 class PythonRewardModel:
@@ -24,7 +29,10 @@ class PythonRewardModel:
         self.spec = spec
         self.fn = fn
         self.objectives: tuple[str, ...] = ()
-        self._fingerprint = _fingerprint(spec, fn)
+        declared = _declared(spec, fn)
+        #: Only a callable that declares what its scores depend on has them cached on disk.
+        self.cacheable = declared is not None
+        self._fingerprint = _fingerprint(spec, fn, declared)
 
     @property
     def fingerprint(self) -> str:
@@ -47,13 +55,42 @@ class PythonRewardModel:
         return scores
 
 
-def _fingerprint(spec: str, fn: Callable[..., Any]) -> str:
-    digest = hashlib.sha256(spec.encode())
-    try:
-        digest.update(Path(inspect.getsourcefile(fn) or "").read_bytes())
-    except (OSError, TypeError):
+def _declared(spec: str, fn: Callable[..., Any]) -> str | None:
+    """``rmcheck_fingerprint`` of the callable, else of its module: a string, or a function returning one."""
+    module = sys.modules.get(getattr(fn, "__module__", None) or "")
+    value = getattr(fn, DECLARED, getattr(module, DECLARED, None))
+    if callable(value):
+        try:
+            value = value()
+        except Exception as exc:  # the user's own function
+            raise BackendError(f"{DECLARED} of {spec} raised {type(exc).__name__}: {exc}", where="--rm",
+                               fix=f"Make {DECLARED} return a string (e.g. a hash of the weights it loads)") from None
+    return None if value is None else str(value)
+
+
+def _fingerprint(spec: str, fn: Callable[..., Any], declared: str | None) -> str:
+    """sha256 over the spec, the declared fingerprint and the source files of the callable's package."""
+    digest = hashlib.sha256(json.dumps([spec, declared]).encode())
+    files = _source_files(fn)
+    if not files:
         digest.update(repr(fn).encode())
+    for name, path in files:
+        digest.update(name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def _source_files(fn: Callable[..., Any]) -> list[tuple[str, Path]]:
+    """Every ``.py`` file of the callable's top-level package (named relative to it, so the fingerprint
+    does not depend on where the checkout is), or its own file when it is a plain module."""
+    try:
+        own = Path(inspect.getsourcefile(fn) or "")
+    except TypeError:  # a builtin or a C extension
+        return []
+    top = sys.modules.get((getattr(fn, "__module__", None) or "").partition(".")[0])
+    folders = [Path(folder) for folder in getattr(top, "__path__", ())]
+    if not folders:
+        return [(own.name, own)] if own.is_file() else []
+    return sorted({(p.relative_to(folder).as_posix(), p) for folder in folders for p in folder.rglob("*.py")})
 
 
 @register_backend("python")
