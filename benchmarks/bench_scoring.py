@@ -27,7 +27,6 @@ from benchmarks.baselines import CountingModel, naive_loop, raw_forward  # noqa:
 from benchmarks.hh_suite import HH_RLHF, write_suite  # noqa: E402
 from benchmarks.rewardbench_run import rewardbench_section  # noqa: E402
 from benchmarks.study import study  # noqa: E402
-from rmcheck.backends.base import ModelOptions  # noqa: E402
 from rmcheck.cache import ScoreCache  # noqa: E402
 from rmcheck.engine import Engine, Request, run_suites  # noqa: E402
 from rmcheck.scoring import BatchPolicy, Scorer  # noqa: E402
@@ -43,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"model to benchmark (repeatable; default: demo and {TINY_LLAMA}, built from a config)")
     parser.add_argument("--cases", type=int, default=250, help="HH-RLHF preference cases (2 pairs each; default 250)")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per measurement; the minimum is kept")
-    parser.add_argument("--study", action="store_true", help="time batch policies instead (how the defaults were chosen)")
+    parser.add_argument("--study", action="store_true",
+                        help="time batch policies instead (how the defaults were chosen)")
     parser.add_argument("--rewardbench-python", metavar="PYTHON", default=None,
                         help="a Python with the rewardbench package installed, for (d)")
     args = parser.parse_args(argv)
@@ -78,8 +78,9 @@ def benchmark(spec: str, suite: Suite, work: Path, args: argparse.Namespace) -> 
     ratios["b_throughput"] = scoring_limit(model, distinct, args.repeats)
     ratios["c_warm"] = cache_rerun(spec, suite, work / f"cache-{len(list(work.glob('cache-*')))}", args.repeats)
     rewardbench_section(model, suite, args.rewardbench_python, work)
-    print("    targets: " + "; ".join(f"{key} {value:.2f} (target {TARGETS[key]}: "
-                                      f"{'met' if value >= TARGETS[key] else 'MISSED'})" for key, value in ratios.items()))
+    verdicts = [f"{key} {value:.2f} (target {TARGETS[key]}: {'met' if value >= TARGETS[key] else 'MISSED'})"
+                for key, value in ratios.items()]
+    print("    targets: " + "; ".join(verdicts))
 
 
 def suite_run(spec: str, suite: Suite, repeats: int) -> dict[str, Any]:
@@ -100,8 +101,9 @@ def suite_run(spec: str, suite: Suite, repeats: int) -> dict[str, Any]:
     agree = all((naive.passed.get(r.test, 0), naive.failed.get(r.test, 0)) == (r.counts["passed"], r.counts["failed"])
                 for r in results)
     explaining = rm_pairs - len(naive.distinct)
+    originals = sum(len(c.responses) for c in suite.cases)
     print(f"(a) suite of {len(suite.tests)} tests over {len(suite.cases)} cases "
-          f"({sum(len(c.responses) for c in suite.cases)} original pairs; {len(naive.distinct)} distinct pairs to judge)")
+          f"({originals} original pairs; {len(naive.distinct)} distinct pairs to judge)")
     table([("", "forward passes", "pairs scored", "wall s"),
            ("naive pytest loop", counter.calls, counter.pairs, f"{naive_time:.1f}"),
            ("rmcheck, no cache", rm_calls, f"{rm_pairs} ({explaining} explaining {failing} failing cases)",
@@ -126,7 +128,8 @@ def scoring_limit(model: Any, pairs: list, repeats: int) -> float:
             best[name] = min(best[name], timed(run)[0])
     print(f"(b) scoring {len(pairs)} distinct pairs (minimum of {max(repeats, 2)} interleaved runs)")
     table([("", "wall s", "pairs/s"),
-           ("raw batched forward: tokenized once, length-sorted, same batches", f"{best['raw']:.2f}", f"{len(pairs) / best['raw']:.0f}"),
+           ("raw batched forward: tokenized once, length-sorted, same batches", f"{best['raw']:.2f}",
+            f"{len(pairs) / best['raw']:.0f}"),
            ("raw batched forward: unsorted batches of 32 pairs", f"{best['raw32']:.2f}",
             f"{len(pairs) / best['raw32']:.0f}"),
            ("rmcheck Scorer (dedupe, token budget, checks)", f"{best['rmcheck']:.2f}",

@@ -171,7 +171,8 @@ def describe_cache(directory: str | Path) -> str:
     lines = [f"score cache {info.path}: {info.pairs} scores, {info.size_bytes / 1e6:.1f} MB"]
     for model in info.models:
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(model.last_used))
-        lines.append(f"  {model.pairs:>8} scores  {model.spec}  (fingerprint {model.fingerprint[:12]}, last used {used})")
+        lines.append(f"  {model.pairs:>8} scores  {model.spec}  "
+                     f"(fingerprint {model.fingerprint[:12]}, last used {used})")
     return "\n".join(lines)
 
 
