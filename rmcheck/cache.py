@@ -81,9 +81,23 @@ class ScoreCache:
         return self._connection
 
     def _open(self) -> sqlite3.Connection:
+        """Open (creating if need be), retrying while another process holds the lock: the first switch
+        to WAL needs an exclusive lock, and sqlite answers "locked" there without waiting."""
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while True:
+            try:
+                return self._try_open()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise self._error(f"cannot be opened ({exc})") from None
+                time.sleep(0.05)
+            except (OSError, sqlite3.Error) as exc:
+                raise self._error(f"cannot be opened ({exc})") from None
+
+    def _try_open(self) -> sqlite3.Connection:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT, isolation_level=None)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             with _Transaction(db):
@@ -93,8 +107,9 @@ class ScoreCache:
                 for statement in _SCHEMA:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version={FORMAT}")
-        except (OSError, sqlite3.Error) as exc:
-            raise self._error(f"cannot be opened ({exc})") from None
+        except BaseException:
+            db.close()
+            raise
         return db
 
     def get(self, fingerprint: str, pairs: Sequence[Pair]) -> dict[Pair, Scores]:
