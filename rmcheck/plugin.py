@@ -40,7 +40,6 @@ class PluginState:
 
 
 STATE = pytest.StashKey[PluginState]()
-LOADGROUP = "rmcheck_loadgroup"  # workerinput key
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,18 +57,32 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = PluginState(engine, specs, config.getoption("rmcheck_json"), baseline=_baseline(config))
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(Reporter(config), "rmcheck-reporter")
-    if getattr(config.option, "dist", "no") == "load":
-        config.option.dist = "loadgroup"  # keep a suite and model on one worker: no pair scored twice
-    if getattr(config, "workerinput", {}).get(LOADGROUP):
-        config.option.loadgroup = True  # workers parse the original command line, which said only -n
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: Any) -> None:
-    """Tell each xdist worker that the run is ``loadgroup``: it then reports each item with its group,
-    which is what the controller's scheduler keeps together."""
-    if node.config.option.dist == "loadgroup":
-        node.workerinput[LOADGROUP] = True
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``-n N`` (``--dist load``) keeps each suite and model on one worker, so no pair is scored by two.
+
+    A scope scheduler keyed on the node id itself: xdist's ``loadgroup`` renames node ids, which
+    pytest 9.2 no longer honours, so it would silently split groups.
+    """
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SuiteScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return suite_scope(nodeid)
+
+    return SuiteScheduling(config, log)
+
+
+def suite_scope(nodeid: str) -> str:
+    """``suites/x.rmcheck.yaml::test[MODEL]`` -> ``suites/x.rmcheck.yaml[MODEL]``; any other item is its own scope."""
+    path, _, rest = nodeid.partition("::")
+    if path.endswith(".rmcheck.yaml") and rest.endswith("]") and "[" in rest:
+        return path + rest[rest.index("["):]
+    return nodeid
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

@@ -93,3 +93,14 @@ def test_two_workers_load_once_each_and_never_score_a_pair_twice(pytester: pytes
     loads, scored, _ = calls(log)
     assert not scored  # both workers found every pair in the shared cache
     result.stdout.fnmatch_lines([f"scoring ?counting:a?: * {2 * 16} from the cache, 0 scored in 0 forward passes"])
+
+
+@pytest.mark.parametrize(("nodeid", "scope"), [
+    ("suites/v.rmcheck.yaml::filler[hf:./m@v1]", "suites/v.rmcheck.yaml[hf:./m@v1]"),
+    ("suites/v.rmcheck.yaml::truncate[demo]", "suites/v.rmcheck.yaml[demo]"),
+    ("tests/test_x.py::test_a[1]", "tests/test_x.py::test_a[1]"),  # other items are scheduled one by one
+])
+def test_suite_scope_keeps_a_suite_and_model_together(nodeid: str, scope: str) -> None:
+    from rmcheck.plugin import suite_scope
+
+    assert suite_scope(nodeid) == scope
