@@ -23,6 +23,7 @@ from typing import Any, Sequence
 from ..backends.base import ModelOptions, Pair
 from ..datasets import read_hh_rlhf
 from .build import BUILD_VERSION, ENCODER_PACKAGE, HEAD_FILE, MAX_LENGTH, encoder_dir
+from ..sweep.stats import spearman
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
 SEED = 0
@@ -167,21 +168,11 @@ def evaluate(data: Path, head_file: Path = HEAD_FILE, limit: int | None = None) 
     scores = [scored[pair]["score"] for pair in chosen + rejected]
     wins = sum(c > r for c, r in zip(scores[:len(held)], scores[len(held):]))
     lengths = [len(p.response) for p in chosen + rejected]
-    return {"pairs": len(held), "accuracy": wins / len(held), "spearman_score_length": _spearman(scores, lengths)}
+    return {"pairs": len(held), "accuracy": wins / len(held), "spearman_score_length": spearman(scores, lengths)}
 
 
 def _sides(examples: Sequence[Example]) -> tuple[list[Pair], list[Pair]]:
     return ([Pair(prompt, c) for _, prompt, c, _ in examples], [Pair(prompt, r) for _, prompt, _, r in examples])
-
-
-def _spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
-    rank = lambda v: {i: r for r, i in enumerate(sorted(range(len(v)), key=v.__getitem__))}  # noqa: E731
-    rx, ry = rank(xs), rank(ys)
-    n = len(xs)
-    mean = (n - 1) / 2
-    cov = sum((rx[i] - mean) * (ry[i] - mean) for i in range(n))
-    var = sum((r - mean) ** 2 for r in range(n))
-    return cov / var
 
 
 def main(argv: Sequence[str] | None = None) -> int:
