@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from rmcheck.backends.base import OVERALL, Pair, RewardModel
-from rmcheck.engine import Engine
+from rmcheck.kinds.expectation import plan
 from rmcheck.suite import Suite
 
 
@@ -47,10 +47,9 @@ def naive_loop(model: RewardModel, suite: Suite) -> NaiveRun:
     run = NaiveRun()
     originals = [Pair(case.prompt, text) for case in suite.cases for _, text in case.responses]
     sd = statistics.stdev(score([pair])[0] for pair in originals)
-    planner = Engine()
     for test in suite.tests:
         threshold = test.tolerance.resolve(sd)
-        trials, _ = planner.plan(suite, test)
+        trials, _ = plan(suite, test)
         for trial in trials:
             texts, prompt = trial.texts(), trial.case.prompt
             if test.expect.kind == "pair":

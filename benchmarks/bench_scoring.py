@@ -27,7 +27,7 @@ from benchmarks.baselines import CountingModel, naive_loop, raw_forward  # noqa:
 from benchmarks.hh_suite import HH_RLHF, write_suite  # noqa: E402
 from benchmarks.rewardbench_run import rewardbench_section  # noqa: E402
 from benchmarks.study import study  # noqa: E402
-from rmcheck.cache import ScoreCache  # noqa: E402
+from rmcheck.scoring.cache import ScoreCache  # noqa: E402
 from rmcheck.engine import Engine, Request, run_suites  # noqa: E402
 from rmcheck.scoring import BatchPolicy, Scorer  # noqa: E402
 from rmcheck.suite import Suite, load_suite  # noqa: E402

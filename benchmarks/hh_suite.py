@@ -5,7 +5,7 @@ import gzip
 import json
 from pathlib import Path
 
-from rmcheck.datasets import hh_rlhf_case
+from rmcheck.suite.datasets import hh_rlhf_case
 
 ROOT = Path(__file__).resolve().parent.parent
 HH_RLHF = ROOT.parent / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"

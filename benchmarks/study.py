@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rmcheck.backends.base import Pair, RewardModel, load_model
-from rmcheck.engine import Engine
+from rmcheck.kinds.expectation import plan
 from rmcheck.scoring import Scorer
 from rmcheck.errors import RmcheckError
 from rmcheck.suite import Suite, TestSpec, find_suites, load_suite
@@ -45,12 +45,12 @@ def study(spec: str, suite: Suite, repeats: int) -> None:
 
 def suite_pairs(suites: list[Suite]) -> list[Pair]:
     """Every distinct pair the suites' tests judge: the originals and each test's perturbed responses."""
-    planner, pairs = Engine(), []
+    pairs = []
     for suite in suites:
         pairs += [Pair(c.prompt, text) for c in suite.cases for _, text in c.responses]
         for test in suite.tests:
             try:
-                trials = planner.plan(suite, test)[0] if isinstance(test, TestSpec) else []
+                trials = plan(suite, test)[0] if isinstance(test, TestSpec) else []
             except RmcheckError:  # e.g. llm_rewrite without its cassette: not needed for timing
                 continue
             pairs += [Pair(trial.case.prompt, text) for trial in trials for text in trial.texts().values()]

@@ -1,10 +1,11 @@
 """rmcheck: behavioural testing for LLM reward models."""
-__version__ = "0.1.0"
-
-from .backends import ModelOptions, Pair, RewardModel, load_model, register_backend  # noqa: E402
-from .errors import RmcheckError  # noqa: E402
-from .expect import register_expectation  # noqa: E402
-from .perturb import Change, Hunk, OperatorContext, register_operator  # noqa: E402
+from .version import __version__
+from .backends import ModelOptions, Pair, RewardModel, load_model, register_backend
+from .errors import RmcheckError
+from .expect import register_expectation
+from .kinds import register_kind
+from .perturb import Change, Hunk, OperatorContext, register_operator
 
 __all__ = ["Change", "Hunk", "ModelOptions", "OperatorContext", "Pair", "RewardModel", "RmcheckError",
-           "__version__", "load_model", "register_backend", "register_expectation", "register_operator"]
+           "__version__", "load_model", "register_backend", "register_expectation", "register_kind",
+           "register_operator"]

@@ -1,27 +1,25 @@
-"""The core runner: plan perturbations, score every pair once, judge, shrink, replay.
+"""The engine: the one public API that test kinds use, and the runner that dispatches tests to kinds.
 
-Nothing here imports pytest; the plugin and the CLI are both thin layers over
-:class:`Engine`.
+A test kind (built in or a user's) receives an :class:`Engine` and the :class:`Request` objects of one
+model, and uses only this API: the loaded model, scoring with progress and the score cache, the
+model's tokenizer facts, and the resolution of a test's tolerance into a threshold. Nothing here
+imports pytest; the plugin and the CLI are both thin layers over it.
 """
 from __future__ import annotations
 
-import random
 import statistics
-from collections import ChainMap
 from dataclasses import dataclass, field
-from itertools import zip_longest
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from .backends.base import OVERALL, ModelOptions, Pair, RewardModel, Scores, load_model
 from .errors import BackendError, RmcheckError
 from .expect import Threshold
-from .perturb import Change, OperatorContext, run_operator
-from .results import CaseResult, Counterfactual, Example, Side, TestResult
-from .cache import ScoreCache
-from .scoring import ProgressCallback, Scorer
-from .shrink import Shrinker, Shrunk, Subset, ddmin
-from .suite import Case, Suite, TestSpec, find_suites, load_suite
+from .kinds.registry import kind_of
+from .results import TestResult
+from .scoring.cache import ScoreCache
+from .scoring.scheduler import ProgressCallback, Scorer
+from .suite.loader import Suite, find_suites, load_suite
 
 DEFAULT_SHRINK_BUDGET = 100
 
@@ -29,44 +27,12 @@ DEFAULT_SHRINK_BUDGET = 100
 Outcomes = dict[tuple[str, str, str], "TestResult | RmcheckError"]
 
 
-@dataclass(frozen=True)
-class Trial:
-    """One case of one test: the roles it compares and the edits proposed for them."""
-
-    case: Case
-    label: str
-    roles: tuple[str, ...]  # ("response",) etc. for a single check; ("chosen", "rejected") for a pair check
-    changes: tuple[tuple[str, Change], ...] = ()
-
-    @property
-    def hunks(self) -> list[tuple[str, int]]:
-        return [(role, i) for role, change in self.changes for i in range(len(change.hunks))]
-
-    def texts(self, keep: Iterable[int] | None = None) -> dict[str, str]:
-        """The compared responses with the hunks in ``keep`` applied (all when None)."""
-        texts = {role: self.case.text(role) for role in self.roles}
-        hunks = self.hunks
-        chosen = range(len(hunks)) if keep is None else keep
-        per_role: dict[str, list[int]] = {role: [] for role, _ in self.changes}
-        for index in chosen:
-            role, local = hunks[index]
-            per_role[role].append(local)
-        for role, change in self.changes:
-            texts[role] = change.apply(per_role[role])
-        return texts
-
-
-def evaluate_expectations(engine: "Engine", spec: str, requests: Sequence["Request"]) -> "Outcomes":
-    """The evaluator of the default test kind (see :mod:`rmcheck.kinds`)."""
-    return engine.evaluate_expectations(spec, requests)
-
-
 @dataclass
 class Request:
     """One test of one suite against one model spec."""
 
     suite: Suite
-    test: TestSpec
+    test: Any  # the spec object its kind parsed (a TestSpec for the default kind)
     spec: str
 
     @property
@@ -74,9 +40,19 @@ class Request:
         return (str(self.suite.path), self.test.name, self.spec)
 
 
+@dataclass(frozen=True)
+class TokenizerFacts:
+    """What a kind may need to know about a model's tokenizer (models with one: hf:, demo, dpo:)."""
+
+    tokenizer: Any
+    pad_id: int | None  # the pad id the model's config declares (None: the model pools its last token)
+    chat_template: str | None  # None: the plain ``User: ...`` fallback
+    max_length: int
+
+
 @dataclass
 class Engine:
-    """Loads each model once, and evaluates many requests with shared, batched scoring."""
+    """Loads each model once, and scores what many requests need in shared, deduplicated batches."""
 
     options: ModelOptions = field(default_factory=ModelOptions)
     shrink_budget: int = DEFAULT_SHRINK_BUDGET
@@ -84,7 +60,9 @@ class Engine:
     cache: ScoreCache | None = None  # the on-disk score cache, shared by every cacheable model
     _models: dict[str, RewardModel | RmcheckError] = field(default_factory=dict)
     _scorers: dict[str, Scorer] = field(default_factory=dict)
-    _plans: dict[tuple[str, str], tuple[list[Trial], list[CaseResult]]] = field(default_factory=dict)
+    _scratch: dict[str, dict[Any, Any]] = field(default_factory=dict)
+
+    # -- the API for test kinds ----------------------------------------------------------
 
     def model(self, spec: str) -> RewardModel:
         """The loaded model for ``spec`` (loaded on first use; a load error is remembered and re-raised)."""
@@ -101,19 +79,59 @@ class Engine:
         return found
 
     def scorer(self, spec: str) -> Scorer:
+        """The scheduler of ``spec``: deduplicated, cached, length-sorted batches, and a memo of this run."""
         if spec not in self._scorers:
             self._scorers[spec] = Scorer(self.model(spec), batch_size=self.options.batch_size,
                                          batch_tokens=self.options.batch_tokens, cache=self.cache)
         return self._scorers[spec]
 
+    def score(self, spec: str, pairs: Iterable[Pair], what: str = "") -> dict[Pair, Scores]:
+        """Scores of ``pairs`` under ``spec``, each distinct pair scored at most once per run."""
+        return self.scorer(spec).score(pairs, self.progress_for(what or f"scoring {spec}"))
+
+    def progress_for(self, what: str) -> ProgressCallback | None:
+        """A ``(done, total)`` callback that reports ``what`` to the run's progress display, if any."""
+        if self.progress is None:
+            return None
+        report = self.progress
+        return lambda done, total: report(what, done, total)
+
+    def tokenizer_facts(self, spec: str) -> TokenizerFacts | None:
+        """The tokenizer, pad id, chat template and max length of ``spec``; None for models without a tokenizer."""
+        model = self.model(spec)
+        tokenizer = getattr(model, "tokenizer", None)
+        if tokenizer is None:
+            return None
+        return TokenizerFacts(tokenizer, getattr(model, "native_pad_id", tokenizer.pad_token_id),
+                              getattr(tokenizer, "chat_template", None), int(getattr(model, "max_length", 0)))
+
+    def threshold(self, request: Request, scores: dict[Pair, Scores]) -> Threshold:
+        """The test's tolerance in raw score units (an ``sd`` tolerance uses the suite's original responses)."""
+        test = request.test
+        objective = test.objective or OVERALL
+        sample = next(iter(scores.values()), {})
+        if test.objective and objective not in sample:
+            heads = ", ".join(sorted(k for k in sample if k != OVERALL)) or "none (a single score)"
+            raise BackendError(f"model {request.spec} has no objective {test.objective!r}",
+                               where=request.suite.where(test), fix=f"Its objectives are: {heads}")
+        sd = 0.0
+        if test.tolerance.unit == "sd":
+            values = [scores[p][objective] for p in request.suite.pairs()]
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        return test.tolerance.resolve(sd)
+
+    def scratch(self, kind: str) -> dict[Any, Any]:
+        """A dict a kind may keep across calls in one run (plans, sweeps), keyed as it likes."""
+        return self._scratch.setdefault(kind, {})
+
     def used_scorer(self, spec: str) -> Scorer | None:
         """The scorer of ``spec`` if anything has used it (its ``describe()`` and ``stats`` say how pairs were scored)."""
         return self._scorers.get(spec)
 
-    def evaluate(self, requests: Sequence[Request]) -> Outcomes:
-        """Results for every request; a request that cannot run maps to its error instead."""
-        from .kinds import kind_of
+    # -- the runner ----------------------------------------------------------------------
 
+    def evaluate(self, requests: Sequence[Request]) -> Outcomes:
+        """Results for every request, each kind once per model; a request that cannot run maps to its error."""
         out: Outcomes = {}
         for spec in dict.fromkeys(r.spec for r in requests):
             for kind in {id(k): k for k in (kind_of(r.test) for r in requests)}.values():
@@ -123,249 +141,6 @@ class Engine:
                 except RmcheckError as exc:
                     out.update((r.key, exc) for r in mine)
         return out
-
-    # -- expectation tests ---------------------------------------------------------
-
-    def evaluate_expectations(self, spec: str, requests: Sequence[Request]) -> Outcomes:
-        scorer = self.scorer(spec)
-        plans = {r.key: self.plan(r.suite, r.test) for r in requests}
-        needed: list[Pair] = []
-        for suite in {id(r.suite): r.suite for r in requests}.values():
-            needed.extend(_originals(suite))
-        for trials, _ in plans.values():
-            for trial in trials:
-                needed.extend(_pairs(trial, trial.texts()))
-        scores = scorer.score(needed, self._progress(f"scoring {spec}"))
-        out: Outcomes = {}
-        judged: list[tuple[TestResult, Judge, list[Trial]]] = []
-        for request in requests:
-            try:
-                judge = Judge(request.test, _threshold(request, scores, scorer.model))
-            except RmcheckError as exc:
-                out[request.key] = exc
-                continue
-            trials, not_applicable = plans[request.key]
-            result = _new_result(request, spec, judge.threshold)
-            failing: list[Trial] = []
-            for trial in trials:
-                case = judge.verdict(trial, scores)
-                result.cases.append(case)
-                if case.verdict == "failed":
-                    failing.append(trial)
-            result.cases.extend(not_applicable)
-            judged.append((result, judge, failing))
-            out[request.key] = result
-        self._explain(scorer, judged)
-        return out
-
-    def plan(self, suite: Suite, test: TestSpec) -> tuple[list[Trial], list[CaseResult]]:
-        """The trials of a test (model-independent, so computed once) and its not-applicable cases."""
-        key = (str(suite.path), test.name)
-        if key not in self._plans:
-            self._plans[key] = _plan(suite, test, self.options.extra)
-        return self._plans[key]
-
-    def _explain(self, scorer: Scorer, judged: list[tuple[TestResult, "Judge", list[Trial]]]) -> None:
-        """Shrink every failing trial, all shrinkers in lockstep, one scoring batch per round; then replay."""
-        work: list[tuple[CaseResult, Judge, Trial, Shrinker | None]] = []
-        for result, judge, failing in judged:
-            by_label = {c.id: c for c in result.cases}
-            for trial in failing:
-                shrinkable = trial.hunks and judge.passes_without_edits(trial)
-                work.append((by_label[trial.label], judge, trial,
-                             ddmin(len(trial.hunks), self.shrink_budget) if shrinkable else None))
-        pending: dict[int, list[Subset]] = {}
-        minimal: dict[int, Shrunk] = {}
-        for i, (_, _, _, shrinker) in enumerate(work):
-            if shrinker is not None:
-                _advance(shrinker, None, i, pending, minimal)
-        while pending:
-            scores = scorer.score((p for i, cands in pending.items() for c in cands
-                                   for p in _pairs(work[i][2], work[i][2].texts(c))),
-                                  self._progress(f"shrinking {len(pending)} failing cases"))
-            for i, cands in list(pending.items()):
-                _, judge, trial, shrinker = work[i]
-                _advance(shrinker, [judge.fails(trial, trial.texts(c), scores) for c in cands], i, pending, minimal)
-        self._replay(scorer, work, minimal)
-
-    def _replay(self, scorer: Scorer, work: list, minimal: dict[int, Shrunk]) -> None:
-        """Re-score every minimal pair from the model itself; one that no longer fails is reported as flaky."""
-        pairs = list(dict.fromkeys(p for i, shrunk in minimal.items() for p in _pairs(work[i][2], work[i][2].texts(shrunk.keep))))
-        fresh = ChainMap(dict(zip(pairs, scorer.replay(pairs))) if pairs else {}, scorer.memo)
-        for i, (case, judge, trial, _) in enumerate(work):
-            keep, status = tuple(range(len(trial.hunks))), "unshrinkable" if trial.hunks else "as_written"
-            if i in minimal:
-                small = minimal[i].keep
-                if judge.fails(trial, trial.texts(small), fresh):
-                    keep, status = small, "minimal" if minimal[i].one_minimal else "budget"
-                else:
-                    status = "flaky"
-            case.counterfactual = judge.counterfactual(trial, keep, status, scorer.memo)
-
-    def _progress(self, what: str) -> ProgressCallback | None:
-        if self.progress is None:
-            return None
-        report = self.progress
-        return lambda done, total: report(what, done, total)
-
-
-class Judge:
-    """Applies one test's expectation (and objective, and threshold) to trials."""
-
-    def __init__(self, test: TestSpec, threshold: Threshold) -> None:
-        self.test, self.threshold = test, threshold
-        self.objective = test.objective or OVERALL
-
-    def delta(self, trial: Trial, texts: dict[str, str], scores: Mapping[Pair, Scores]) -> float:
-        value = lambda role, text: scores[Pair(trial.case.prompt, text)][self.objective]  # noqa: E731
-        if self.test.expect.kind == "pair":
-            return value("chosen", texts["chosen"]) - value("rejected", texts["rejected"])
-        (role,) = trial.roles
-        return value(role, texts[role]) - value(role, trial.case.text(role))
-
-    def holds(self, delta: float) -> bool:
-        return self.test.expect.holds(self.threshold.measure(delta), self.threshold.value)
-
-    def fails(self, trial: Trial, texts: dict[str, str], scores: Mapping[Pair, Scores]) -> bool:
-        return not self.holds(self.delta(trial, texts, scores))
-
-    def passes_without_edits(self, trial: Trial) -> bool:
-        """Single checks compare a response with itself (d = 0); pair checks were pre-screened."""
-        return self.test.expect.kind == "pair" or self.holds(0.0)
-
-    def verdict(self, trial: Trial, scores: dict[Pair, Scores]) -> CaseResult:
-        if self.test.expect.name == "preference_kept":
-            before = self.delta(trial, trial.texts(()), scores)
-            if not self.holds(before):
-                return CaseResult(trial.label, "not_applicable", before, source=trial.case.source,
-                                  reason="the model does not prefer chosen on the original pair (see prefers_chosen)")
-        delta = self.delta(trial, trial.texts(), scores)
-        return CaseResult(trial.label, "passed" if self.holds(delta) else "failed", delta, source=trial.case.source,
-                          example=self.example(trial, scores))
-
-    def example(self, trial: Trial, scores: Mapping[Pair, Scores]) -> Example:
-        """The main compared response before and after the edits, and every response's scores."""
-        full = trial.texts()
-        value = lambda text: scores[Pair(trial.case.prompt, text)][self.objective]  # noqa: E731
-        changed = {role for role, _ in trial.changes}
-        per_role = {role: {"original": value(text), **({"perturbed": value(full[role])} if role in changed else {})}
-                    for role, text in trial.case.responses}
-        main = _changed_first(trial)[0]
-        return Example(trial.case.prompt, main, trial.case.text(main), full[main], per_role)
-
-    def counterfactual(self, trial: Trial, keep: Subset, status: str, scores: dict[Pair, Scores]) -> Counterfactual:
-        full, small, none = trial.texts(), trial.texts(keep), trial.texts(())
-        score = lambda text: scores[Pair(trial.case.prompt, text)][self.objective]  # noqa: E731
-        sides = [Side(role, none[role], full[role], small[role],
-                      {"original": score(none[role]), "perturbed": score(full[role]), "minimal": score(small[role])})
-                 for role in _changed_first(trial)]
-        deltas = {"original": self.delta(trial, none, scores), "perturbed": self.delta(trial, full, scores),
-                  "minimal": self.delta(trial, small, scores)}
-        return Counterfactual(trial.case.prompt, sides, deltas, len(keep), len(trial.hunks), status)  # type: ignore[arg-type]
-
-
-def _changed_first(trial: Trial) -> list[str]:
-    changed = [role for role, _ in trial.changes]
-    return changed + [r for r in trial.roles if r not in changed]
-
-
-def _advance(shrinker: Shrinker, results: list[bool] | None, key: int,
-             pending: dict[int, list[Subset]], done: dict[int, Shrunk]) -> None:
-    """Step one shrinker: its next candidates go to ``pending``, or its result to ``done``."""
-    try:
-        pending[key] = next(shrinker) if results is None else shrinker.send(results)
-    except StopIteration as stop:
-        pending.pop(key, None)
-        done[key] = stop.value
-
-
-def _new_result(request: Request, spec: str, threshold: Threshold) -> TestResult:
-    test = request.test
-    return TestResult(
-        suite=request.suite.name, suite_file=str(request.suite.path), line=test.line, test=test.name, model=spec,
-        attribute=test.attribute, expect=test.expect.name, rule=test.expect.rule, objective=test.objective,
-        tolerance=str(test.tolerance), threshold=threshold.value, min_pass_rate=test.min_pass_rate,
-        perturb=test.perturb.op if test.perturb else None,
-    )
-
-
-def _originals(suite: Suite) -> list[Pair]:
-    return [Pair(case.prompt, text) for case in suite.cases for _, text in case.responses]
-
-
-def _pairs(trial: Trial, texts: dict[str, str]) -> list[Pair]:
-    """Every pair needed to judge ``texts``: the compared responses and, for single checks, the original."""
-    pairs = [Pair(trial.case.prompt, text) for text in texts.values()]
-    if len(trial.roles) == 1:
-        pairs.append(Pair(trial.case.prompt, trial.case.text(trial.roles[0])))
-    return pairs
-
-
-def _threshold(request: Request, scores: dict[Pair, Scores], model: RewardModel) -> Threshold:
-    test = request.test
-    objective = test.objective or OVERALL
-    sample = next(iter(scores.values()), {})
-    if test.objective and objective not in sample:
-        heads = ", ".join(sorted(k for k in sample if k != OVERALL)) or "none (a single score)"
-        raise BackendError(f"model {model.spec} has no objective {test.objective!r}",
-                           where=request.suite.where(test), fix=f"Its objectives are: {heads}")
-    sd = 0.0
-    if test.tolerance.unit == "sd":
-        values = [scores[p][objective] for p in _originals(request.suite)]
-        sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return test.tolerance.resolve(sd)
-
-
-def _plan(suite: Suite, test: TestSpec, settings: Mapping[str, object] | None = None
-          ) -> tuple[list[Trial], list[CaseResult]]:
-    trials: list[Trial] = []
-    skipped: list[CaseResult] = []
-    pair_check = test.expect.kind == "pair"
-    for case in suite.cases:
-        if pair_check and not case.is_pair:
-            skipped.append(CaseResult(case.id, "not_applicable", source=case.source,
-                                      reason=f"{test.expect.name} needs a case with chosen and rejected"))
-            continue
-        if pair_check:
-            groups = [("chosen", "rejected")]
-        else:
-            target = test.perturb.target if test.perturb else "both"
-            groups = [(role,) for role, _ in case.responses if target == "both" or role in (target, "response")]
-        for roles in groups:
-            label = case.id if pair_check or not case.is_pair else f"{case.id}/{roles[0]}"
-            trials.extend(_trials(suite, test, case, roles, label, skipped, settings or {}))
-    return trials, skipped
-
-
-def _trials(suite: Suite, test: TestSpec, case: Case, roles: tuple[str, ...], label: str,
-            skipped: list[CaseResult], settings: Mapping[str, object]) -> list[Trial]:
-    perturb = test.perturb
-    if perturb is None:
-        return [Trial(case, label, roles)]
-    targets = [r for r in roles if len(roles) == 1 or perturb.target in ("both", r)]
-    per_role: list[list[tuple[str, Change]]] = []
-    for role in targets:
-        text = case.text(role)
-        ctx = OperatorContext(rng=random.Random(f"{perturb.op}\x1f{perturb.seed}\x1f{text}"),
-                              prompt=case.prompt if isinstance(case.prompt, str) else case.prompt[-1][1],
-                              lexicons=suite.lexicons, suite_path=suite.path, settings=settings)
-        try:
-            changes = run_operator(perturb.op, text, ctx, dict(perturb.args))
-        except RmcheckError as exc:
-            raise type(exc)(exc.message, where=exc.where or suite.where(test), fix=exc.fix) from None
-        per_role.append([(role, c) for c in changes])
-    variants = [tuple(x for x in combo if x is not None) for combo in zip_longest(*per_role)]
-    if not variants:
-        skipped.append(CaseResult(label, "not_applicable", source=case.source,
-                                  reason=f"{perturb.op} does not apply (nothing to change)"))
-        return []
-    return [Trial(case, label if len(variants) == 1 else f"{label}~{_variant(changes, n)}", roles, changes)
-            for n, changes in enumerate(variants, start=1)]
-
-
-def _variant(changes: tuple[tuple[str, Change], ...], number: int) -> str:
-    labels = [c.label for _, c in changes if c.label]
-    return "+".join(labels) if labels else str(number)
 
 
 def run_suites(paths: Sequence[str | Path], specs: Sequence[str], options: ModelOptions | None = None,

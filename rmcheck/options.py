@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .backends.base import ModelOptions
-from .cache import DEFAULT_CACHE_DIR, ScoreCache, run_cache
-from .scoring import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS
+from .scoring.cache import DEFAULT_CACHE_DIR, ScoreCache, run_cache
+from .scoring.scheduler import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS
 from .errors import RmcheckError
 
 if sys.version_info >= (3, 11):

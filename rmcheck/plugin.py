@@ -14,15 +14,15 @@ from typing import Any, Iterator
 
 import pytest
 
-from .ci import attach_failure, junit_properties
-from .compare import Baseline, parse_thresholds
+from .report.ci import attach_failure, junit_properties
+from .report.compare import Baseline, parse_thresholds
 from .engine import DEFAULT_SHRINK_BUDGET, Engine, Outcomes, Request
 from .errors import RmcheckError
 from .options import add_options, model_options, resolve_models, score_cache
-from .report import failure_text
+from .report.text import failure_text
 from .results import TestResult, run_document
-from .scoring import BatchPolicy, ScoringStats
-from .suite import Suite, load_suite
+from .scoring.scheduler import BatchPolicy, ScoringStats
+from .suite.loader import Suite, load_suite
 
 
 class RmcheckFailure(AssertionError):

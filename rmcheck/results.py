@@ -171,7 +171,7 @@ class TestResult:
 
 def run_document(results: list[dict[str, Any]], models: list[dict[str, Any]]) -> dict[str, Any]:
     """The versioned JSON run document from per-test JSON results and model descriptions."""
-    from . import __version__
+    from .version import __version__
 
     return {
         "rmcheck_run": RUN_FORMAT,

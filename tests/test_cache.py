@@ -10,7 +10,7 @@ import pytest
 
 from rmcheck.backends import load_model
 from rmcheck.backends.base import Pair
-from rmcheck.cache import DB_NAME, CacheError, ScoreCache, clear_cache, pair_key
+from rmcheck.scoring.cache import DB_NAME, CacheError, ScoreCache, clear_cache, pair_key
 from rmcheck.cli import main
 from rmcheck.engine import run_suites
 
@@ -56,7 +56,7 @@ def test_scores_round_trip_exactly_with_every_objective(tmp_path: Path) -> None:
 WRITER = """
 import sys
 from rmcheck.backends.base import Pair
-from rmcheck.cache import ScoreCache
+from rmcheck.scoring.cache import ScoreCache
 cache, worker = ScoreCache(sys.argv[1]), int(sys.argv[2])
 for batch in range(100):
     pairs = [Pair(f"p{worker}", f"r{batch}-{i}") for i in range(10)]
@@ -77,7 +77,7 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
 KILLED = """
 import os, signal, sys
 from rmcheck.backends.base import Pair
-from rmcheck.cache import ScoreCache, pair_key
+from rmcheck.scoring.cache import ScoreCache, pair_key
 cache = ScoreCache(sys.argv[1])
 for batch in range(3):
     cache.put("f", "spec", [(Pair("p", f"r{batch}-{i}"), {"score": 1.0}) for i in range(10)])

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from rmcheck.ci import attach_failure, junit_properties
+from rmcheck.report.ci import attach_failure, junit_properties
 from tests.rundocs import RMS, SUITE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +48,7 @@ def test_junit_xml_carries_pass_rates_and_deltas(project: pytest.Pytester) -> No
 
 
 def test_junit_properties_with_a_baseline_change() -> None:
-    from rmcheck.compare import Thresholds, change_of
+    from rmcheck.report.compare import Thresholds, change_of
 
     case = {"id": "c", "verdict": "failed", "delta": 0.5}
     result = {"suite": "s", "test": "t", "model": "m", "attribute": "", "expect": "not_higher", "pass_rate": 0.0,

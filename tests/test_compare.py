@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rmcheck.cli import main
-from rmcheck.compare import Thresholds, compare_runs, kendall_tau, mcnemar_p, parse_thresholds
+from rmcheck.report.compare import Thresholds, compare_runs, kendall_tau, mcnemar_p, parse_thresholds
 from rmcheck.errors import RmcheckError
 from tests.rundocs import RMS, SUITE, write_run
 

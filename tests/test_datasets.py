@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rmcheck.datasets import RM_BENCH_STYLES, DatasetWarning, hh_rlhf_case
+from rmcheck.suite.datasets import RM_BENCH_STYLES, DatasetWarning, hh_rlhf_case
 from rmcheck.errors import SuiteError
 from rmcheck.suite import load_suite
 

@@ -175,7 +175,7 @@ def test_implicit_and_explicit_rm_compare_within_one_run(lms: dict[str, Path], t
     import json
 
     from fixtures.tiny_models import build_tiny_llama_rm
-    from rmcheck.compare import compare_runs
+    from rmcheck.report.compare import compare_runs
     from rmcheck.engine import run_suites
     from rmcheck.results import run_document
     from tests.rundocs import SUITE

@@ -192,7 +192,7 @@ def test_reported_counterfactual_is_one_minimal_and_replayed(tmp_path_factory, u
 
 
 def test_word_diff_marks_edits_and_makes_white_space_visible() -> None:
-    from rmcheck.report import word_diff
+    from rmcheck.report.text import word_diff
 
     assert word_diff("Canberra is big.", "Canberra is very big.") == "Canberra is {+very +}big."
     assert word_diff("eight 8,849 metres", "eight 9,001 metres") == "eight [-8,849-]{+9,001+} metres"

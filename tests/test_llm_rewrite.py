@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from fixtures.scripted_server import Reply, ScriptedServer, chat_completion, rewriter_and_judge
 from rmcheck import Change, ModelOptions
-from rmcheck import llm
+from rmcheck.llm import client as llm
 from rmcheck.engine import run_suites
 from rmcheck.perturb.llm_rewrite import diff_hunks
 

@@ -13,7 +13,7 @@ pytest.importorskip("matplotlib")
 
 from rmcheck.cli import main  # noqa: E402
 from rmcheck.errors import RmcheckError  # noqa: E402
-from rmcheck.html_report import build_report, diff_html, pair_html  # noqa: E402
+from rmcheck.report.html import build_report, diff_html, pair_html  # noqa: E402
 from tests.rundocs import write_run  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -8,7 +8,7 @@ from typing import Sequence
 import pytest
 
 from rmcheck.backends.base import Pair, Scores
-from rmcheck.cache import ScoreCache
+from rmcheck.scoring.cache import ScoreCache
 from rmcheck.errors import ScoreError
 from rmcheck.scoring import DEFAULT_BATCH_SIZE, Scorer
 from tests import engine_rms

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from rmcheck.results import load_run_document
-from rmcheck.sensitivity import bootstrap_ci, probes, sensitivities
+from rmcheck.report.sensitivity import bootstrap_ci, probes, sensitivities
 from tests.rundocs import write_run
 
 

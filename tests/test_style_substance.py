@@ -9,7 +9,7 @@ import pytest
 
 from rmcheck.engine import run_suites
 from rmcheck.errors import SuiteError
-from rmcheck.report import failure_text, one_line
+from rmcheck.report.text import failure_text, one_line
 from rmcheck.suite import load_suite
 
 HERE = "tests.test_style_substance"

@@ -145,7 +145,7 @@ def test_validate_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_schema_ships_in_the_package() -> None:
     from importlib import resources
 
-    schema = json.loads(resources.files("rmcheck").joinpath("schema/suite-v1.schema.json").read_text())
+    schema = json.loads(resources.files("rmcheck").joinpath("suite/schema/suite-v1.schema.json").read_text())
     assert schema["properties"]["rmcheck"]["const"] == 1
 
 

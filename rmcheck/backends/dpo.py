@@ -76,9 +76,9 @@ class _LM:
 
     def __init__(self, spec: str, source: str, options: ModelOptions) -> None:
         self.source, self.revision = hf.parse_spec(source)
-        self.tokenizer, self.model, self.device = hf._load(spec, self.source, self.revision, options,
+        self.tokenizer, self.model, self.device = hf.load_pretrained(spec, self.source, self.revision, options,
                                                            auto_class="AutoModelForCausalLM")
-        files, self.resolved_revision = hf._locate(self.source, self.revision)
+        files, self.resolved_revision = hf.locate(self.source, self.revision)
         self.identity = hf.model_identity(self.model, files, self.resolved_revision)
         self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
@@ -112,15 +112,15 @@ class ImplicitRewardModel:
         self.policy = _LM(spec, parsed.policy, options)
         self.reference = _LM(spec, parsed.reference, options) if parsed.reference else None
         self.tokenizer = self.policy.tokenizer
-        digest = hf._tokenizer_digest
+        digest = hf.tokenizer_digest
         if self.reference is not None and digest(self.reference.tokenizer) != digest(self.tokenizer):
             raise BackendError(f"{spec}: the policy and the reference have different tokenizers", where="--rm",
                                fix="Use the reference the policy was trained from (the same tokenizer)")
         self.objectives: tuple[str, ...] = ("policy_logp",) + (("reference_logp",) if self.reference else ())
-        self.max_length = options.max_length or hf._default_max_length(self.tokenizer, self.policy.model.config)
+        self.max_length = options.max_length or hf.default_max_length(self.tokenizer, self.policy.model.config)
         self._template = self.tokenizer.chat_template
         self._pad_id = next(i for i in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0) if i is not None)
-        self._fingerprint = hf._sha256(json.dumps(self._fingerprint_parts(), sort_keys=True))
+        self._fingerprint = hf.sha256(json.dumps(self._fingerprint_parts(), sort_keys=True))
         self._warned_truncation = False
 
     @property
@@ -134,7 +134,7 @@ class ImplicitRewardModel:
             "reference": self.reference.identity if self.reference else None,
             "beta": self.parsed.beta,
             "norm": self.parsed.norm,
-            "tokenizer": hf._tokenizer_digest(self.tokenizer),
+            "tokenizer": hf.tokenizer_digest(self.tokenizer),
             "template": hf.template_digest(self._template),
             "dtype": self.dtype,
             "max_length": self.max_length,
@@ -200,7 +200,7 @@ class ImplicitRewardModel:
         if not pairs:
             return []
         rows, starts = zip(*(self.encode(pair) for pair in pairs))
-        batch = hf._right_pad([{"input_ids": ids, "attention_mask": [1] * len(ids)} for ids in rows], self._pad_id)
+        batch = hf.right_pad([{"input_ids": ids, "attention_mask": [1] * len(ids)} for ids in rows], self._pad_id)
         first = min(starts)
         logps = {"policy_logp": self.policy.token_logps(batch, first)}
         if self.reference is not None:

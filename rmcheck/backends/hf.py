@@ -3,7 +3,7 @@
 The tokenizer's own chat template formats each pair; without one, a plain
 ``User: ...\\n\\nAssistant: ...`` text is used and :meth:`HFRewardModel.describe` says so.
 Batches are right-padded and scored under ``torch.inference_mode()``; a pair's score
-does not depend on its batch mates (see :meth:`HFRewardModel._pad_id`).
+does not depend on its batch mates (see :meth:`HFRewardModel.pad_id`).
 """
 from __future__ import annotations
 
@@ -65,19 +65,19 @@ class HFRewardModel:
         self.spec = spec or f"hf:{source}" + (f"@{revision}" if revision else "")
         self.source = source
         self.revision = revision
-        self.tokenizer, self.model, self.device = _load(self.spec, source, revision, options)
+        self.tokenizer, self.model, self.device = load_pretrained(self.spec, source, revision, options)
         config = self.model.config
         self._head_config = config.get_text_config()
-        self._native_pad_id: int | None = self._head_config.pad_token_id
+        self.native_pad_id: int | None = self._head_config.pad_token_id
         self.num_labels: int = config.num_labels
         self.gated = isinstance(getattr(config, "num_objectives", None), int)
         self.objectives: tuple[str, ...] = (
             gated_objective_names(config) if self.gated
             else tuple(str(config.id2label[i]) for i in range(self.num_labels)) if self.num_labels > 1 else ())
-        self.max_length = options.max_length or _default_max_length(self.tokenizer, config)
+        self.max_length = options.max_length or default_max_length(self.tokenizer, config)
         self._template = self.tokenizer.chat_template
-        self._files, self.resolved_revision = _locate(source, revision)
-        self._fingerprint = _sha256(json.dumps(self._fingerprint_parts(), sort_keys=True))
+        self._files, self.resolved_revision = locate(source, revision)
+        self._fingerprint = sha256(json.dumps(self._fingerprint_parts(), sort_keys=True))
         self._warned_truncation = False
         self._encoded: dict[Pair, tuple[dict[str, list[int]], int]] = {}  # by token_lengths(), for score()
 
@@ -91,7 +91,7 @@ class HFRewardModel:
         return template_name(self._template)
 
     def describe(self) -> str:
-        pad = (f"config pad id {self._native_pad_id}" if self._native_pad_id is not None
+        pad = (f"config pad id {self.native_pad_id}" if self.native_pad_id is not None
                else "none in config, an id unused by the batch")
         return (f"{self.spec} ({type(self.model).__name__}); revision: {self.resolved_revision}; "
                 f"device: {self.device}; dtype: {self.dtype}; max length: {self.max_length}; "
@@ -110,12 +110,12 @@ class HFRewardModel:
             "format": FORMAT_VERSION,
             "spec": self.spec,
             **model_identity(self.model, self._files, self.resolved_revision),
-            "tokenizer": _tokenizer_digest(self.tokenizer),
+            "tokenizer": tokenizer_digest(self.tokenizer),
             "template": template_digest(self._template),
             "dtype": self.dtype,
             "max_length": self.max_length,
             "labels": [self.num_labels, self.objectives],
-            "pad_id": self._native_pad_id,
+            "pad_id": self.native_pad_id,
             "runtime": _runtime(self.device),
         }
 
@@ -189,7 +189,7 @@ class HFRewardModel:
 
         rows, cuts = zip(*self._encodings(pairs))
         self._warn_truncation(cuts)
-        batch = _right_pad(rows, self._pad_id([row["input_ids"] for row in rows]))
+        batch = right_pad(rows, self.pad_id([row["input_ids"] for row in rows]))
         with torch.inference_mode():
             output = self.model(**{k: v.to(self.device) for k, v in batch.items()})
         if self.gated:
@@ -210,7 +210,7 @@ class HFRewardModel:
         return [{**dict(zip(self.objectives, row)), OVERALL: total}
                 for row, total in zip(rewards.float().cpu().tolist(), overall)]
 
-    def _pad_id(self, ids: Sequence[Sequence[int]]) -> int:
+    def pad_id(self, ids: Sequence[Sequence[int]]) -> int:
         """The id to right-pad with, such that the head still pools each sequence's own last token.
 
         Decoder heads pool the rightmost token that is not ``config.pad_token_id``; with right padding
@@ -219,8 +219,8 @@ class HFRewardModel:
         ends with EOS, where padding with EOS would shift the pooled token), pad with an id the batch
         does not contain and tell the head about it.
         """
-        if self._native_pad_id is not None:
-            return self._native_pad_id
+        if self.native_pad_id is not None:
+            return self.native_pad_id
         used = set(itertools.chain.from_iterable(ids))
         pad = next(i for i in itertools.count() if i not in used)
         self._head_config.pad_token_id = pad
@@ -261,7 +261,7 @@ def gated_objective_names(config: Any) -> tuple[str, ...]:
 # -- loading ------------------------------------------------------------------------------------
 
 
-def _load(spec: str, source: str, revision: str | None, options: ModelOptions,
+def load_pretrained(spec: str, source: str, revision: str | None, options: ModelOptions,
           auto_class: str = "AutoModelForSequenceClassification") -> tuple[Any, Any, Any]:
     """Tokenizer, model (eval mode, on its device) and device, or one clear BackendError.
 
@@ -348,14 +348,14 @@ def _dtype(name: str | None, torch: Any) -> Any:
     return key if key == "auto" else getattr(torch, key)
 
 
-def _default_max_length(tokenizer: Any, config: Any) -> int:
+def default_max_length(tokenizer: Any, config: Any) -> int:
     """min(tokenizer.model_max_length, the model's position limit, 4096)."""
     limits = [tokenizer.model_max_length, getattr(config.get_text_config(), "max_position_embeddings", None),
               DEFAULT_MAX_LENGTH]
     return min(int(n) for n in limits if n)
 
 
-def _locate(source: str, revision: str | None) -> tuple[Path | None, str]:
+def locate(source: str, revision: str | None) -> tuple[Path | None, str]:
     """The directory the model was loaded from and its revision.
 
     A local directory is ``"local"``; a hub model is its cache snapshot, named by the commit hash;
@@ -373,7 +373,7 @@ def _locate(source: str, revision: str | None) -> tuple[Path | None, str]:
     return snapshot, snapshot.name
 
 
-def _right_pad(rows: Sequence[dict[str, list[int]]], pad_id: int) -> dict[str, Any]:
+def right_pad(rows: Sequence[dict[str, list[int]]], pad_id: int) -> dict[str, Any]:
     """Tensors of equal-length rows: ``input_ids`` padded with ``pad_id``, the other inputs with 0."""
     import torch
 
@@ -394,7 +394,7 @@ def model_identity(model: Any, files: Path | None, revision: str) -> dict[str, A
     return {
         "revision": revision,
         "config": (_file_digest([config_file]) if config_file is not None and config_file.is_file()
-                   else _sha256(model.config.to_json_string())),
+                   else sha256(model.config.to_json_string())),
         "weights": _file_digest(_weight_files(files)) if local else None,
         "code": _file_digest(sorted(files.glob("*.py"))) if local else None,
     }
@@ -404,11 +404,11 @@ def template_name(template: Any) -> str:
     """How a chat template is named in descriptions: by the start of its sha256, or the plain fallback."""
     if template is None:
         return f"none in tokenizer, {PLAIN_TEMPLATE} fallback"
-    return f"tokenizer chat_template (sha256 {_sha256(_template_text(template))[:8]})"
+    return f"tokenizer chat_template (sha256 {sha256(_template_text(template))[:8]})"
 
 
 def template_digest(template: Any) -> str:
-    return _sha256(_template_text(template)) if template is not None else PLAIN_TEMPLATE
+    return sha256(_template_text(template)) if template is not None else PLAIN_TEMPLATE
 
 
 def _runtime(device: Any) -> dict[str, str]:
@@ -420,7 +420,7 @@ def _runtime(device: Any) -> dict[str, str]:
     return {"device": kind, "torch": torch.__version__, "transformers": transformers.__version__}
 
 
-def _sha256(text: str) -> str:
+def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -443,8 +443,8 @@ def _file_digest(paths: Sequence[Path], chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _tokenizer_digest(tokenizer: Any) -> str:
+def tokenizer_digest(tokenizer: Any) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     vocab = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
     settings = {"special": tokenizer.special_tokens_map, "truncation_side": tokenizer.truncation_side}
-    return _sha256(vocab + json.dumps(settings, sort_keys=True, default=str))
+    return sha256(vocab + json.dumps(settings, sort_keys=True, default=str))

@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .. import llm
-from ..cassette import Cassette, public_url
+from ..llm import client as llm
+from ..llm.cassette import Cassette, public_url
 from ..errors import BackendError, RmcheckError, ScoreError
 from .base import ModelOptions, Pair, Scores, register_backend
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..backends.base import ModelOptions, Pair
-from ..datasets import read_hh_rlhf
+from ..suite.datasets import read_hh_rlhf
 from .build import BUILD_VERSION, ENCODER_PACKAGE, HEAD_FILE, MAX_LENGTH, encoder_dir
 from ..sweep.stats import spearman
 
@@ -159,7 +159,7 @@ def train(data: Path, out: Path) -> dict[str, Any]:
 def evaluate(data: Path, head_file: Path = HEAD_FILE, limit: int | None = None) -> dict[str, float]:
     """Held-out pairwise accuracy of ``--rm demo`` itself, on the lines recorded in the head file."""
     from ..backends.base import load_model
-    from ..scoring import Scorer
+    from ..scoring.scheduler import Scorer
 
     wanted = set(json.loads(head_file.read_text(encoding="utf-8"))["training"]["heldout_lines"])
     held = [e for e in load_pairs(data) if e[0] in wanted][:limit]

@@ -12,17 +12,7 @@ from typing import Any, Iterable, Mapping, Sequence, TypeVar
 
 from ..errors import OperatorError
 from .base import Change, Hunk, OperatorContext, register_operator
-from .text import (
-    LIST_MARKER,
-    MARKER_ONLY,
-    follows_list_marker,
-    is_terminated,
-    number_spans,
-    sentence_spans,
-    space_gaps,
-    whole_word_pattern,
-    word_spans,
-)
+from .text import LIST_MARKER, MARKER_ONLY, follows_list_marker, is_terminated, number_spans, sentence_spans, space_gaps, whole_word_pattern, word_spans
 
 T = TypeVar("T")
 

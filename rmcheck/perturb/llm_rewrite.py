@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .. import llm
-from ..cassette import Cassette
+from ..llm import client as llm
+from ..llm.cassette import Cassette
 from ..errors import OperatorError, RmcheckError
 from .base import Change, Hunk, OperatorContext, register_operator
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from ..backends.base import OVERALL, Pair, Prompt, RewardModel, Scores, prompt_to_text
 from ..backends.hf import HFRewardModel
 from ..errors import BackendError
-from ..scoring import Scorer
+from ..scoring.scheduler import Scorer
 from .stats import percentiles
 from .tokens import Selection, Token, TokenSpec, select
 

@@ -231,5 +231,5 @@ def _head_pad_id(rm: Any, template: Template) -> int | None:
     so that its head accepts batches of equal-length rows.
     """
     vocabulary = range(len(rm.tokenizer))
-    pad = rm._pad_id([[*template.prefix, *template.closing, *vocabulary]])
-    return pad if rm._native_pad_id is not None else None
+    pad = rm.pad_id([[*template.prefix, *template.closing, *vocabulary]])
+    return pad if rm.native_pad_id is not None else None

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .errors import RmcheckError
-from .report import only_changes, word_diff
-from .results import load_run_document
+from ..errors import RmcheckError
+from .text import only_changes, word_diff
+from ..results import load_run_document
 from .sensitivity import attribute_of
 
 JUDGED = ("passed", "failed")

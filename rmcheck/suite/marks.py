@@ -12,7 +12,7 @@ from typing import Any
 from ruamel.yaml import YAML, nodes
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from .errors import SuiteError
+from ..errors import SuiteError
 
 #: A path into a loaded document: mapping keys and sequence indices.
 DocPath = tuple[Any, ...]

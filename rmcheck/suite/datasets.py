@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .errors import SuiteError
+from ..errors import SuiteError
 
 #: A case mapping and the ``file:line`` it came from.
 Row = tuple[dict[str, Any], str]

@@ -28,15 +28,15 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ..backends.base import Prompt, RewardModel, prompt_to_text
 from ..errors import RmcheckError, SuiteError
-from ..kinds import register_kind
+from .registry import register_kind
 from ..results import CaseResult, TestResult
-from .assertions import Check, Context, as_prompt, groups_needed, parse_assertion, token_json
-from .core import Sweep, select_for, sweep_tokens
-from .tokens import MODES, Selection, TokenSpec, lexicon_spec, load_tokenizer, read_lexicon
+from ..sweep.assertions import Check, Context, as_prompt, groups_needed, parse_assertion, token_json
+from ..sweep.core import Sweep, select_for, sweep_tokens
+from ..sweep.tokens import MODES, Selection, TokenSpec, lexicon_spec, load_tokenizer, read_lexicon
 
 if TYPE_CHECKING:
     from ..engine import Engine, Outcomes, Request
-    from ..yamlmarks import DocPath
+    from ..suite.marks import DocPath
 
 KIND = "vocab_sweep"
 DEFAULT_OUTPUT = ".rmcheck/sweeps"
@@ -127,8 +127,7 @@ class _Runner:
                 vocabulary = load_tokenizer(tokenizer, trust_remote_code=self.engine.options.trust_remote_code) \
                     if tokenizer else None
                 self.selections[tokens, tokenizer] = select_for(self.model, tokens, vocabulary)
-            report = self.engine.progress
-            progress = (lambda done, total: report(f"sweeping {self.spec}", done, total)) if report else None
+            progress = self.engine.progress_for(f"sweeping {self.spec}")
             self.sweeps[key] = sweep_tokens(self.model, prompt, self.selections[tokens, tokenizer],
                                             scorer=self.engine.scorer(self.spec),
                                             batch_size=self.engine.options.batch_size, progress=progress)
@@ -162,7 +161,7 @@ def _write(sweep: Sweep, groups: Mapping[str, frozenset[str]], stem: Path, *, la
     """The CSV, and the plots when matplotlib is installed (the ``plots`` extra)."""
     written = [sweep.write_csv(stem.with_name(stem.name + ".csv"), groups)]
     if importlib.util.find_spec("matplotlib") is not None:
-        from .plots import write_plots
+        from ..sweep.plots import write_plots
 
         written += write_plots(sweep, groups, stem, language=language)
     return written

@@ -26,10 +26,10 @@ import uuid
 from concurrent.futures import Future
 from typing import Any
 
-from . import __version__
-from .backends.base import OVERALL, ModelOptions, Pair, RewardModel, Scores, load_model, normalise_scores
-from .errors import RmcheckError
-from .scoring import DEFAULT_BATCH_SIZE
+from ..version import __version__
+from ..backends.base import OVERALL, ModelOptions, Pair, RewardModel, Scores, load_model, normalise_scores
+from ..errors import RmcheckError
+from ..scoring.scheduler import DEFAULT_BATCH_SIZE
 
 
 class Batcher:

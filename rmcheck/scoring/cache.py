@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .backends.base import Pair, Scores
-from .errors import RmcheckError
+from ..backends.base import Pair, Scores
+from ..errors import RmcheckError
 
 #: The default cache directory, relative to the pytest rootdir or the CLI's working directory.
 DEFAULT_CACHE_DIR = ".rmcheck/cache"

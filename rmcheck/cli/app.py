@@ -7,16 +7,16 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__
-from .backends.base import ModelOptions, load_model, objectives_of
-from .engine import DEFAULT_SHRINK_BUDGET, run_suites
-from .errors import RmcheckError
-from .compare import Baseline, compare_runs, parse_thresholds
-from .cache import DEFAULT_CACHE_DIR, clear_cache, describe_cache
-from .options import GATE_OPTIONS, OPTIONS, RUN_ONLY, add_options, model_options, resolve_models, score_cache
-from .report import one_line
-from .results import TestResult, run_document
-from .suite import find_suites, load_suite
+from ..version import __version__
+from ..backends.base import ModelOptions, load_model, objectives_of
+from ..engine import DEFAULT_SHRINK_BUDGET, run_suites
+from ..errors import RmcheckError
+from ..report.compare import Baseline, compare_runs, parse_thresholds
+from ..scoring.cache import DEFAULT_CACHE_DIR, clear_cache, describe_cache
+from ..options import GATE_OPTIONS, OPTIONS, RUN_ONLY, add_options, model_options, resolve_models, score_cache
+from ..report.text import one_line
+from ..results import TestResult, run_document
+from ..suite.loader import find_suites, load_suite
 
 DEFAULT_JSON = ".rmcheck/last-run.json"
 DEFAULT_REPORT = ".rmcheck/report.html"
@@ -108,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from .sweep.command import SweepCommand, run
+    from .sweep import SweepCommand, run
 
     prompt = args.prompt if args.system is None else (("system", args.system), ("user", args.prompt))
     command = SweepCommand(args.rm, prompt, args.tokens, args.top_k, args.out, args.plots, args.group,
@@ -117,7 +117,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .html_report import write_report
+    from ..report.html import write_report
 
     print(f"sensitivity report: {write_report(args.runs, args.output, seed=args.seed)}")
     return 0
@@ -240,6 +240,3 @@ def _print_table(results: list[TestResult]) -> None:
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4])
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
 from .cassette import Cassette, public_url, redact
-from .errors import RmcheckError
-from .options import pyproject_setting
+from ..errors import RmcheckError
+from ..options import pyproject_setting
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ import statistics
 from typing import Any
 
 from .compare import TestChange
-from .errors import RmcheckError
+from ..errors import RmcheckError
 
 #: Failing cases attached per test (worst first); the JSON run document holds them all.
 MAX_ATTACHED = 10
@@ -48,7 +48,7 @@ def attach_failure(result: dict[str, Any], change: TestChange | None = None) -> 
         import allure
     except ImportError:
         return 0
-    from .html_report import case_deltas_png, pair_page
+    from .html import case_deltas_png, pair_page
 
     title = f"{result['suite']}::{result['test']} [{result['model']}]"
     failing = sorted((c for c in result["cases"] if c["verdict"] == "failed" and "original" in c),

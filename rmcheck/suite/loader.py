@@ -13,12 +13,13 @@ from typing import Any, Callable, Iterator, Mapping
 
 import jsonschema
 
-from .backends.base import Prompt
+from ..backends.base import Pair, Prompt
 from .datasets import file_stem, read_rows
-from .errors import RmcheckError, SuiteError
-from .expect import Expectation, Tolerance, get_expectation
-from .perturb import check_arguments
-from .yamlmarks import DocPath, line_of, load_with_lines
+from ..errors import RmcheckError, SuiteError
+from ..expect import Expectation, Tolerance, get_expectation
+from ..kinds.registry import get_kind
+from ..perturb import check_arguments
+from .marks import DocPath, line_of, load_with_lines
 
 SUITE_GLOB = "*.rmcheck.yaml"
 PERTURB_RESERVED = ("op", "seed", "target")
@@ -88,11 +89,15 @@ class Suite:
     def where(self, test: Any) -> str:
         return f"{self.path}:{test.line}"
 
+    def pairs(self) -> list[Pair]:
+        """Every (prompt, response) the suite's cases hold, unperturbed."""
+        return [Pair(case.prompt, text) for case in self.cases for _, text in case.responses]
+
 
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
     """The suite format's JSON Schema, as shipped in the package."""
-    text = resources.files("rmcheck").joinpath("schema/suite-v1.schema.json").read_text(encoding="utf-8")
+    text = resources.files("rmcheck").joinpath("suite/schema/suite-v1.schema.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 
@@ -193,8 +198,6 @@ def _fix(error: jsonschema.ValidationError) -> str:
 
 def _parse_test(raw: Mapping[str, Any], index: int, at: _Locator) -> Any:
     """Dispatch on ``kind``: expectation tests here, other kinds through their registered parser."""
-    from .kinds import get_kind
-
     kind = get_kind(raw.get("kind", "expectation"), where=at(("tests", index, "kind")))
     return kind.parse(raw, ("tests", index), at)
 

@@ -18,16 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from .backends.base import OVERALL, Pair
-from .datasets import RM_BENCH_STYLES
-from .errors import BackendError, SuiteError
-from .kinds import register_kind
-from .results import CaseResult, TestResult
+from ..backends.base import OVERALL, Pair
+from ..suite.datasets import RM_BENCH_STYLES
+from ..errors import BackendError, SuiteError
+from .registry import register_kind
+from ..results import CaseResult, TestResult
 
 if TYPE_CHECKING:
-    from .engine import Engine, Outcomes, Request
-    from .suite import Case
-    from .yamlmarks import DocPath
+    from ..engine import Engine, Outcomes, Request
+    from ..suite.loader import Case
+    from ..suite.marks import DocPath
 
 KIND = "style_substance"
 GROUPS = ("easy", "normal", "hard")
@@ -83,11 +83,10 @@ def items(cases: Sequence["Case"], styles: Sequence[str]) -> tuple[dict[str, dic
 
 
 def evaluate(engine: "Engine", spec: str, requests: Sequence["Request"]) -> "Outcomes":
-    scorer = engine.scorer(spec)
     planned = {r.key: items(r.suite.cases, r.test.styles) for r in requests}
     needed = [Pair(case.prompt, text) for found, _ in planned.values() for item in found.values()
               for case in item.values() for _, text in case.responses]
-    scores = scorer.score(needed, engine._progress(f"scoring {spec}"))
+    scores = engine.score(spec, needed)
     out: Outcomes = {}
     for request in requests:
         test, (found, skipped) = request.test, planned[request.key]

@@ -14,9 +14,9 @@ import random
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import RmcheckError
-from .report import diff_chunks, shown
-from .results import load_run_document
+from ..errors import RmcheckError
+from .text import diff_chunks, shown
+from ..results import load_run_document
 from .sensitivity import Probe, Sensitivity, sensitivities
 
 CSS = """

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Callable, Iterable, Sequence
 
-from .backends.base import Pair, RewardModel, Scores, normalise_scores
+from ..backends.base import Pair, RewardModel, Scores, normalise_scores
 from .cache import ScoreCache
 
 ProgressCallback = Callable[[int, int], None]

@@ -9,9 +9,9 @@ from typing import Callable, Iterator, Sequence
 
 from ..backends.base import ModelOptions, Prompt, load_model
 from ..errors import RmcheckError
-from .assertions import frequency_correlation
-from .core import Sweep, select_for, sweep_tokens
-from .tokens import load_tokenizer, parse_tokens, read_lexicon
+from ..sweep.assertions import frequency_correlation
+from ..sweep.core import Sweep, select_for, sweep_tokens
+from ..sweep.tokens import load_tokenizer, parse_tokens, read_lexicon
 
 DEFAULT_CSV = ".rmcheck/last-sweep.csv"
 
@@ -56,7 +56,7 @@ def run(command: SweepCommand, options: ModelOptions) -> int:
         print(f"frequency: not measured ({exc})")
     print(f"CSV: {sweep.write_csv(command.out, groups)}")
     if command.plots:
-        from .plots import write_plots
+        from ..sweep.plots import write_plots
 
         stem = Path(command.plots) / "sweep"
         print(f"plots: {', '.join(str(p) for p in write_plots(sweep, groups, stem, language=command.language))}")

@@ -1,8 +1,9 @@
-"""Test kinds: how a suite's ``tests:`` entry is parsed and evaluated, keyed by its ``kind:``.
+"""The test-kind registry: how a suite's ``tests:`` entry is parsed and evaluated, keyed by its ``kind:``.
 
 The default kind, ``expectation``, perturbs cases and checks an expectation. A new
 kind registers a parser (YAML mapping -> spec object with ``name`` and ``line``)
-and an evaluator (engine, model spec, requests -> results), and adds its own
+and an evaluator (engine, model spec, requests -> results) that uses only the
+:class:`rmcheck.engine.Engine` API, and adds its own
 sub-schema under ``$defs`` in the suite schema.
 """
 from __future__ import annotations
@@ -10,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from .errors import SuiteError
-from .registry import Registry
+from ..errors import SuiteError
+from ..registry import Registry
 
 if TYPE_CHECKING:
-    from .engine import Engine, Outcomes, Request
-    from .yamlmarks import DocPath
+    from ..engine import Engine, Outcomes, Request
+    from ..suite.marks import DocPath
 
 Parser = Callable[[Mapping[str, Any], "DocPath", Callable[["DocPath"], str]], Any]
 Evaluator = Callable[["Engine", str, Sequence["Request"]], "Outcomes"]
@@ -36,7 +37,6 @@ def register_kind(name: str, parse: Parser, evaluate: Evaluator) -> TestKind:
 
 
 def get_kind(name: str, *, where: str | None = None) -> TestKind:
-    _builtins()
     found = KINDS.get(name)
     if found is None:
         raise SuiteError(f"unknown test kind {name!r}", where=where, fix=f"Use one of: {', '.join(KINDS.names())}")
@@ -46,14 +46,3 @@ def get_kind(name: str, *, where: str | None = None) -> TestKind:
 def kind_of(test: Any) -> TestKind:
     return get_kind(getattr(test, "kind", "expectation"))
 
-
-def _builtins() -> None:
-    """Register the built-in kinds on first use (they import the engine, which imports suites)."""
-    if "expectation" in KINDS._items:
-        return
-    from .engine import evaluate_expectations
-    from .suite import parse_expectation_test
-
-    register_kind("expectation", parse_expectation_test, evaluate_expectations)
-    from . import style_substance  # noqa: F401  (registers style_substance)
-    from .sweep import kind as _sweep  # noqa: F401  (registers vocab_sweep)

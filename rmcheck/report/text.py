@@ -6,7 +6,7 @@ import re
 import textwrap
 from typing import Iterator
 
-from .results import STATUS_TEXT, CaseResult, Counterfactual, TestResult
+from ..results import STATUS_TEXT, CaseResult, Counterfactual, TestResult
 
 _TOKENS = re.compile(r"\s+|[^\s]+")
 MAX_SHOWN = 3

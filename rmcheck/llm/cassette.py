@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import RmcheckError
+from ..errors import RmcheckError
 
 T = TypeVar("T")
 

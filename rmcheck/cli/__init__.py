@@ -1,0 +1,4 @@
+"""The ``rmcheck`` command line: run, validate, sweep, compare, report, serve, cache."""
+from .app import main
+
+__all__ = ["main"]

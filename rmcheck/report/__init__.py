@@ -1,0 +1,1 @@
+"""Reports: terminal text, sensitivity, comparisons and the release gate, the HTML page, CI artefacts."""
