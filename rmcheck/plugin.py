@@ -42,6 +42,22 @@ class PluginState:
 STATE = pytest.StashKey[PluginState]()
 
 
+class RunDocumentHooks:
+    """Hooks rmcheck adds to pytest, for a user's conftest.py or another plugin to implement."""
+
+    @pytest.hookspec
+    def pytest_rmcheck_run_document(self, document: dict[str, Any], config: pytest.Config) -> None:
+        """Called once, on the controller, with the JSON run document just before it is written.
+
+        Change ``document`` in place to add provenance (GPU, serving version, commit): prefer a
+        top-level key of your own, or a key in each entry of ``document["models"]``.
+        """
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(RunDocumentHooks)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser.getgroup("rmcheck", "reward-model behavioural tests").addoption, pytest_style=True)
 
@@ -249,8 +265,9 @@ class Reporter:
         if path and self.results:
             target = Path(path)
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(json.dumps(run_document(self.results, list(self.models.values())), indent=2),
-                              encoding="utf-8")
+            document = run_document(self.results, list(self.models.values()))
+            self.config.hook.pytest_rmcheck_run_document(document=document, config=self.config)
+            target.write_text(json.dumps(document, indent=2), encoding="utf-8")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results:

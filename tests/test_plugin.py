@@ -114,3 +114,18 @@ def test_json_run_document_is_written_once_under_xdist(project: pytest.Pytester)
     result = project.runpytest_subprocess("-n", "2", "--rm", "python:my_rm:lengthy", "--rmcheck-json", "run.json")
     result.assert_outcomes(failed=1, skipped=1)
     _check_document(project.path / "run.json")
+
+
+def test_a_conftest_adds_provenance_to_the_run_document(project: pytest.Pytester) -> None:
+    """``pytest_rmcheck_run_document`` lets a conftest extend the document before it is written."""
+    project.makeconftest('''
+def pytest_rmcheck_run_document(document, config):
+    document["provenance"] = {"gpu": "H200", "serving": "vllm 0.11.0", "results": len(document["results"])}
+    for model in document["models"]:
+        model["served_by"] = "replica-1"
+''')
+    result = project.runpytest("--rm", "python:my_rm:fair", "--rmcheck-json", "run.json")
+    result.assert_outcomes(passed=1, skipped=1)
+    doc = json.loads((project.path / "run.json").read_text())
+    assert doc["provenance"] == {"gpu": "H200", "serving": "vllm 0.11.0", "results": 2}
+    assert [m["served_by"] for m in doc["models"]] == ["replica-1"]
