@@ -59,7 +59,6 @@ class Trial:
 
 def evaluate(engine: "Engine", spec: str, requests: Sequence["Request"]) -> "Outcomes":
     """The evaluator of the default kind: plan, score every pair once, judge, then explain the failures."""
-    scorer = engine.scorer(spec)
     plans = {r.key: planned(engine, r.suite, r.test) for r in requests}
     needed: list[Pair] = []
     for suite in {id(r.suite): r.suite for r in requests}.values():
@@ -193,110 +192,6 @@ class Judge:
         deltas = {"original": self.delta(trial, none, scores), "perturbed": self.delta(trial, full, scores),
                   "minimal": self.delta(trial, small, scores)}
         return Counterfactual(trial.case.prompt, sides, deltas, len(keep), len(trial.hunks), status)  # type: ignore[arg-type]
-
-
-def _changed_first(trial: Trial) -> list[str]:
-    changed = [role for role, _ in trial.changes]
-    return changed + [r for r in trial.roles if r not in changed]
-
-
-def _advance(shrinker: Shrinker, results: list[bool] | None, key: int,
-             pending: dict[int, list[Subset]], done: dict[int, Shrunk]) -> None:
-    """Step one shrinker: its next candidates go to ``pending``, or its result to ``done``."""
-    try:
-        pending[key] = next(shrinker) if results is None else shrinker.send(results)
-    except StopIteration as stop:
-        pending.pop(key, None)
-        done[key] = stop.value
-
-
-def _new_result(request: Request, spec: str, threshold: Threshold) -> TestResult:
-    test = request.test
-    return TestResult(
-        suite=request.suite.name, suite_file=str(request.suite.path), line=test.line, test=test.name, model=spec,
-        attribute=test.attribute, expect=test.expect.name, rule=test.expect.rule, objective=test.objective,
-        tolerance=str(test.tolerance), threshold=threshold.value, min_pass_rate=test.min_pass_rate,
-        perturb=test.perturb.op if test.perturb else None,
-    )
-
-
-def _originals(suite: Suite) -> list[Pair]:
-    return [Pair(case.prompt, text) for case in suite.cases for _, text in case.responses]
-
-
-def _pairs(trial: Trial, texts: dict[str, str]) -> list[Pair]:
-    """Every pair needed to judge ``texts``: the compared responses and, for single checks, the original."""
-    pairs = [Pair(trial.case.prompt, text) for text in texts.values()]
-    if len(trial.roles) == 1:
-        pairs.append(Pair(trial.case.prompt, trial.case.text(trial.roles[0])))
-    return pairs
-
-
-def _threshold(request: Request, scores: dict[Pair, Scores], model: RewardModel) -> Threshold:
-    test = request.test
-    objective = test.objective or OVERALL
-    sample = next(iter(scores.values()), {})
-    if test.objective and objective not in sample:
-        heads = ", ".join(sorted(k for k in sample if k != OVERALL)) or "none (a single score)"
-        raise BackendError(f"model {model.spec} has no objective {test.objective!r}",
-                           where=request.suite.where(test), fix=f"Its objectives are: {heads}")
-    sd = 0.0
-    if test.tolerance.unit == "sd":
-        values = [scores[p][objective] for p in _originals(request.suite)]
-        sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return test.tolerance.resolve(sd)
-
-
-def _plan(suite: Suite, test: TestSpec, settings: Mapping[str, object] | None = None
-          ) -> tuple[list[Trial], list[CaseResult]]:
-    trials: list[Trial] = []
-    skipped: list[CaseResult] = []
-    pair_check = test.expect.kind == "pair"
-    for case in suite.cases:
-        if pair_check and not case.is_pair:
-            skipped.append(CaseResult(case.id, "not_applicable", source=case.source,
-                                      reason=f"{test.expect.name} needs a case with chosen and rejected"))
-            continue
-        if pair_check:
-            groups = [("chosen", "rejected")]
-        else:
-            target = test.perturb.target if test.perturb else "both"
-            groups = [(role,) for role, _ in case.responses if target == "both" or role in (target, "response")]
-        for roles in groups:
-            label = case.id if pair_check or not case.is_pair else f"{case.id}/{roles[0]}"
-            trials.extend(_trials(suite, test, case, roles, label, skipped, settings or {}))
-    return trials, skipped
-
-
-def _trials(suite: Suite, test: TestSpec, case: Case, roles: tuple[str, ...], label: str,
-            skipped: list[CaseResult], settings: Mapping[str, object]) -> list[Trial]:
-    perturb = test.perturb
-    if perturb is None:
-        return [Trial(case, label, roles)]
-    targets = [r for r in roles if len(roles) == 1 or perturb.target in ("both", r)]
-    per_role: list[list[tuple[str, Change]]] = []
-    for role in targets:
-        text = case.text(role)
-        ctx = OperatorContext(rng=random.Random(f"{perturb.op}\x1f{perturb.seed}\x1f{text}"),
-                              prompt=case.prompt if isinstance(case.prompt, str) else case.prompt[-1][1],
-                              lexicons=suite.lexicons, suite_path=suite.path, settings=settings)
-        try:
-            changes = run_operator(perturb.op, text, ctx, dict(perturb.args))
-        except RmcheckError as exc:
-            raise type(exc)(exc.message, where=exc.where or suite.where(test), fix=exc.fix) from None
-        per_role.append([(role, c) for c in changes])
-    variants = [tuple(x for x in combo if x is not None) for combo in zip_longest(*per_role)]
-    if not variants:
-        skipped.append(CaseResult(label, "not_applicable", source=case.source,
-                                  reason=f"{perturb.op} does not apply (nothing to change)"))
-        return []
-    return [Trial(case, label if len(variants) == 1 else f"{label}~{_variant(changes, n)}", roles, changes)
-            for n, changes in enumerate(variants, start=1)]
-
-
-def _variant(changes: tuple[tuple[str, Change], ...], number: int) -> str:
-    labels = [c.label for _, c in changes if c.label]
-    return "+".join(labels) if labels else str(number)
 
 
 def _changed_first(trial: Trial) -> list[str]:
