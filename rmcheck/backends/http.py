@@ -1,66 +1,82 @@
-"""``http://HOST:PORT`` (or ``https://``): a reward model served over vLLM's pooling API.
+"""``http://HOST:PORT`` and ``http://HOST1:PORT1,HOST2:PORT2[,...][?options]``: a reward model served over
+vLLM's pooling API, by one server or by several replicas of it.
 
-Works against ``rmcheck serve`` and against ``vllm serve MODEL --runner pooling`` (a reward
-or sequence-classification model). The exact exchange:
+Works against ``rmcheck serve`` and ``vllm serve MODEL --runner pooling`` (a reward or
+sequence-classification model). The exchange, per replica:
 
-``GET /v1/models`` (once, at load) ->
-``{"object": "list", "data": [{"id": MODEL, "root": ..., "rmcheck": {"fingerprint", "description",
-"objectives", "cacheable"}}]}``; ``rmcheck`` is present only from ``rmcheck serve``. The first model is used.
-The fingerprint is the served model's own (rmcheck serve), else the URL, id and root (vLLM: names only,
-so those scores never go to the on-disk cache).
+``GET /v1/models`` (at load) -> ``{"data": [{"id", "root", "max_model_len", "rmcheck": {"fingerprint",
+"description", "objectives", "cacheable"}}]}``; ``rmcheck`` comes only from ``rmcheck serve``. Every replica
+must advertise the same id, root and fingerprint. ``GET /version`` (vLLM only) picks the fields that ask
+for raw scores (:mod:`rmcheck.backends.vllm`). The fingerprint is the served model's own (rmcheck serve),
+else the URLs, id and root (vLLM: names only, so those scores never go to the on-disk cache).
 
-``POST /pooling``, one request per pair, ``concurrency`` at a time (vLLM batches what
-arrives together; so does ``rmcheck serve``)::
+``POST /pooling``, one request per pair::
 
     {"model": MODEL, "messages": [...prompt turns..., {"role": "assistant", "content": RESPONSE}],
-     "use_activation": false}
- -> {"object": "list", "model": MODEL, "data": [{"index": 0, "object": "pooling", "data": VALUES}],
-     "rmcheck": {"labels": ["score", ...]}}
+     "use_activation": false}            (or "activation"/"softmax" on vLLM 0.10, nothing before)
+ -> {"data": [{"index": 0, "object": "pooling", "data": VALUES}], "rmcheck": {"labels": ["score", ...]}}
 
-``VALUES`` is one value per label (``[0.7]``, a number, or ``[[...], ...]`` per token, of
-which the last token's row is used). Labels come from ``rmcheck.labels``; without them one
-value is the score and several are objectives ``LABEL_0``, ``LABEL_1``, ... (overall: their
-mean). ``use_activation: false`` asks vLLM for raw logits rather than sigmoid/softmax
-probabilities (vLLM before 0.10 ignores it).
+``VALUES`` is one value per label (``[0.7]``, a number, or per-token rows, of which the last is used).
+Labels come from ``rmcheck.labels``; without them one value is the score and several are objectives
+``LABEL_0``, ``LABEL_1``, ... (overall: their mean). Answers that look activated (one-label scores all in
+(0, 1), or rows summing to 1) are refused unless ``?activation=ok``.
 
-Spec options as a query string: ``?timeout=60&retries=3&concurrency=16&backoff=0.5&api_key_env=NAME``
-(the last sends ``Authorization: Bearer $NAME``, e.g. for ``vllm serve --api-key``).
-Connection errors, timeouts, 408, 429 and 5xx are retried ``retries`` times with exponential
-backoff (``Retry-After`` honoured up to 30 s); other errors and malformed JSON fail at once.
-A batch with any failed pair raises, so nothing from a failed call reaches a cache.
+Replicas: every pair of one prompt goes to the same replica (consistent hashing on the prompt), so
+each replica's prefix cache stays warm. A replica that refuses, times out, dies or answers 408/429/5xx
+is marked down with exponential backoff and its pairs go to the next replica on the ring; it is tried
+again once its backoff ends. A pair fails only after ``retries + 1`` attempts per replica, with one
+error naming every URL. A batch with any failed pair raises, so nothing from it reaches a cache.
+
+Options: ``?timeout=60&retries=3&concurrency=16&backoff=0.5&api_key_env=NAME&activation=ok|off``.
+``concurrency`` bounds the requests in flight per replica (below it the limit adapts: up while latency
+holds, halved on 429 and timeouts); ``api_key_env`` sends ``Authorization: Bearer $NAME`` (``vllm serve
+--api-key``) and the key is removed from every server message shown; ``activation=off`` says a vLLM
+older than 0.10 was started with activation off, ``activation=ok`` accepts activated scores as they are.
 """
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
-import socket
-import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+import warnings
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Sequence
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ..errors import BackendError, ScoreError
 from .base import ModelOptions, Pair, Scores, normalise_scores, register_backend
+from .replicas import Failure, Rejected, Replica, Ring, failure_fix
+from .vllm import ACTIVATION_OPTIONS, ActivationCheck, Protocol, protocol_for
 
 FORMAT_VERSION = "http-pooling/1"
-MAX_RETRY_AFTER = 30.0
-SHOWN = 160
-RETRIED_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
+#: A conversation of fewer UTF-8 bytes than this margin below ``max_model_len`` cannot exceed it.
+TEMPLATE_MARGIN = 64
 
 
 @dataclass(frozen=True)
 class Settings:
-    """How patiently and how widely to call the server."""
+    """How patiently and how widely to call the servers."""
 
     timeout: float = 60.0
     retries: int = 3
     concurrency: int = 16
     backoff: float = 0.5
     api_key_env: str = ""
+    activation: str = ""
+
+
+@dataclass
+class Routing:
+    """Where pairs went: ``kept`` of ``pairs`` were answered by their prompt's own replica."""
+
+    pairs: int = 0
+    kept: int = 0
+
+    @property
+    def affinity(self) -> float:
+        return self.kept / self.pairs if self.pairs else 1.0
 
 
 @register_backend("http")
@@ -68,15 +84,32 @@ def build(rest: str, options: ModelOptions) -> HTTPRewardModel:
     return HTTPRewardModel(rest)
 
 
-def parse_spec(spec: str) -> tuple[str, Settings]:
-    """``http://host:port/prefix?timeout=5`` -> (``http://host:port/prefix``, Settings(timeout=5))."""
+def parse_spec(spec: str) -> tuple[list[str], Settings]:
+    """``http://a:1,b:2/prefix?timeout=5`` -> (``[http://a:1/prefix, http://b:2/prefix]``, Settings(timeout=5))."""
+    usage = "Write http://HOST:PORT or http://HOST1:PORT1,HOST2:PORT2 (e.g. http://127.0.0.1:8000)"
     parts = urlsplit(spec.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BackendError(f"bad server URL {spec!r}", where="--rm",
-                           fix="Write http://HOST:PORT (e.g. http://127.0.0.1:8000)")
+    hosts = parts.netloc.split(",")
+    if parts.scheme not in ("http", "https") or not all(hosts):
+        raise BackendError(f"bad server URL {spec!r}", where="--rm", fix=usage)
     path = parts.path.rstrip("/").removesuffix("/v1")
-    query = dict(parse_qsl(parts.query))
-    fields = {"timeout": float, "retries": int, "concurrency": int, "backoff": float, "api_key_env": str}
+    urls = []
+    for host in hosts:
+        try:
+            one = urlsplit(f"{parts.scheme}://{host}")
+            one.port  # noqa: B018  (raises on a bad port)
+        except ValueError:
+            one = None
+        if one is None or not one.hostname or one.username is not None:
+            raise BackendError(f"bad host {host!r} in {spec!r}", where="--rm", fix=usage)
+        urls.append(urlunsplit((parts.scheme, host, path, "", "")))
+    if len(set(urls)) < len(urls):
+        raise BackendError(f"a replica is listed twice in {spec!r}", where="--rm", fix="List each HOST:PORT once")
+    return urls, _settings(spec, dict(parse_qsl(parts.query)))
+
+
+def _settings(spec: str, query: dict[str, str]) -> Settings:
+    fields = {"timeout": float, "retries": int, "concurrency": int, "backoff": float, "api_key_env": str,
+              "activation": str}
     unknown = sorted(set(query) - set(fields))
     if unknown:
         raise BackendError(f"unknown option {unknown[0]!r} in {spec}", where="--rm",
@@ -89,163 +122,228 @@ def parse_spec(spec: str) -> tuple[str, Settings]:
     if settings.timeout <= 0 or settings.retries < 0 or settings.concurrency < 1 or settings.backoff < 0:
         raise BackendError(f"out-of-range option in {spec}", where="--rm",
                            fix="timeout > 0, retries >= 0, concurrency >= 1, backoff >= 0")
-    return urlunsplit((parts.scheme, parts.netloc, path, "", "")), settings
+    if settings.activation not in ACTIVATION_OPTIONS:
+        raise BackendError(f"activation={settings.activation} in {spec}", where="--rm",
+                           fix="Use activation=ok (accept activated scores) or activation=off (the server was "
+                               "started with activation off)")
+    return settings
 
 
-class _Retryable(Exception):
-    """A failure worth another attempt; ``what`` describes it for the final error."""
-
-    def __init__(self, what: str, retry_after: float | None = None) -> None:
-        super().__init__(what)
-        self.what, self.retry_after = what, retry_after
+def affinity_key(pair: Pair) -> str:
+    """What routes a pair: its prompt (every turn before the response)."""
+    return json.dumps(pair.messages()[:-1], sort_keys=True)
 
 
 class HTTPRewardModel:
-    """A served reward model; every pair is one ``POST /pooling``."""
+    """A served reward model; every pair is one ``POST /pooling`` to its prompt's replica."""
 
     def __init__(self, spec: str) -> None:
         self.spec = spec.strip()
-        self.url, self.settings = parse_spec(self.spec)
-        url = self.url
-        parts = urlsplit(url)
-        self._scheme, self._host, self._port, self._prefix = parts.scheme, parts.hostname or "", parts.port, parts.path
-        self._local = threading.local()  # one kept-alive connection per thread
-        self._pool: ThreadPoolExecutor | None = None
-        try:
-            listing = self._call("GET", "/v1/models")
-        except BackendError as exc:
-            raise BackendError(exc.message, where="--rm",
-                               fix="Start one with `rmcheck serve --rm SPEC --port N` (or vLLM), or check the URL") from None
-        card = _first_model(listing, url)
+        self.urls, self.settings = parse_spec(self.spec)
+        settings = self.settings
+        key = os.environ.get(settings.api_key_env, "") if settings.api_key_env else ""
+        self.replicas = [Replica(url, timeout=settings.timeout, concurrency=settings.concurrency,
+                                 backoff=settings.backoff, api_key=key) for url in self.urls]
+        cards = [self._card(replica) for replica in self.replicas]
+        card = cards[0]
+        for replica, other in zip(self.replicas[1:], cards[1:]):
+            _same_model(self.replicas[0], card, replica, other)
         self.served_id = str(card["id"])
         extension = card.get("rmcheck") or {}
         self.objectives: tuple[str, ...] = tuple(extension.get("objectives") or ())
         self._description = str(extension.get("description") or self.served_id)
         served = extension.get("fingerprint")
         #: rmcheck serve advertises the served model's own fingerprint: it alone fixes the scores, wherever
-        #: they are served. vLLM advertises names only, so its scores are keyed by URL and name, never cached.
-        identity = [FORMAT_VERSION, served] if served else [FORMAT_VERSION, url, self.served_id, card.get("root")]
+        #: they are served. vLLM advertises names only, so its scores are keyed by URLs and name, never cached.
+        identity = ([FORMAT_VERSION, served] if served else
+                    [FORMAT_VERSION, self.urls[0] if len(self.urls) == 1 else sorted(self.urls), self.served_id,
+                     card.get("root")])
         self._fingerprint = hashlib.sha256(json.dumps(identity).encode()).hexdigest()
         self.cacheable = bool(served) and extension.get("cacheable") is True
+        self.max_model_len = card.get("max_model_len") if isinstance(card.get("max_model_len"), int) else None
+        self.protocols = {r.url: Protocol(None, [{"use_activation": False}]) if extension else
+                          protocol_for(self._version(r), r.url, settings.activation) for r in self.replicas}
+        where = self.urls[0] if len(self.urls) == 1 else f"{len(self.urls)} replicas ({', '.join(self.urls)})"
+        self._activation = ActivationCheck(where, enabled=not extension and settings.activation != "ok")
+        self.ring = Ring(self.replicas)
+        self.routing = Routing()
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._warned_length = False
 
     @property
     def fingerprint(self) -> str:
         return self._fingerprint
 
     def describe(self) -> str:
-        return f"{self.url} serving {self._description}"
+        if len(self.urls) == 1:
+            return f"{self.urls[0]} serving {self._description}"
+        return f"{len(self.urls)} replicas ({', '.join(self.urls)}) serving {self._description}"
+
+    # -- load ---------------------------------------------------------------------------------
+
+    def _card(self, replica: Replica) -> dict[str, Any]:
+        try:
+            listing = replica.request_with_retries("GET", "/v1/models", self.settings.retries)
+        except BackendError as exc:
+            raise BackendError(exc.message, where="--rm",
+                               fix="Start one with `rmcheck serve --rm SPEC --port N` (or vLLM), or check the URL"
+                               ) from None
+        try:
+            card = listing["data"][0]
+            str(card["id"])
+            return card
+        except (KeyError, IndexError, TypeError):
+            raise BackendError(f"{replica.url}/v1/models lists no model: {replica.quote(json.dumps(listing))}",
+                               where="--rm",
+                               fix="Point --rm at a vLLM-compatible server (rmcheck serve or vllm serve)") from None
+
+    def _version(self, replica: Replica) -> str | None:
+        """vLLM's ``GET /version`` (``{"version": "0.10.1"}``); None where the server has none."""
+        try:
+            status, _, raw = replica.exchange("GET", "/version")
+            version = json.loads(raw).get("version") if status == 200 else None
+        except (Failure, ValueError, AttributeError):
+            return None
+        return str(version) if version is not None else None
+
+    # -- scoring ------------------------------------------------------------------------------
 
     def score(self, pairs: Sequence[Pair]) -> list[Scores]:
         if not pairs:
             return []
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="rmcheck-http")
-        futures = [self._pool.submit(self._score_one, pair) for pair in pairs]
-        wait(futures, return_when=FIRST_EXCEPTION)
-        for future in futures:  # after a failure, send nothing more; let calls in flight end
-            future.cancel()
-        wait(futures)
-        failed = next((f for f in futures if not f.cancelled() and f.exception() is not None), None)
-        if failed is not None:
-            raise failed.exception()  # type: ignore[misc]
-        return [f.result() for f in futures]
-
-    def _score_one(self, pair: Pair) -> Scores:
-        body = {"model": self.served_id, "messages": pair.messages(), "use_activation": False}
-        answer = self._call("POST", "/pooling", body)
+        self._warn_long(pairs)
+        orders = [self.ring.order(affinity_key(pair)) for pair in pairs]
+        answers: list[tuple[list[float], list[str]] | None] = [None] * len(pairs)
+        tries: list[dict[str, int]] = [{} for _ in pairs]
+        running: dict[Future[tuple[list[float], list[str]]], tuple[int, Replica]] = {}
         try:
-            values = _values(answer["data"][0]["data"])
-            labels = (answer.get("rmcheck") or {}).get("labels") or (
-                ["score"] if len(values) == 1 else [f"LABEL_{i}" for i in range(len(values))])
-            if len(labels) != len(values):
-                raise ValueError(f"{len(labels)} labels for {len(values)} values")
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise ScoreError(f"unexpected answer from {self.url}/pooling ({exc}): {_short(json.dumps(answer))}",
-                             fix="Serve a reward or classification model (vLLM: --runner pooling)") from None
-        (scores,) = normalise_scores([dict(zip(labels, values))], 1, self.spec)
-        return scores
-
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
-        """One JSON exchange, with bounded retries; raises one clear :class:`BackendError`."""
-        settings = self.settings
-        for attempt in range(settings.retries + 1):
-            try:
-                return self._once(method, path, body)
-            except _Retryable as exc:
-                last = exc
-                if attempt < settings.retries:
-                    time.sleep(min(exc.retry_after if exc.retry_after is not None else settings.backoff * 2 ** attempt,
-                                   MAX_RETRY_AFTER))
-        raise BackendError(f"{last.what} at {self.url}{path} after {settings.retries + 1} attempt(s)",
-                           fix=_fix(last.what))
-
-    def _once(self, method: str, path: str, body: Any) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.settings.api_key_env:
-            headers["Authorization"] = f"Bearer {os.environ.get(self.settings.api_key_env, '')}"
-        try:
-            status, retry_after, raw = self._exchange(method, self._prefix + path, data, headers)
-        except TimeoutError:
-            raise _Retryable(f"no answer within {self.settings.timeout:g} s") from None
-        except (ConnectionRefusedError, socket.gaierror) as exc:
-            raise _Retryable(f"cannot connect ({_reason(exc)})") from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise _Retryable(f"connection lost ({_reason(exc)})") from None
-        if status >= 400:
-            message = _server_message(raw)
-            if status in RETRIED_STATUS:
-                raise _Retryable(f"HTTP {status}: {message}", _retry_after(retry_after))
-            raise BackendError(f"HTTP {status} from {self.url}{path}: {message}", fix=_fix(f"HTTP {status}"))
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise BackendError(f"malformed JSON from {self.url}{path}: {_short(raw.decode('utf-8', 'replace'))!r}",
-                               fix="Point --rm at a vLLM-compatible pooling server (rmcheck serve or vllm serve)") from None
-
-    def _exchange(self, method: str, path: str, data: bytes | None, headers: dict[str, str]
-                  ) -> tuple[int, str | None, bytes]:
-        """One request on this thread's kept-alive connection; one the server closed while idle is reopened once."""
-        reused = getattr(self._local, "connection", None) is not None
-        try:
-            return self._send(method, path, data, headers)
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-            if not reused:
-                raise
-            return self._send(method, path, data, headers)
-
-    def _send(self, method: str, path: str, data: bytes | None, headers: dict[str, str]
-              ) -> tuple[int, str | None, bytes]:
-        connection = self._connection()
-        try:
-            connection.request(method, path, body=data, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.getheader("Retry-After"), response.read()
+            for i in range(len(pairs)):
+                future, replica = self._submit(pairs[i], orders[i], tries[i])
+                running[future] = (i, replica)
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    i, replica = running.pop(future)
+                    try:
+                        answers[i] = future.result()
+                    except Failure:  # the replica is marked down already: the next one on the ring, or later
+                        tries[i][replica.url] = tries[i].get(replica.url, 0) + 1
+                        future, replica = self._submit(pairs[i], orders[i], tries[i])
+                        running[future] = (i, replica)
+                        continue
+                    self.routing.pairs += 1
+                    self.routing.kept += replica is orders[i][0]
         except BaseException:
-            self._drop()
+            for future in running:  # send nothing more; let requests in flight end
+                future.cancel()
+            wait(running)
             raise
+        done_answers = [a for a in answers if a is not None]
+        self._activation.check([values for values, _ in done_answers])
+        scores = [dict(zip(labels, values)) for values, labels in done_answers]
+        return normalise_scores(scores, len(pairs), self.spec)
 
-    def _connection(self) -> http.client.HTTPConnection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            kind = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
-            connection = self._local.connection = kind(self._host, self._port, timeout=self.settings.timeout)
-        return connection
+    def _submit(self, pair: Pair, order: list[Replica], tries: dict[str, int]
+                ) -> tuple[Future[tuple[list[float], list[str]]], Replica]:
+        """Send ``pair`` to the replica it should try next: up before down, fewest failures for this pair, then
+        ring order; when all are down, to the one back soonest, after its backoff. Raises when all are spent."""
+        now = time.monotonic()
+        budget = self.settings.retries + 1
+        live = [r for r in order if tries.get(r.url, 0) < budget]
+        if not live:
+            raise self._exhausted(order, tries)
+        up = [r for r in live if not r.is_down(now)]
+        replica = (min(up, key=lambda r: (tries.get(r.url, 0), order.index(r))) if up else
+                   min(live, key=lambda r: (tries.get(r.url, 0), r.down_until)))
+        pool = self._pools.get(replica.url)
+        if pool is None:
+            pool = self._pools[replica.url] = ThreadPoolExecutor(self.settings.concurrency,
+                                                                 thread_name_prefix="rmcheck-http")
+        return pool.submit(self._attempt, replica, pair, replica.down_until), replica
 
-    def _drop(self) -> None:
-        connection, self._local.connection = getattr(self._local, "connection", None), None
-        if connection is not None:
-            connection.close()
+    def _exhausted(self, order: list[Replica], tries: dict[str, int]) -> BackendError:
+        attempts = sum(tries.values())
+        if len(order) == 1:
+            replica = order[0]
+            return BackendError(f"{replica.last_error} at {replica.url}/pooling after {attempts} attempt(s)",
+                                fix=failure_fix(replica.last_error))
+        down = ", ".join(f"{r.url} ({r.last_error})" for r in self.replicas)
+        return BackendError(f"all {len(order)} replicas are down after {attempts} attempt(s): {down}",
+                            fix="Start the servers (or check the URLs); nothing from the failed batch was cached")
+
+    def _attempt(self, replica: Replica, pair: Pair, not_before: float) -> tuple[list[float], list[str]]:
+        """One ``POST /pooling`` at one replica: the values and labels, or :class:`Failure` (it is then down)."""
+        time.sleep(max(0.0, not_before - time.monotonic()))
+        protocol = self.protocols[replica.url]
+        for _ in range(2):  # a second time only when vLLM 0.10 rejected the activation field for its task
+            fields = protocol.fields
+            body = {"model": self.served_id, "messages": pair.messages(), **fields}
+            try:
+                with replica.slot():
+                    answer = replica.request("POST", "/pooling", body)
+                break
+            except Failure as failure:
+                replica.mark_down(failure)
+                raise
+            except Rejected as rejected:
+                if not (rejected.status == 400 and fields and protocol.fall_back(fields, rejected.server_message)):
+                    raise
+        return _parsed(answer, replica)
+
+    def _warn_long(self, pairs: Sequence[Pair]) -> None:
+        """Warn (once) before sending a conversation longer than the server's ``max_model_len``."""
+        limit = self.max_model_len
+        if self._warned_length or limit is None:
+            return
+        for pair in pairs:
+            messages = pair.messages()
+            if sum(len(m["content"].encode()) for m in messages) + TEMPLATE_MARGIN * len(messages) < limit:
+                continue  # a token covers at least one byte: it fits
+            tokens = self._count_tokens(messages)
+            if tokens is not None and tokens <= limit:
+                continue
+            self._warned_length = True
+            counted = f"{tokens} tokens" if tokens is not None else "too many characters"
+            warnings.warn(f"{self.describe()}: a conversation ({counted}, prompt {pair.prompt_text[:40]!r}) is "
+                          f"longer than the server's max_model_len {limit}; the server will refuse or truncate it. "
+                          f"Shorten the suite's texts or serve a longer context (vllm serve --max-model-len)",
+                          stacklevel=3)
+            return
+
+    def _count_tokens(self, messages: list[dict[str, str]]) -> int | None:
+        """vLLM's ``POST /tokenize`` of the conversation (``{"count"}``); None where the server has none."""
+        try:
+            status, _, raw = self.replicas[0].exchange("POST", "/tokenize",
+                                                       {"model": self.served_id, "messages": messages})
+            count = json.loads(raw).get("count") if status == 200 else None
+        except (Failure, ValueError, AttributeError):
+            return None
+        return count if isinstance(count, int) else None
 
 
-def _first_model(listing: Any, url: str) -> dict[str, Any]:
+def _same_model(first: Replica, card: dict[str, Any], replica: Replica, other: dict[str, Any]) -> None:
+    def identity(c: dict[str, Any]) -> tuple[Any, ...]:
+        return c.get("id"), c.get("root"), (c.get("rmcheck") or {}).get("fingerprint")
+
+    if identity(card) != identity(other):
+        shown = lambda c: f"id {c.get('id')!r}, root {c.get('root')!r}" + (  # noqa: E731
+            f", fingerprint {str(c['rmcheck'].get('fingerprint'))[:12]}" if c.get("rmcheck") else "")
+        raise BackendError(f"replica {replica.url} serves another model ({shown(other)}) than {first.url} "
+                           f"({shown(card)})", where="--rm",
+                           fix="List replicas of one model only (the same weights, name and revision)")
+
+
+def _parsed(answer: Any, replica: Replica) -> tuple[list[float], list[str]]:
     try:
-        card = listing["data"][0]
-        str(card["id"])
-        return card
-    except (KeyError, IndexError, TypeError):
-        raise BackendError(f"{url}/v1/models lists no model: {_short(json.dumps(listing))}", where="--rm",
-                           fix="Point --rm at a vLLM-compatible server (rmcheck serve or vllm serve)") from None
+        values = _values(answer["data"][0]["data"])
+        labels = (answer.get("rmcheck") or {}).get("labels") or (
+            ["score"] if len(values) == 1 else [f"LABEL_{i}" for i in range(len(values))])
+        if len(labels) != len(values):
+            raise ValueError(f"{len(labels)} labels for {len(values)} values")
+        return [float(v) for v in values], [str(label) for label in labels]
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise ScoreError(f"unexpected answer from {replica.url}/pooling ({exc}): {replica.quote(json.dumps(answer))}",
+                         fix="Serve a reward or classification model (vLLM: --runner pooling)") from None
 
 
 def _values(data: Any) -> list[float]:
@@ -257,45 +355,3 @@ def _values(data: Any) -> list[float]:
     if isinstance(data, list) and data:
         return list(data)
     raise ValueError(f"pooling data {data!r} is neither a number nor a list of numbers")
-
-
-def _fix(what: str) -> str:
-    if what.startswith(("cannot connect", "connection lost")):
-        return ("Start the server (rmcheck serve --rm SPEC --port N, or vllm serve) and check the host and port; "
-                "nothing from the failed batch was cached")
-    if what.startswith("no answer"):
-        return "Raise ?timeout=SECONDS in the spec, or lower ?concurrency=N; nothing from the failed batch was cached"
-    if what.startswith("HTTP 429"):
-        return "The server is rate-limiting: lower ?concurrency=N or raise ?retries=N"
-    if what.startswith("HTTP 404"):
-        return "Is it a pooling server? vLLM needs a reward/classification model (--runner pooling)"
-    return "See the server's log; nothing from the failed batch was cached"
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _server_message(raw: bytes) -> str:
-    """The ``message`` of an OpenAI/vLLM error body (``{"error": {"message"}}`` or ``{"message"}``), else the text."""
-    text = raw.decode("utf-8", "replace")
-    try:
-        body = json.loads(text)
-        error = body.get("error", body)
-        return _short(str(error.get("message", error) if isinstance(error, dict) else error))
-    except (ValueError, AttributeError):
-        return _short(text)
-
-
-def _reason(reason: Any) -> str:
-    if isinstance(reason, ConnectionRefusedError):
-        return "connection refused"
-    return f"{type(reason).__name__}: {reason}" if isinstance(reason, BaseException) else str(reason)
-
-
-def _short(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= SHOWN else text[:SHOWN] + "..."
