@@ -8,9 +8,13 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
 
 
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """``../shared/data`` beside the checkout; tests that need it skip with the reason where it is absent."""
+@pytest.fixture
+def shared_data(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``../shared/data`` beside the checkout; tests that need it skip with the reason where it is absent.
+
+    It lies outside the tests' suite folders, so suites may read it only because this opts in
+    (``RMCHECK_DATA_ROOT``: ``file:`` paths are otherwise confined to the suite's rootdir)."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA} (it ships beside the project, not in it)")
+    monkeypatch.setenv("RMCHECK_DATA_ROOT", str(SHARED_DATA.parent))
     return SHARED_DATA

@@ -20,6 +20,7 @@ from .engine import DEFAULT_SHRINK_BUDGET, Engine, Outcomes, Request
 from .errors import RmcheckError
 from .options import add_options, model_options, resolve_models, score_cache
 from .report.text import failure_text
+from .report.rundoc import write_atomically
 from .results import TestResult, run_document
 from .scoring.scheduler import BatchPolicy, ScoringStats
 from .suite.loader import Suite, load_suite
@@ -263,11 +264,9 @@ class Reporter:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         path = self.config.stash[STATE].json_path
         if path and self.results:
-            target = Path(path)
-            target.parent.mkdir(parents=True, exist_ok=True)
             document = run_document(self.results, list(self.models.values()))
             self.config.hook.pytest_rmcheck_run_document(document=document, config=self.config)
-            target.write_text(json.dumps(document, indent=2), encoding="utf-8")
+            write_atomically(path, json.dumps(document, indent=2))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from .backends.base import prompt_to_text
 from .errors import RmcheckError
+from .report.rundoc import check_run_document
 
 RUN_FORMAT = 1
 
@@ -190,14 +191,21 @@ def load_run_document(path: str | Path) -> dict[str, Any]:
     """A JSON run document read back (for reports and comparisons), or one RmcheckError naming the file."""
     where = str(path)
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        doc = json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=_not_a_number)
+    except (UnicodeDecodeError, RecursionError, ValueError) as exc:
+        if isinstance(exc, json.JSONDecodeError):
+            raise RmcheckError(f"not JSON (line {exc.lineno}: {exc.msg})", where=where,
+                               fix="Pass the file that --json / --rmcheck-json wrote") from None
+        raise RmcheckError(f"not JSON text ({exc})", where=where,
+                           fix="Pass the file that --json / --rmcheck-json wrote") from None
     except OSError as exc:
         raise RmcheckError(f"cannot read run document: {exc.strerror or exc}", where=where,
-                           fix="Pass the file that --json / --rmcheck-json wrote") from None
-    except json.JSONDecodeError as exc:
-        raise RmcheckError(f"not JSON (line {exc.lineno}: {exc.msg})", where=where,
                            fix="Pass the file that --json / --rmcheck-json wrote") from None
     if not isinstance(doc, dict) or doc.get("rmcheck_run") != RUN_FORMAT:
         raise RmcheckError(f"not an rmcheck run document of format {RUN_FORMAT}", where=where,
                            fix="Pass a file written by rmcheck run --json or pytest --rmcheck-json")
-    return doc
+    return check_run_document(doc, where)
+
+
+def _not_a_number(name: str) -> float:
+    raise ValueError(f"{name} is not a number a run document may hold")

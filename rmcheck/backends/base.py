@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, Sequence, Union, runtime_checkable
+from typing import Any, Callable, Hashable, Iterable, Mapping, Protocol, Sequence, Union, runtime_checkable
 
 from ..errors import BackendError, ScoreError
 from ..registry import Registry
@@ -112,6 +112,14 @@ def load_model(spec: str, options: ModelOptions | None = None, *, where: str = "
     return factory(rest, options or ModelOptions())
 
 
+def model_inputs(model: RewardModel, pairs: Sequence[Pair]) -> list[Hashable] | None:
+    """What the model actually reads for each pair, for models that say so with an ``inputs(pairs)``
+    method (token ids after truncation, say); None for a model that reads every pair whole. Two pairs
+    with equal inputs get equal scores, so an edit they do not show was cut away before the model."""
+    inputs = getattr(model, "inputs", None)
+    return None if inputs is None else list(inputs(pairs))
+
+
 #: The pair :func:`objectives_of` scores when a backend learns its objectives only by scoring.
 PROBE = Pair("What is the capital of Australia?", "Canberra is the capital of Australia.")
 
@@ -125,37 +133,63 @@ def objectives_of(model: RewardModel) -> tuple[str, ...]:
     return tuple(k for k in scores if k != OVERALL)
 
 
-def normalise_scores(raw: Any, count: int, spec: str) -> list[Scores]:
-    """Check a backend's answer (floats or dicts of floats) and turn it into :data:`Scores`."""
-    try:
-        items = list(raw)
-    except TypeError:
+#: Scores beyond this magnitude are refused: their differences and spreads would overflow to infinity.
+MAX_SCORE = 1e100
+
+
+def normalise_scores(raw: Any, count: int, spec: str, pairs: Sequence[Pair] | None = None) -> list[Scores]:
+    """Check a backend's answer strictly and turn it into :data:`Scores`.
+
+    It must be a sequence (not a string or a mapping) of ``count`` numbers, or of ``count`` mappings
+    with the same keys; every value finite and within ±:data:`MAX_SCORE`. Anything else raises a
+    :class:`ScoreError` naming the pair (``pairs`` gives its text), and nothing of the batch is kept.
+    """
+    if isinstance(raw, (str, bytes, Mapping)) or not isinstance(raw, Iterable):
         raise ScoreError(f"model {spec} returned {type(raw).__name__}, not a list of scores",
-                         fix="Return one float (or one dict of floats) per pair") from None
+                         fix="Return a list with one float (or one dict of floats) per pair")
+    items = list(raw)
     if len(items) != count:
         raise ScoreError(f"model {spec} returned {len(items)} scores for {count} pairs",
                          fix="Return exactly one score per (prompt, response) pair, in order")
     out: list[Scores] = []
-    for item in items:
+    for index, item in enumerate(items):
+        name = _pair_name(index, pairs)
         if isinstance(item, Mapping):
-            scores = {str(k): _as_float(v, spec) for k, v in item.items()}
+            scores = {str(k): _as_float(v, spec, f"{name}, key {k!r}") for k, v in item.items()}
             if not scores:
-                raise ScoreError(f"model {spec} returned an empty dict of scores")
+                raise ScoreError(f"model {spec} returned an empty dict of scores for {name}")
             if OVERALL not in scores:
                 scores[OVERALL] = sum(scores.values()) / len(scores)
         else:
-            scores = {OVERALL: _as_float(item, spec)}
+            scores = {OVERALL: _as_float(item, spec, name)}
+        if out and scores.keys() != out[0].keys():
+            differ = sorted(scores.keys() ^ out[0].keys())
+            raise ScoreError(f"model {spec} returned scores named {sorted(scores)} for {name} but "
+                             f"{sorted(out[0])} for {_pair_name(0, pairs)} (they differ in {', '.join(differ)})",
+                             fix="Return the same keys (objectives) for every pair")
         out.append(scores)
     return out
 
 
-def _as_float(value: Any, spec: str) -> float:
+def _pair_name(index: int, pairs: Sequence[Pair] | None) -> str:
+    if pairs is None or index >= len(pairs):
+        return f"pair {index}"
+    pair = pairs[index]
+    return f"pair {index} (prompt {pair.prompt_text[:40]!r}, response {pair.response[:40]!r})"
+
+
+def _as_float(value: Any, spec: str, name: str) -> float:
+    if isinstance(value, (str, bytes, bool)):
+        raise ScoreError(f"model {spec} returned {type(value).__name__} {value!r:.40} for {name}, not a number",
+                         fix="Return floats (or dicts of floats)")
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise ScoreError(f"model {spec} returned a non-numeric score {value!r}",
+    except (TypeError, ValueError, OverflowError):
+        raise ScoreError(f"model {spec} returned a non-numeric score {value!r:.40} for {name}",
                          fix="Return floats (or dicts of floats)") from None
-    if math.isnan(number) or math.isinf(number):
-        raise ScoreError(f"model {spec} returned a non-finite score ({number})",
-                         fix="Check the model for overflow or empty inputs; rmcheck never treats NaN as a score")
+    if not math.isfinite(number) or abs(number) > MAX_SCORE:
+        raise ScoreError(f"model {spec} returned a non-finite score ({number}) for {name}" if not math.isfinite(number)
+                         else f"model {spec} returned the score {number} for {name}, beyond ±{MAX_SCORE:g}",
+                         fix="Check the model for overflow or empty inputs; rmcheck never treats NaN or "
+                             "infinity as a score, and caches nothing from this batch")
     return number

@@ -194,6 +194,10 @@ class ImplicitRewardModel:
             self._warn_truncation(cut)
         return ids[cut:], max(1, start - cut)
 
+    def inputs(self, pairs: Sequence[Pair]) -> list[tuple[tuple[int, ...], int]]:
+        """The token ids each policy reads for each pair after truncation, and where the response starts."""
+        return [(tuple(ids), start) for ids, start in map(self.encode, pairs)]
+
     # -- scoring ------------------------------------------------------------------------------
 
     def score(self, pairs: Sequence[Pair]) -> list[Scores]:

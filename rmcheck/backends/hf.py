@@ -167,6 +167,10 @@ class HFRewardModel:
                 rows[i] = {name: list(encoding[name][j]) for name in names}
         return rows
 
+    def inputs(self, pairs: Sequence[Pair]) -> list[tuple[int, ...]]:
+        """The token ids the model reads for each pair, after truncation (see ``backends.base.model_inputs``)."""
+        return [tuple(row["input_ids"]) for row, _ in self.encode_many(pairs)]
+
     def token_lengths(self, pairs: Sequence[Pair]) -> list[int]:
         """How many tokens the model sees for each pair (after truncation): the scheduler's batch cost.
         The encodings are kept for :meth:`score`, so a pair is tokenized once."""

@@ -50,7 +50,7 @@ class PythonRewardModel:
         except Exception as exc:  # a user's function failing is a user error with a clear message
             raise BackendError(f"{type(exc).__name__} in {self.spec}: {exc}",
                                fix="Fix the reward function (it is called with lists of prompts and responses)") from exc
-        scores = normalise_scores(raw, len(pairs), self.spec)
+        scores = normalise_scores(raw, len(pairs), self.spec, pairs)
         self.objectives = tuple(sorted({k for s in scores for k in s} - {"score"})) or self.objectives
         return scores
 

@@ -11,6 +11,7 @@ from ..version import __version__
 from ..backends.base import ModelOptions, load_model, objectives_of
 from ..engine import DEFAULT_SHRINK_BUDGET, run_suites
 from ..errors import RmcheckError
+from ..report.rundoc import write_atomically
 from ..report.compare import Baseline, compare_runs, parse_thresholds
 from ..scoring.cache import DEFAULT_CACHE_DIR, clear_cache, describe_cache
 from ..options import GATE_OPTIONS, OPTIONS, RUN_ONLY, add_options, model_options, resolve_models, score_cache
@@ -36,6 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except RmcheckError as exc:
         print(f"rmcheck: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or folder the command was told to read or write
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"rmcheck: error: {where}{exc.strerror or exc}. Check the path and its permissions", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rmcheck: interrupted", file=sys.stderr)
@@ -184,7 +189,6 @@ def _run(args: argparse.Namespace) -> int:
     for request, error in report.errors:
         print(f"error: {request.suite.name}::{request.test.name} [{request.spec}]: {error}")
     target = Path(args.rmcheck_json or DEFAULT_JSON)
-    target.parent.mkdir(parents=True, exist_ok=True)
     models = []
     for spec in specs:
         try:
@@ -192,7 +196,7 @@ def _run(args: argparse.Namespace) -> int:
         except RmcheckError:
             continue
         models.append({"spec": spec, "fingerprint": model.fingerprint, "description": model.describe()})
-    target.write_text(json.dumps(run_document([r.to_json() for r in report.results], models), indent=2), encoding="utf-8")
+    write_atomically(target, json.dumps(run_document([r.to_json() for r in report.results], models), indent=2))
     failed = sum(r.outcome == "failed" for r in report.results)
     print(f"\n{len(report.results) - failed} passed, {failed} failed, {len(report.errors)} errors; "
           f"JSON run document: {target}")

@@ -11,11 +11,12 @@ Routes (the shapes :mod:`rmcheck.backends.http` documents):
 One thread owns the model. Requests that arrive together are scored together, up to
 ``batch_size`` at a time, so concurrent clients (pytest-xdist workers) share batches.
 Errors are ``{"error": {"message", "type", "code"}}``: 400 for a bad request, 404 for
-another model's name, 422 when the model rejects a pair (not worth a retry), 500 otherwise.
+another model's name, 413 for a body over ``max_request_bytes``, 422 when the model rejects a pair (not worth a retry), 500 otherwise.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import queue
 import socket
@@ -29,6 +30,7 @@ from typing import Any
 from ..version import __version__
 from ..backends.base import OVERALL, ModelOptions, Pair, RewardModel, Scores, load_model, normalise_scores
 from ..errors import RmcheckError
+from ..limits import REQUEST_BYTES
 from ..scoring.scheduler import DEFAULT_BATCH_SIZE
 
 
@@ -107,6 +109,28 @@ def labelled(scores: Scores) -> tuple[list[str], list[float]]:
     return labels, [scores[label] for label in labels]
 
 
+class BodyTooLarge(Exception):
+    """A request body over ``max_request_bytes``."""
+
+
+async def read_body(request: Any) -> bytes:
+    """The request body, refused (before it is all read) once it passes ``max_request_bytes``, so
+    parallel huge bodies cannot take the server's memory."""
+    limit = REQUEST_BYTES.value
+    declared = request.headers.get("content-length", "")
+    too_large = BodyTooLarge(f"the request body is over the limit {REQUEST_BYTES.name} = {limit} bytes; "
+                             f"start the server with {REQUEST_BYTES.variable}=N to raise it")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def build_app(model: RewardModel, batch_size: int = DEFAULT_BATCH_SIZE) -> Any:
     """The Starlette application serving ``model``."""
     from starlette.applications import Starlette
@@ -127,8 +151,10 @@ def build_app(model: RewardModel, batch_size: int = DEFAULT_BATCH_SIZE) -> Any:
 
     async def pooling(request: Request) -> JSONResponse:
         try:
-            body = await request.json()
-        except ValueError:
+            body = json.loads(await read_body(request))
+        except BodyTooLarge as exc:
+            return error(413, str(exc), "RequestTooLargeError")
+        except (ValueError, RecursionError):
             return error(400, "the body is not JSON", "BadRequestError")
         if not isinstance(body, dict):
             return error(400, "the body must be a JSON object", "BadRequestError")

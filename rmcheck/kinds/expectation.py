@@ -14,7 +14,7 @@ from itertools import zip_longest
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from ..backends.base import OVERALL, Pair, Scores
-from ..errors import RmcheckError
+from ..errors import OperatorError, RmcheckError
 from ..expect import Threshold
 from ..perturb import Change, OperatorContext, run_operator
 from ..results import CaseResult, Counterfactual, Example, Side, TestResult
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from ..suite.loader import Case, Suite, TestSpec
 
 KIND = "expectation"
+#: Why a case whose edits truncation cut away is not applicable (never a pass with d = 0).
+TRUNCATED = ("the edit is cut away by truncation: the model reads the same input with and without it "
+             "(shorten the case or raise --max-length)")
 
 
 @dataclass(frozen=True)
@@ -59,15 +62,23 @@ class Trial:
 
 def evaluate(engine: "Engine", spec: str, requests: Sequence["Request"]) -> "Outcomes":
     """The evaluator of the default kind: plan, score every pair once, judge, then explain the failures."""
-    plans = {r.key: planned(engine, r.suite, r.test) for r in requests}
+    out: "Outcomes" = {}
+    plans = {}
+    for request in requests:  # a test that cannot be planned is its own error, not the whole run's
+        try:
+            plans[request.key] = planned(engine, request.suite, request.test)
+        except RmcheckError as exc:
+            out[request.key] = exc
+    requests = [r for r in requests if r.key in plans]
+    unseen = _cut_away(engine, spec, [t for trials, _ in plans.values() for t in trials])
     needed: list[Pair] = []
     for suite in {id(r.suite): r.suite for r in requests}.values():
         needed.extend(suite.pairs())
     for trials, _ in plans.values():
         for trial in trials:
-            needed.extend(_pairs(trial, trial.texts()))
+            if id(trial) not in unseen:
+                needed.extend(_pairs(trial, trial.texts()))
     scores = engine.score(spec, needed)
-    out: "Outcomes" = {}
     judged: list[tuple[TestResult, Judge, list[Trial]]] = []
     for request in requests:
         try:
@@ -79,6 +90,10 @@ def evaluate(engine: "Engine", spec: str, requests: Sequence["Request"]) -> "Out
         result = _new_result(request, spec, judge.threshold)
         failing: list[Trial] = []
         for trial in trials:
+            if id(trial) in unseen:
+                result.cases.append(CaseResult(trial.label, "not_applicable", source=trial.case.source,
+                                               reason=TRUNCATED))
+                continue
             case = judge.verdict(trial, scores)
             result.cases.append(case)
             if case.verdict == "failed":
@@ -89,6 +104,18 @@ def evaluate(engine: "Engine", spec: str, requests: Sequence["Request"]) -> "Out
     _explain(engine, spec, judged)
     return out
 
+
+
+def _cut_away(engine: "Engine", spec: str, trials: Sequence[Trial]) -> set[int]:
+    """Ids of the trials whose edits the model never reads: for every changed response, the model's
+    input (after truncation) is the same with and without the edits. Judging them would be a false pass."""
+    edited = [t for t in trials if t.changes]
+    sides = {t_id: [(Pair(t.case.prompt, t.case.text(role)), Pair(t.case.prompt, change.text))
+                    for role, change in t.changes] for t_id, t in ((id(t), t) for t in edited)}
+    seen = engine.inputs(spec, (p for pairs in sides.values() for pair in pairs for p in pair)) if edited else None
+    if seen is None:
+        return set()
+    return {t_id for t_id, pairs in sides.items() if all(seen[a] == seen[b] for a, b in pairs)}
 
 
 def planned(engine: "Engine", suite: "Suite", test: "TestSpec") -> tuple[list[Trial], list[CaseResult]]:
@@ -264,6 +291,9 @@ def _trials(suite: "Suite", test: "TestSpec", case: "Case", roles: tuple[str, ..
             changes = run_operator(perturb.op, text, ctx, dict(perturb.args))
         except RmcheckError as exc:
             raise type(exc)(exc.message, where=exc.where or suite.where(test), fix=exc.fix) from None
+        except Exception as exc:  # a (user's) operator that crashes on these arguments or this text
+            raise OperatorError(f"operator {perturb.op!r} failed on case {case.id!r}: {type(exc).__name__}: {exc}",
+                                where=suite.where(test), fix="Check the operator's arguments") from None
         per_role.append([(role, c) for c in changes])
     variants = [tuple(x for x in combo if x is not None) for combo in zip_longest(*per_role)]
     if not variants:

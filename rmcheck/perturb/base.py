@@ -136,6 +136,12 @@ def check_arguments(name: str, args: Mapping[str, Any], *, where: str | None = N
                 where=where,
                 fix=f"Its arguments are: {', '.join(sorted(map(yaml_name, accepted))) or 'none'}",
             )
+    for p in params:
+        if p.name in args and _scalar(p.annotation) and isinstance(args[p.name], (list, dict)):
+            raise OperatorError(
+                f"operator {name!r}: argument {yaml_name(p.name)} must be a single value, "
+                f"not a {'list' if isinstance(args[p.name], list) else 'mapping'}",
+                where=where, fix=f"Write {yaml_name(p.name)}: VALUE")
     missing = [yaml_name(p.name) for p in params if p.default is p.empty and p.name not in args]
     if missing:
         raise OperatorError(
@@ -143,6 +149,13 @@ def check_arguments(name: str, args: Mapping[str, Any], *, where: str | None = N
             where=where,
             fix=f"Write perturb: {{op: {name}, {missing[0]}: ...}}",
         )
+
+
+def _scalar(annotation: Any) -> bool:
+    """Whether a parameter's annotation names a plain scalar (``str``, ``int | None``, ...)."""
+    text = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+    names = {part.strip() for part in text.split("|")} - {"None"}
+    return bool(names) and names <= {"str", "int", "float", "bool"}
 
 
 def run_operator(name: str, text: str, ctx: OperatorContext, args: Mapping[str, Any]) -> list[Change]:

@@ -159,7 +159,7 @@ class Scorer:
     def _forward(self, batch: list[Pair]) -> list[Scores]:
         self.stats.forward_pairs += len(batch)
         self.stats.batches += 1
-        return normalise_scores(self.model.score(batch), len(batch), self.model.spec)
+        return normalise_scores(self.model.score(batch), len(batch), self.model.spec, batch)
 
 
 def _char_length(pair: Pair) -> int:

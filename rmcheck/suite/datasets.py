@@ -7,17 +7,24 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import warnings
+import zlib
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from ..errors import SuiteError
+from ..limits import FILE_BYTES, FILE_ROWS
 
 #: A case mapping and the ``file:line`` it came from.
 Row = tuple[dict[str, Any], str]
 
 FORMATS = ("jsonl", "hh-rlhf", "rm-bench")
+#: The environment variable that moves (or, set to ``/``, lifts) the confinement of ``file:`` paths.
+DATA_ROOT = "RMCHECK_DATA_ROOT"
+#: Files that mark a project's root folder (as pytest's rootdir and ini-files do).
+ROOT_MARKERS = ("pyproject.toml", "pytest.ini", "tox.ini", "setup.cfg", "setup.py", ".git")
 #: RM-Bench's three response styles, in the order of its ``chosen``/``rejected`` lists (least elaborate first).
 RM_BENCH_STYLES = ("concise", "detailed", "detailed_markdown")
 
@@ -35,6 +42,31 @@ def read_rows(path: Path, fmt: str, limit: int | None, *, where: str) -> list[Ro
         raise SuiteError(f"case file {str(path)!r} does not exist", where=where,
                          fix="Paths in 'file:' are relative to the suite file")
     return READERS[fmt](path, limit, where)
+
+
+def confined(suite: Path, name: str, *, where: str) -> Path:
+    """The data file ``name`` (relative to the suite file), resolved with its symlinks; it must lie under
+    :func:`data_root`. Suites are code you choose to run; the data they read stays in their project."""
+    resolved = (suite.parent / name).resolve()
+    root = data_root(suite)
+    if not resolved.is_relative_to(root):
+        raise SuiteError(f"file {name!r} resolves to {str(resolved)!r}, outside the suite's rootdir {str(root)!r}",
+                         where=where, fix=f"Keep the data inside the project, or allow a folder that holds it "
+                                          f"with {DATA_ROOT}={resolved.parent}")
+    return resolved
+
+
+def data_root(suite: Path) -> Path:
+    """The folder ``file:`` data must stay under: ``$RMCHECK_DATA_ROOT`` when set (``/`` allows any file),
+    else the suite's rootdir: the nearest folder above it holding one of :data:`ROOT_MARKERS`, else its own."""
+    chosen = os.environ.get(DATA_ROOT, "").strip()
+    if chosen:
+        return Path(chosen).expanduser().resolve()
+    folder = suite.resolve().parent
+    for candidate in (folder, *folder.parents):
+        if any((candidate / marker).exists() for marker in ROOT_MARKERS):
+            return candidate
+    return folder
 
 
 def file_stem(path: Path) -> str:
@@ -117,25 +149,66 @@ READERS: dict[str, Callable[[Path, int | None, str], list[Row]]] = {
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def _read_text(path: Path) -> str:
+def _open(path: Path) -> BinaryIO:
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rt", encoding="utf-8") as handle:
-                return handle.read()
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")  # type: ignore[return-value]
+    except OSError as exc:
+        raise SuiteError(f"cannot read {str(path)!r}: {exc.strerror or exc}", where=str(path)) from None
+
+
+def _raw_lines(path: Path) -> Iterator[bytes]:
+    """The file's lines as bytes, streamed: at most ``max_file_bytes`` are read (after decompression),
+    so a gzip bomb stops there instead of filling memory."""
+    budget = FILE_BYTES.value
+    try:
+        with _open(path) as handle:
+            while True:
+                line = handle.readline(budget + 1)
+                if not line:
+                    return
+                budget -= len(line)
+                if budget < 0:
+                    FILE_BYTES.check(FILE_BYTES.value + 1, f"reading {str(path)!r}", where=str(path),
+                                     error=SuiteError)
+                yield line
+    except (OSError, EOFError, zlib.error) as exc:
         raise SuiteError(f"cannot read {str(path)!r}: {exc}", where=str(path),
                          fix="Give a UTF-8 text file, gzip-compressed only when its name ends in .gz") from None
 
 
+def _decode(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SuiteError("not UTF-8 text", where=where, fix="Save the file as UTF-8") from None
+
+
+def _read_text(path: Path) -> str:
+    return _decode(b"".join(_raw_lines(path)), str(path))
+
+
+def _counted(rows: Iterator[tuple[Any, str]], path: Path) -> Iterator[tuple[Any, str]]:
+    """``rows`` up to ``max_file_rows``; reading past it is an error (``limit:`` stops before)."""
+    for number, row in enumerate(rows, start=1):
+        if number > FILE_ROWS.value:
+            FILE_ROWS.check(number, f"rows of {str(path)!r}", where=row[1], error=SuiteError)
+        yield row
+
+
 def _json_lines(path: Path) -> Iterator[tuple[dict[str, Any], str]]:
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+    return _counted(_json_rows(path), path)
+
+
+def _json_rows(path: Path) -> Iterator[tuple[dict[str, Any], str]]:
+    for number, raw in enumerate(_raw_lines(path), start=1):
+        line = _decode(raw, f"{path}:{number}")
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SuiteError(f"invalid JSON: {exc.msg}", where=f"{path}:{number}",
+        except (json.JSONDecodeError, RecursionError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            raise SuiteError(f"invalid JSON: {reason}", where=f"{path}:{number}",
                              fix="Each line of a JSON Lines file is one JSON object") from None
         if not isinstance(row, dict):
             raise SuiteError("each row must be a JSON object", where=f"{path}:{number}")
@@ -143,7 +216,11 @@ def _json_lines(path: Path) -> Iterator[tuple[dict[str, Any], str]]:
 
 
 def _json_array(path: Path) -> Iterator[tuple[Any, str]]:
-    """The elements of a top-level JSON array, each with the line it starts on."""
+    """The elements of a top-level JSON array (at most ``max_file_rows``), each with the line it starts on."""
+    return _counted(_json_items(path), path)
+
+
+def _json_items(path: Path) -> Iterator[tuple[Any, str]]:
     text, decoder = _read_text(path), json.JSONDecoder()
     pos, line, counted = _skip_space(text, 0), 1, 0
 
@@ -162,6 +239,8 @@ def _json_array(path: Path) -> Iterator[tuple[Any, str]]:
             item, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise SuiteError(f"invalid JSON: {exc.msg}", where=f"{path}:{exc.lineno}") from None
+        except RecursionError:
+            raise SuiteError("invalid JSON: nested too deeply", where=here(pos)) from None
         yield item, here(pos)
         pos = _skip_space(text, end)
         if text[pos:pos + 1] == ",":

@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -14,10 +15,11 @@ from typing import Any, Callable, Iterator, Mapping
 import jsonschema
 
 from ..backends.base import Pair, Prompt
-from .datasets import file_stem, read_rows
+from .datasets import confined, file_stem, read_rows
 from ..errors import RmcheckError, SuiteError
 from ..expect import Expectation, Tolerance, get_expectation
 from ..kinds.registry import get_kind
+from ..limits import CASES, OPERATOR_ARGUMENT
 from ..perturb import check_arguments
 from .marks import DocPath, line_of, load_with_lines
 
@@ -230,6 +232,9 @@ def _perturbation(raw: Any, at: Callable[[DocPath], str], here: DocPath) -> Pert
         return None
     spec = {"op": raw} if isinstance(raw, str) else dict(raw)
     args = {k: v for k, v in spec.items() if k not in PERTURB_RESERVED}
+    for key, value in args.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            OPERATOR_ARGUMENT.check(abs(value), f"operator argument {key}", where=at((*here, key)), error=SuiteError)
     try:
         check_arguments(spec["op"], args, where=at((*here, "op") if isinstance(raw, dict) else here))
     except RmcheckError as exc:
@@ -238,6 +243,8 @@ def _perturbation(raw: Any, at: Callable[[DocPath], str], here: DocPath) -> Pert
 
 
 def _cases(items: list[Any], lexicons: dict[str, list[str]], path: Path, at: _Locator) -> Iterator[Case]:
+    """Every case of the suite, at most ``max_cases`` (a lexicon product is counted before it is built)."""
+    count = 0
     for index, item in enumerate(items):
         here: DocPath = ("cases", index)
         if "file" in item:
@@ -245,8 +252,8 @@ def _cases(items: list[Any], lexicons: dict[str, list[str]], path: Path, at: _Lo
             if extra:
                 raise SuiteError(f"a file case takes no {extra[0]!r}", where=at((*here, extra[0])),
                                  fix="Put prompts and responses in the file's rows")
-            rows = read_rows(path.parent / item["file"], item.get("format", "jsonl"), item.get("limit"),
-                             where=at((*here, "file")))
+            rows = read_rows(confined(path, item["file"], where=at((*here, "file"))), item.get("format", "jsonl"),
+                             item.get("limit"), where=at((*here, "file")))
         else:
             misplaced = sorted({"format", "limit"} & set(item))
             if misplaced:
@@ -256,7 +263,10 @@ def _cases(items: list[Any], lexicons: dict[str, list[str]], path: Path, at: _Lo
         for number, (row, source) in enumerate(rows, start=1):
             fallback = f"{file_stem(Path(item['file']))}-{number}" if "file" in item else f"case-{index}"
             case_id = str(row.get("id", fallback))
-            yield from _expand(_case(row, case_id, source), lexicons)
+            case = _case(row, case_id, source)
+            count += combinations(case, lexicons)
+            CASES.check(count, "the suite's cases with their lexicon combinations", where=source, error=SuiteError)
+            yield from _expand(case, lexicons)
 
 
 def _case(row: Mapping[str, Any], case_id: str, source: str) -> Case:
@@ -286,11 +296,21 @@ def _style_suffix(style: str) -> str:
     return f"[style={style}]"
 
 
-def _expand(case: Case, lexicons: dict[str, list[str]]) -> Iterator[Case]:
-    """One case per combination of the lexicon entries its ``{name}`` placeholders use."""
+def _placeholders(case: Case, lexicons: Mapping[str, list[str]]) -> list[str]:
+    """The lexicons whose ``{name}`` occurs in the case's prompt or responses."""
     texts = [case.prompt if isinstance(case.prompt, str) else " ".join(c for _, c in case.prompt),
              *(text for _, text in case.responses)]
-    used = [name for name in lexicons if any("{" + name + "}" in text for text in texts)]
+    return [name for name in lexicons if any("{" + name + "}" in text for text in texts)]
+
+
+def combinations(case: Case, lexicons: Mapping[str, list[str]]) -> int:
+    """How many cases ``case`` expands to, counted without building them."""
+    return math.prod(len(lexicons[name]) for name in _placeholders(case, lexicons))
+
+
+def _expand(case: Case, lexicons: dict[str, list[str]]) -> Iterator[Case]:
+    """One case per combination of the lexicon entries its ``{name}`` placeholders use."""
+    used = _placeholders(case, lexicons)
     if not used:
         yield case
         return
