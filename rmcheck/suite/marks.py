@@ -11,10 +11,11 @@ and keys must be strings (a suite is JSON-shaped: it is validated by a JSON Sche
 from __future__ import annotations
 
 import codecs
+import re
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML, events, nodes
+from ruamel.yaml import YAML, events, nodes, tokens
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from ..errors import SuiteError
@@ -24,6 +25,7 @@ from ..limits import SUITE_BYTES, YAML_DEPTH, YAML_NODES
 DocPath = tuple[Any, ...]
 
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 def load_with_lines(path: Path) -> tuple[Any, dict[DocPath, int]]:
@@ -32,6 +34,7 @@ def load_with_lines(path: Path) -> tuple[Any, dict[DocPath, int]]:
     yaml = YAML(typ="safe", pure=True)
     lines: dict[DocPath, int] = {}
     try:
+        _check_flow_depth(yaml, text, path)
         node = yaml.compose(text)
     except RecursionError:
         raise SuiteError(f"nesting deeper than {YAML_DEPTH.value} levels", where=f"{path}:{_too_deep(yaml, text)}",
@@ -75,6 +78,28 @@ def _yaml_error(exc: YAMLError, text: str, path: Path) -> SuiteError:
                    else str(exc).splitlines()[0])
     return SuiteError(f"invalid YAML: {problem}", where=f"{path}:{line}",
                       fix="Check the indentation and quoting on that line")
+
+
+def _check_flow_depth(yaml: YAML, text: str, path: Path) -> None:
+    """Refuse flow nesting (``[[[...``) past ``max_yaml_depth`` before composing: the scanner's work grows
+    with the square of the flow depth. Counting brackets is cheap and can only over-count (brackets in
+    strings), so only a count over the limit is confirmed with the scanner's tokens."""
+    limit, depth, deepest = YAML_DEPTH.value, 0, 0
+    for bracket in _BRACKETS.findall(text):
+        depth = depth + 1 if bracket in "[{" else max(0, depth - 1)
+        deepest = max(deepest, depth)
+    if deepest <= limit:
+        return
+    depth = 0
+    for token in yaml.scan(text):
+        if isinstance(token, (tokens.FlowSequenceStartToken, tokens.FlowMappingStartToken)):
+            depth += 1
+            if depth > limit:
+                raise SuiteError(f"nesting deeper than {limit} levels", where=f"{path}:{token.start_mark.line + 1}",
+                                 fix=f"A suite needs a few levels: check the brackets (the limit is {YAML_DEPTH.name}, "
+                                     f"raised with {YAML_DEPTH.variable}=N)")
+        elif isinstance(token, (tokens.FlowSequenceEndToken, tokens.FlowMappingEndToken)):
+            depth -= 1
 
 
 def _too_deep(yaml: YAML, text: str) -> int:
