@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from ..suite.loader import Case, Suite, TestSpec
 
 KIND = "expectation"
-#: Why a case whose edits truncation cut away is not applicable (never a pass with d = 0).
-TRUNCATED = ("the edit is cut away by truncation: the model reads the same input with and without it "
-             "(shorten the case or raise --max-length)")
+#: Why a case whose edits the model never reads is not applicable (never a pass with d = 0).
+TRUNCATED = ("the model reads the same input with and without the edit (truncation cut it, or the tokenizer "
+             "normalised it away: shorten the case or raise --max-length)")
 
 
 @dataclass(frozen=True)
