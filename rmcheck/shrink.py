@@ -9,9 +9,10 @@ against a budget and is deterministic.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Generator
+from typing import Callable, Generator, Hashable, TypeVar
 
 Subset = tuple[int, ...]
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -77,3 +78,25 @@ def drive(shrinker: Shrinker, fails: Callable[[Subset], bool]) -> Shrunk:
             candidates = shrinker.send([fails(c) for c in candidates])
     except StopIteration as stop:
         return stop.value
+
+
+def lockstep(shrinkers: dict[K, Shrinker], judge: Callable[[dict[K, list[Subset]]], dict[K, list[bool]]]) -> dict[K, Shrunk]:
+    """Run many shrinkers together: each round, ``judge`` gets every pending shrinker's candidates at once
+    (so one scoring batch serves them all) and answers, per shrinker, which candidates still fail."""
+    pending: dict[K, list[Subset]] = {}
+    done: dict[K, Shrunk] = {}
+
+    def advance(key: K, results: list[bool] | None) -> None:
+        try:
+            pending[key] = next(shrinkers[key]) if results is None else shrinkers[key].send(results)
+        except StopIteration as stop:
+            pending.pop(key, None)
+            done[key] = stop.value
+
+    for key in shrinkers:
+        advance(key, None)
+    while pending:
+        answers = judge(dict(pending))
+        for key in list(pending):
+            advance(key, answers[key])
+    return done

@@ -32,16 +32,28 @@ def test_deltas_and_flips_of_pair_and_single_cases() -> None:
     found = probes([("run.json", doc(result("m", [
         case("a", response=(1.0, 3.0)),                          # single response: no preference to flip
         case("p/chosen", chosen=(2.0, 0.5), rejected=(1.0,)),    # chosen drops below rejected: a counterfactual
-        case("p/rejected", chosen=(2.0,), rejected=(1.0, 1.5)),  # rejected rises, still below: a semifactual
-        case("q", chosen=(2.0, 1.0), rejected=(1.0, 0.0)),       # both sides perturbed, preference kept
+        case("p/rejected", chosen=(2.0,), rejected=(1.0, 1.5)),  # half the margin closed, kept: a semifactual
+        case("q", chosen=(2.0, 1.0), rejected=(1.0, 0.0)),       # both sides perturbed, margin unchanged: small
         {"id": "n", "verdict": "not_applicable", "delta": None},
     ])))])
-    assert [(p.case["id"], p.deltas, p.flipped) for p in found] == [
-        ("a", (2.0,), None), ("p/chosen", (-1.5,), True), ("p/rejected", (0.5,), False), ("q", (-1.0, -1.0), False)]
+    assert [(p.case["id"], p.deltas, p.flipped, p.outcome) for p in found] == [
+        ("a", (2.0,), None, None), ("p/chosen", (-1.5,), True, "counterfactual"),
+        ("p/rejected", (0.5,), False, "semifactual"), ("q", (-1.0, -1.0), False, "small")]
     (s,) = sensitivities([("run.json", doc(result("m", [p.case for p in found])))])
     assert s.deltas == [2.0, -1.5, 0.5, -1.0, -1.0]
     assert s.mean == pytest.approx(-0.2) and s.median == -1.0
-    assert (len(s.pairs), s.counterfactuals, s.semifactuals) == (3, 1, 2)
+    assert (len(s.pairs), s.counterfactuals, s.semifactuals, s.ties, s.count("small")) == (3, 1, 1, 0, 1)
+    (strict,) = sensitivities([("run.json", doc(result("m", [p.case for p in found])))], semifactual_margin=0.6)
+    assert (strict.semifactuals, strict.count("small")) == (0, 2)
+
+
+def test_a_tie_after_perturbation_is_neither_flip_nor_semifactual_whichever_side_was_ahead() -> None:
+    cases = [case("chosen-ahead", chosen=(2.0, 1.0), rejected=(1.0,)),
+             case("rejected-ahead", chosen=(1.0, 2.0), rejected=(2.0,))]
+    found = probes([("run.json", doc(result("m", cases)))])
+    assert [p.outcome for p in found] == ["tie", "tie"] and [p.flipped for p in found] == [False, False]
+    (s,) = sensitivities([("run.json", doc(result("m", cases)))])
+    assert (s.counterfactuals, s.semifactuals, s.ties) == (0, 0, 2)
 
 
 def test_groups_by_model_attribute_operator_and_objective() -> None:
@@ -89,9 +101,9 @@ def test_sensitivity_of_real_runs_finds_the_length_bias(tmp_path: Path) -> None:
     found = {(s.model.split(":")[-1], s.attribute): s for s in sensitivities([(str(run), load_run_document(run))])}
     lengthy, fair = found[("lengthy", "verbosity")], found[("fair", "verbosity")]
     assert len(lengthy.deltas) == 4 and all(d > 0 for d in lengthy.deltas)  # 2 responses, chosen, rejected
-    assert fair.deltas == [0.0] * 4 and fair.counterfactuals == 0 and fair.semifactuals == 2
-    # padding the short chosen answer makes it win (a counterfactual); padding rejected keeps it ahead
-    assert (lengthy.counterfactuals, lengthy.semifactuals) == (1, 1)
+    assert fair.deltas == [0.0] * 4 and fair.counterfactuals == 0 and fair.count("small") == 2
+    # padding the short chosen answer makes it win (a counterfactual); padding rejected widens its lead
+    assert (lengthy.counterfactuals, lengthy.semifactuals, lengthy.count("small")) == (1, 0, 1)
     assert [p.case["id"] for p in lengthy.probes if p.flipped] == ["close-call/chosen"]
     assert lengthy.pass_rate == 0.0 and fair.pass_rate == 1.0
     assert ("lengthy", "factuality") not in found  # prefers_chosen perturbs nothing

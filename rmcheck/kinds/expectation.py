@@ -18,7 +18,7 @@ from ..errors import OperatorError, RmcheckError
 from ..expect import Threshold
 from ..perturb import Change, OperatorContext, run_operator
 from ..results import CaseResult, Counterfactual, Example, Side, TestResult
-from ..shrink import Shrinker, Shrunk, Subset, ddmin
+from ..shrink import Shrinker, Shrunk, Subset, ddmin, lockstep
 from ..suite.loader import parse_expectation_test
 from .registry import register_kind
 
@@ -136,18 +136,14 @@ def _explain(engine: "Engine", spec: str, judged: list[tuple[TestResult, "Judge"
             shrinkable = trial.hunks and judge.passes_without_edits(trial)
             work.append((by_label[trial.label], judge, trial,
                          ddmin(len(trial.hunks), engine.shrink_budget) if shrinkable else None))
-    pending: dict[int, list[Subset]] = {}
-    minimal: dict[int, Shrunk] = {}
-    for i, (_, _, _, shrinker) in enumerate(work):
-        if shrinker is not None:
-            _advance(shrinker, None, i, pending, minimal)
-    while pending:
+    def judge(pending: dict[int, list[Subset]]) -> dict[int, list[bool]]:
         scores = engine.score(spec, (p for i, cands in pending.items() for c in cands
-                               for p in _pairs(work[i][2], work[i][2].texts(c))),
+                                     for p in _pairs(work[i][2], work[i][2].texts(c))),
                               f"shrinking {len(pending)} failing cases")
-        for i, cands in list(pending.items()):
-            _, judge, trial, shrinker = work[i]
-            _advance(shrinker, [judge.fails(trial, trial.texts(c), scores) for c in cands], i, pending, minimal)
+        return {i: [work[i][1].fails(work[i][2], work[i][2].texts(c), scores) for c in cands]
+                for i, cands in pending.items()}
+
+    minimal = lockstep({i: s for i, (_, _, _, s) in enumerate(work) if s is not None}, judge)
     _replay(engine.scorer(spec), work, minimal)
 
 def _replay(scorer: "Scorer", work: list, minimal: dict[int, Shrunk]) -> None:
@@ -224,16 +220,6 @@ class Judge:
 def _changed_first(trial: Trial) -> list[str]:
     changed = [role for role, _ in trial.changes]
     return changed + [r for r in trial.roles if r not in changed]
-
-
-def _advance(shrinker: Shrinker, results: list[bool] | None, key: int,
-             pending: dict[int, list[Subset]], done: dict[int, Shrunk]) -> None:
-    """Step one shrinker: its next candidates go to ``pending``, or its result to ``done``."""
-    try:
-        pending[key] = next(shrinker) if results is None else shrinker.send(results)
-    except StopIteration as stop:
-        pending.pop(key, None)
-        done[key] = stop.value
 
 
 def _new_result(request: "Request", spec: str, threshold: Threshold) -> TestResult:

@@ -2,23 +2,24 @@
 
 As in "Interpreting Language Reward Models via Contrastive Explanations": for every model and
 attribute, the distribution of score deltas the attribute's perturbations cause, its mean with a
-(seeded) bootstrap confidence interval, and, over pair cases, how often a perturbation flips the
-model's preference between chosen and rejected (a counterfactual) or leaves it as it was (a
-semifactual). Representative examples are the cases whose delta is closest to the median.
+(seeded, BCa) bootstrap confidence interval, and, over pair cases, how often a perturbation flips the
+model's preference between chosen and rejected (a counterfactual), leaves it although it closed at least
+half the margin (a semifactual), ends in a tie, or moves it little (see :mod:`rmcheck.stats`).
+Representative examples are the cases whose delta is closest to the median.
 
 A perturbed response's delta is score(perturbed) - score(original) in the test's objective, read
 from each judged case's ``response_scores``.
 """
 from __future__ import annotations
 
-import random
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-BOOTSTRAP_RESAMPLES = 2000
-CONFIDENCE = 0.95
+from ..stats import SEMIFACTUAL_MARGIN, Outcome, bootstrap_ci, outcome
+
+__all__ = ["Probe", "Sensitivity", "bootstrap_ci", "probes", "sensitivities"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,12 @@ class Probe:
     test: str  # suite::test
     case: dict[str, Any]  # the case as the run document holds it
     deltas: tuple[float, ...]  # one per perturbed response
-    flipped: bool | None  # None when the case is not a pair (or the original pair is a tie)
+    outcome: Outcome | None  # what it did to the pair's preference; None when not a pair (or an original tie)
+
+    @property
+    def flipped(self) -> bool | None:
+        """Whether the preference flipped (a counterfactual); None when the case has no preference."""
+        return None if self.outcome is None else self.outcome == "counterfactual"
 
     @property
     def delta(self) -> float:
@@ -72,13 +78,20 @@ class Sensitivity:
     def pairs(self) -> list[Probe]:
         return [p for p in self.probes if p.flipped is not None]
 
+    def count(self, kind: Outcome) -> int:
+        return sum(1 for p in self.pairs if p.outcome == kind)
+
     @property
     def counterfactuals(self) -> int:
-        return sum(1 for p in self.pairs if p.flipped)
+        return self.count("counterfactual")
 
     @property
     def semifactuals(self) -> int:
-        return len(self.pairs) - self.counterfactuals
+        return self.count("semifactual")
+
+    @property
+    def ties(self) -> int:
+        return self.count("tie")
 
     @property
     def pass_rate(self) -> float | None:
@@ -100,20 +113,8 @@ class Sensitivity:
         return {"model": self.model, "attribute": self.attribute, "responses": len(self.deltas),
                 "mean": self.mean, "ci": [low, high], "median": self.median, "scale": self.scale,
                 "standardized_mean": self.standardized_mean, "pairs": len(self.pairs),
-                "counterfactuals": self.counterfactuals, "semifactuals": self.semifactuals,
-                "pass_rate": self.pass_rate}
-
-
-def bootstrap_ci(values: Sequence[float], *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES,
-                 level: float = CONFIDENCE) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean; deterministic for a given seed."""
-    if len(values) < 2:
-        return (values[0], values[0]) if values else (float("nan"), float("nan"))
-    rng = random.Random(seed)
-    n = len(values)
-    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(resamples))
-    tail = (1 - level) / 2
-    return means[int(tail * (resamples - 1))], means[int(round((1 - tail) * (resamples - 1)))]
+                "counterfactuals": self.counterfactuals, "semifactuals": self.semifactuals, "ties": self.ties,
+                "small_nonflips": self.count("small"), "pass_rate": self.pass_rate}
 
 
 def model_labels(docs: Sequence[tuple[str, dict[str, Any]]]) -> dict[tuple[int, str], str]:
@@ -127,7 +128,7 @@ def model_labels(docs: Sequence[tuple[str, dict[str, Any]]]) -> dict[tuple[int, 
             for i, (path, doc) in enumerate(docs) for r in doc["results"]}
 
 
-def probes(docs: Sequence[tuple[str, dict[str, Any]]]) -> list[Probe]:
+def probes(docs: Sequence[tuple[str, dict[str, Any]]], semifactual_margin: float = SEMIFACTUAL_MARGIN) -> list[Probe]:
     """Every judged, perturbed case of every run document."""
     labels = model_labels(docs)
     results = [(i, r) for i, (_, doc) in enumerate(docs) for r in doc["results"]]
@@ -143,7 +144,7 @@ def probes(docs: Sequence[tuple[str, dict[str, Any]]]) -> list[Probe]:
             deltas = tuple(s["perturbed"] - s["original"] for s in scores.values() if "perturbed" in s)
             if deltas:
                 out.append(Probe(labels[(i, result["model"])], attribute, result.get("objective"),
-                                 f"{result['suite']}::{result['test']}", case, deltas, _flipped(scores)))
+                                 f"{result['suite']}::{result['test']}", case, deltas, _outcome(scores, semifactual_margin)))
     return out
 
 
@@ -161,13 +162,13 @@ def _label(result: dict[str, Any], by_operator: bool) -> str:
     return label + (f" [{result['objective']}]" if result.get("objective") else "")
 
 
-def _flipped(scores: dict[str, dict[str, float]]) -> bool | None:
+def _outcome(scores: dict[str, dict[str, float]], semifactual_margin: float) -> Outcome | None:
     if "chosen" not in scores or "rejected" not in scores:
         return None
     before = scores["chosen"]["original"] - scores["rejected"]["original"]
     after = (scores["chosen"].get("perturbed", scores["chosen"]["original"])
              - scores["rejected"].get("perturbed", scores["rejected"]["original"]))
-    return None if before == 0 else (before > 0) != (after > 0)
+    return outcome(before, after, semifactual_margin)
 
 
 def scales(found: Iterable[Probe]) -> dict[tuple[str, str | None], float]:
@@ -186,9 +187,10 @@ def scales(found: Iterable[Probe]) -> dict[tuple[str, str | None], float]:
     return out
 
 
-def sensitivities(docs: Sequence[tuple[str, dict[str, Any]]], *, seed: int = 0) -> list[Sensitivity]:
+def sensitivities(docs: Sequence[tuple[str, dict[str, Any]]], *, seed: int = 0,
+                  semifactual_margin: float = SEMIFACTUAL_MARGIN) -> list[Sensitivity]:
     """One :class:`Sensitivity` per (model, attribute), in the order they first appear."""
-    found = probes(docs)
+    found = probes(docs, semifactual_margin)
     scale = scales(found)
     groups: dict[tuple[str, str], list[Probe]] = {}
     for probe in found:

@@ -1,0 +1,66 @@
+"""Statistics shared by the reports and explanations: what a perturbation did to a preference, and
+bootstrap confidence intervals (scipy's BCa where it applies).
+
+A perturbed comparison's outcome, relative to the original margin ``before`` = score(chosen) -
+score(rejected) and the margin ``after`` the perturbation:
+
+- ``counterfactual``: the preference flipped (``after`` has the other sign);
+- ``tie``: ``after`` is exactly 0; neither a counterfactual nor a semifactual, whichever side was ahead;
+- ``semifactual``: the preference held although the perturbation closed at least ``semifactual_margin``
+  (default one half) of the original margin, i.e. ``(before - after) / before >= semifactual_margin``:
+  a substantial perturbation that leaves the preference unchanged, as in Jiang et al. (ICLR 2025);
+- ``small``: the preference held and less of the margin was closed (a small non-flip, reported apart).
+
+An original tie has no preference to flip: its outcome is None.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Literal, Sequence
+
+import numpy as np
+
+Outcome = Literal["counterfactual", "semifactual", "tie", "small"]
+OUTCOMES: tuple[Outcome, ...] = ("counterfactual", "semifactual", "tie", "small")
+SEMIFACTUAL_MARGIN = 0.5
+BOOTSTRAP_RESAMPLES = 2000
+CONFIDENCE = 0.95
+
+
+def closed(before: float, after: float) -> float:
+    """The share of the original margin a perturbation took away (1 or more: it reached a tie or flipped)."""
+    return (before - after) / before
+
+
+def outcome(before: float, after: float, semifactual_margin: float = SEMIFACTUAL_MARGIN) -> Outcome | None:
+    """What the perturbation that moved the margin from ``before`` to ``after`` did to the preference."""
+    if before == 0:
+        return None
+    if after == 0:
+        return "tie"
+    if (after > 0) != (before > 0):
+        return "counterfactual"
+    return "semifactual" if closed(before, after) >= semifactual_margin else "small"
+
+
+def bootstrap_ci(values: Sequence[float], *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES,
+                 level: float = CONFIDENCE) -> tuple[float, float]:
+    """Bootstrap interval of the mean (``scipy.stats.bootstrap``): BCa, or the percentile interval where
+    BCa is undefined (fewer than three distinct resampled means); deterministic for a given seed.
+    Constant data (or one value) gives a zero-width interval."""
+    data = np.asarray(values, dtype=float)
+    if len(data) == 0:
+        return (math.nan, math.nan)
+    if len(data) == 1 or np.all(data == data[0]):
+        return (float(data[0]), float(data[0]))
+    from scipy.stats import bootstrap
+
+    for method in ("BCa", "percentile"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scipy warns where BCa degenerates; the percentile interval follows
+            found = bootstrap((data,), np.mean, n_resamples=resamples, confidence_level=level, method=method,
+                              rng=np.random.default_rng(seed)).confidence_interval
+        if math.isfinite(found.low) and math.isfinite(found.high):
+            break
+    return (float(found.low), float(found.high))
