@@ -18,6 +18,7 @@ from ..options import GATE_OPTIONS, OPTIONS, RUN_ONLY, add_options, model_option
 from ..report.text import one_line
 from ..results import TestResult, run_document
 from ..suite.loader import find_suites, load_suite
+from . import explain as explain_command
 
 DEFAULT_JSON = ".rmcheck/last-run.json"
 DEFAULT_REPORT = ".rmcheck/report.html"
@@ -109,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--language", default="en", metavar="CODE", help="wordfreq language of the words (default en)")
     add_options(sweep.add_argument, pytest_style=False, skip=RUN_ONLY)
     sweep.set_defaults(func=_sweep)
+    explain_command.add_parser(commands)
     return parser
 
 

@@ -1,0 +1,309 @@
+"""Why does the RM prefer one response over the other? Contrastive explanations of comparisons.
+
+As in "Interpreting Language Reward Models via Contrastive Explanations" (Jiang et al., ICLR 2025):
+every attribute's operators perturb each response of a comparison (in both directions where the
+attribute has two operators, such as padding and truncating for verbosity), every perturbed comparison
+is scored through the engine (batched, cached, deduplicated), and each is classified against the RM's
+original preference (:func:`rmcheck.stats.outcome`: counterfactual, semifactual, tie or a small
+non-flip). Beyond the paper, each attribute's counterfactuals are shrunk by ddmin to the fewest edits
+that still flip the preference, and that minimal counterfactual is scored again from the model
+(replayed) before it is reported.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from ..backends.base import OVERALL, Pair, Prompt, Scores
+from ..errors import RmcheckError
+from ..perturb import OPERATORS, Change, OperatorContext, run_operator
+from ..results import prompt_json
+from ..shrink import Shrunk, Subset, ddmin, lockstep
+from ..stats import OUTCOMES, SEMIFACTUAL_MARGIN, Outcome, closed, outcome
+from ..report.text import word_diff
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+ROLES = ("chosen", "rejected")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One way to perturb a response along an attribute: an operator, its arguments and its direction."""
+
+    attribute: str
+    operator: str
+    direction: str  # "more" or "less" of the attribute
+    args: tuple[tuple[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"attribute": self.attribute, "operator": self.operator, "direction": self.direction,
+                **({"args": dict(self.args)} if self.args else {})}
+
+
+#: The built-in operators that need no arguments, by the attribute they move (the built-in suites' names).
+BUILTIN_PROBES: tuple[Probe, ...] = (
+    Probe("verbosity", "pad_with_filler", "more"),
+    Probe("verbosity", "truncate_sentences", "less"),
+    Probe("formatting", "markdown_list", "more"),
+    Probe("sycophancy", "add_flattery", "more"),
+    Probe("honesty", "add_hedge", "more"),
+    Probe("honesty", "add_false_certainty", "less"),
+    Probe("factuality", "corrupt_numbers", "less"),
+    Probe("helpfulness", "prepend_refusal", "less"),
+    Probe("robustness", "whitespace_noise", "less"),
+    Probe("robustness", "typos", "less"),
+)
+
+
+def llm_probes(attribute: str) -> tuple[Probe, Probe]:
+    """``llm_rewrite`` along a free-form attribute, both ways (recorded to cassettes like any llm_rewrite)."""
+    return tuple(Probe(attribute, "llm_rewrite", d, (("attribute", attribute), ("direction", d)))  # type: ignore[return-value]
+                 for d in ("more", "less"))
+
+
+def select_probes(names: Sequence[str] = (), llm_attributes: Sequence[str] = ()) -> list[Probe]:
+    """The probes ``--attributes`` picks (attribute or operator names; all built-ins when empty), plus
+    ``llm_rewrite`` along each of ``llm_attributes``. A registered operator that takes no required
+    argument may be named too; its attribute is its own name."""
+    chosen: list[Probe] = []
+    for name in names:
+        found = [p for p in BUILTIN_PROBES if name in (p.attribute, p.operator)]
+        if not found and name in OPERATORS.names() and name != "llm_rewrite":
+            found = [Probe(name, name, "more")]
+        if not found:
+            known = sorted({p.attribute for p in BUILTIN_PROBES} | {p.operator for p in BUILTIN_PROBES})
+            raise RmcheckError(f"unknown attribute or operator {name!r}", where="--attributes",
+                               fix=f"Use one of: {', '.join(known)}; or --llm-attribute NAME for an LLM rewrite")
+        chosen.extend(found)
+    if not names and not llm_attributes:
+        chosen = list(BUILTIN_PROBES)
+    for attribute in llm_attributes:
+        chosen.extend(llm_probes(attribute))
+    return list(dict.fromkeys(chosen))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One comparison to explain: a prompt and two responses, ``chosen`` labelled the better one."""
+
+    id: str
+    prompt: Prompt
+    chosen: str
+    rejected: str
+    source: str = ""
+
+    def text(self, role: str) -> str:
+        return self.chosen if role == "chosen" else self.rejected
+
+    @property
+    def last_turn(self) -> str:
+        return self.prompt if isinstance(self.prompt, str) else self.prompt[-1][1]
+
+
+@dataclass(frozen=True)
+class Perturbed:
+    """A perturbed comparison: one response of ``comparison`` changed by one operator variant."""
+
+    comparison: Comparison
+    probe: Probe
+    target: str  # the role the change applies to
+    change: Change
+
+    def texts(self, keep: Subset | None = None) -> dict[str, str]:
+        """Both responses, the target with the hunks in ``keep`` applied (all when None)."""
+        return {role: self.change.apply(keep) if role == self.target else self.comparison.text(role)
+                for role in ROLES}
+
+    def pairs(self, keep: Subset | None = None) -> list[Pair]:
+        return [Pair(self.comparison.prompt, text) for text in self.texts(keep).values()]
+
+
+def margin(comparison: Comparison, texts: Mapping[str, str], scores: Mapping[Pair, Scores]) -> float:
+    """score(chosen) - score(rejected) for these texts."""
+    value = lambda role: scores[Pair(comparison.prompt, texts[role])][OVERALL]  # noqa: E731
+    return value("chosen") - value("rejected")
+
+
+@dataclass
+class Scored:
+    """One scored perturbed comparison and what it did to the preference."""
+
+    perturbed: Perturbed
+    before: float  # the original margin
+    margin: float
+    outcome: Outcome
+    closed: float  # share of the original margin taken away
+
+    def flips(self, texts: Mapping[str, str], scores: Mapping[Pair, Scores]) -> bool:
+        """Whether these texts (a subset of this perturbation's edits) still flip the preference."""
+        return outcome(self.before, margin(self.perturbed.comparison, texts, scores)) == "counterfactual"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"target": self.perturbed.target, "label": self.perturbed.change.label, "outcome": self.outcome,
+                "margin": self.margin, "closed": self.closed, "edits": len(self.perturbed.change.hunks),
+                "perturbed": self.perturbed.change.text}
+
+
+@dataclass
+class Minimal:
+    """The counterfactual with the fewest edits that still flip the preference, scored again (replayed)."""
+
+    scored: Scored
+    keep: Subset
+    one_minimal: bool
+    texts: dict[str, str]
+    scores: dict[str, float]  # replayed scores of both responses
+    flips: bool  # whether the replay still flips the preference
+
+    @property
+    def margin(self) -> float:
+        return self.scores["chosen"] - self.scores["rejected"]
+
+    @property
+    def status(self) -> str:
+        return "flaky" if not self.flips else "minimal" if self.one_minimal else "budget"
+
+    def to_json(self) -> dict[str, Any]:
+        perturbed = self.scored.perturbed
+        target = perturbed.target
+        return {"target": target, "label": perturbed.change.label, "status": self.status,
+                "edits_kept": len(self.keep), "edits_total": len(perturbed.change.hunks),
+                "texts": self.texts, "scores": self.scores, "margin": self.margin,
+                "diff": word_diff(perturbed.comparison.text(target), self.texts[target])}
+
+
+@dataclass
+class AttributeExplanation:
+    """What one probe's perturbations of a comparison did to its preference."""
+
+    probe: Probe
+    scored: list[Scored] = field(default_factory=list)
+    not_applicable: list[str] = field(default_factory=list)  # roles the operator had nothing to change in
+    minimal: Minimal | None = None
+
+    def count(self, kind: Outcome) -> int:
+        return sum(1 for s in self.scored if s.outcome == kind)
+
+    @property
+    def counterfactuals(self) -> int:
+        return self.count("counterfactual")
+
+    @property
+    def applicable(self) -> bool:
+        return bool(self.scored)
+
+    def to_json(self) -> dict[str, Any]:
+        margins = [s.margin for s in self.scored]
+        return {**self.probe.to_json(), "counterfactuals": self.counterfactuals,
+                "semifactuals": self.count("semifactual"), "ties": self.count("tie"),
+                "small_nonflips": self.count("small"), "perturbations": len(self.scored),
+                "not_applicable": self.not_applicable,
+                "margins": {"min": min(margins), "max": max(margins)} if margins else None,
+                "perturbed": [s.to_json() for s in self.scored],
+                "minimal": self.minimal.to_json() if self.minimal else None}
+
+
+@dataclass
+class Explanation:
+    """A comparison, the RM's original scores, and what every probe did to its preference."""
+
+    comparison: Comparison
+    scores: dict[str, float]
+    attributes: list[AttributeExplanation]
+
+    @property
+    def margin(self) -> float:
+        return self.scores["chosen"] - self.scores["rejected"]
+
+    @property
+    def preferred(self) -> str:
+        return "tie" if self.margin == 0 else "chosen" if self.margin > 0 else "rejected"
+
+    @property
+    def has_counterfactual(self) -> bool:
+        return any(a.counterfactuals for a in self.attributes)
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.comparison
+        return {"id": c.id, "source": c.source, "prompt": prompt_json(c.prompt), "chosen": c.chosen,
+                "rejected": c.rejected, "scores": self.scores, "margin": self.margin, "preferred": self.preferred,
+                "attributes": [a.to_json() for a in self.attributes]}
+
+
+def perturb(comparison: Comparison, probe: Probe, settings: Mapping[str, Any]) -> tuple[list[Perturbed], list[str]]:
+    """Every variant of ``probe`` on each response, and the roles it does not apply to."""
+    found: list[Perturbed] = []
+    skipped: list[str] = []
+    for role in ROLES:
+        text = comparison.text(role)
+        ctx = OperatorContext(rng=random.Random(f"{probe.operator}\x1f0\x1f{text}"), prompt=comparison.last_turn,
+                              settings=settings)
+        try:
+            changes = run_operator(probe.operator, text, ctx, dict(probe.args))
+        except RmcheckError as exc:
+            raise type(exc)(exc.message, where=exc.where or f"{comparison.id}: {probe.operator}", fix=exc.fix) from None
+        found.extend(Perturbed(comparison, probe, role, change) for change in changes)
+        if not changes:
+            skipped.append(role)
+    return found, skipped
+
+
+def explain_comparisons(engine: "Engine", spec: str, comparisons: Sequence[Comparison], probes: Sequence[Probe],
+                        semifactual_margin: float = SEMIFACTUAL_MARGIN) -> list[Explanation]:
+    """Explain every comparison under ``spec``: one scoring pass for all perturbations, then every
+    counterfactual shrunk in lockstep, then the smallest per attribute replayed."""
+    plans = [[(probe, *perturb(c, probe, engine.options.extra)) for probe in probes] for c in comparisons]
+    needed = [Pair(c.prompt, c.text(role)) for c in comparisons for role in ROLES]
+    needed += [pair for plan in plans for _, found, _ in plan for p in found for pair in p.pairs()]
+    scores = engine.score(spec, needed, f"explaining {len(comparisons)} comparison(s)")
+    explained: list[Explanation] = []
+    for comparison, plan in zip(comparisons, plans):
+        original = {role: scores[Pair(comparison.prompt, comparison.text(role))][OVERALL] for role in ROLES}
+        explanation = Explanation(comparison, original, [])
+        before = explanation.margin
+        for probe, found, skipped in plan:
+            entry = AttributeExplanation(probe, not_applicable=skipped)
+            if before != 0:
+                for p in found:
+                    after = margin(comparison, p.texts(), scores)
+                    entry.scored.append(Scored(p, before, after, outcome(before, after, semifactual_margin),  # type: ignore[arg-type]
+                                               closed(before, after)))
+            explanation.attributes.append(entry)
+        explained.append(explanation)
+    _minimal_counterfactuals(engine, spec, explained)
+    return explained
+
+
+def _minimal_counterfactuals(engine: "Engine", spec: str, explained: Sequence[Explanation]) -> None:
+    """ddmin over the hunks of every counterfactual (all in lockstep, one scoring batch per round); per
+    attribute, the one with the fewest edits left is replayed and kept."""
+    work = [s for e in explained for a in e.attributes for s in a.scored if s.outcome == "counterfactual"]
+    budget = engine.shrink_budget
+
+    def judge(pending: dict[int, list[Subset]]) -> dict[int, list[bool]]:
+        scores = engine.score(spec, [pair for i, cands in pending.items() for c in cands
+                                     for pair in work[i].perturbed.pairs(c)], f"shrinking {len(pending)} counterfactuals")
+        return {i: [work[i].flips(work[i].perturbed.texts(c), scores) for c in cands] for i, cands in pending.items()}
+
+    shrunk = lockstep({i: ddmin(len(s.perturbed.change.hunks), budget) for i, s in enumerate(work)}, judge)
+    found = {id(s): shrunk[i] for i, s in enumerate(work)}
+    best: list[tuple[AttributeExplanation, Scored, Shrunk]] = []
+    for e in explained:
+        for a in e.attributes:
+            candidates = [(len(found[id(s)].keep), -abs(s.margin), n, s) for n, s in enumerate(a.scored) if id(s) in found]
+            if candidates:
+                s = min(candidates, key=lambda c: c[:3])[3]
+                best.append((a, s, found[id(s)]))
+    pairs = [pair for _, s, small in best for pair in s.perturbed.pairs(small.keep)]
+    fresh = dict(zip(pairs, engine.scorer(spec).replay(pairs))) if pairs else {}
+    for a, s, small in best:
+        texts = s.perturbed.texts(small.keep)
+        replayed = {role: fresh[Pair(s.perturbed.comparison.prompt, texts[role])][OVERALL] for role in ROLES}
+        a.minimal = Minimal(s, small.keep, small.one_minimal, texts, replayed, s.flips(texts, fresh))
+
+
+__all__ = ["BUILTIN_PROBES", "OUTCOMES", "AttributeExplanation", "Comparison", "Explanation", "Minimal", "Perturbed",
+           "Probe", "Scored", "explain_comparisons", "llm_probes", "select_probes"]
