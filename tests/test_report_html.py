@@ -33,10 +33,9 @@ def test_report_is_one_self_contained_page(runs: list[Path], tmp_path: Path, cap
     assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", page) and "<link" not in page
     assert "<script src" not in page and "@import" not in page
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', page)
-    assert [alt for alt, _ in images] == ["heat map of mean standardized delta per model and attribute",
-                                         "score delta distributions per attribute"]
+    assert [alt for alt, _ in images] == ["score delta distributions per attribute"]
     assert all(base64.b64decode(data).startswith(PNG) for _, data in images)
-    assert page.count("<img") == 2
+    assert page.count("<img") == 1  # the heat map is an HTML table whose cells link to failures
 
 
 def test_page_numbers_and_examples(runs: list[Path]) -> None:
@@ -51,9 +50,9 @@ def test_page_numbers_and_examples(runs: list[Path]) -> None:
     assert "<ins>" in page and "preference flipped (counterfactual)" in page
     assert "&lt;b&gt;Melbourne&lt;/b&gt;" in page and "<b>Melbourne</b>" not in page
     assert "Δ on this case by model: python:doc_rms:fair" in page
-    for heading in ("Runs and models", "Sensitivity by model and attribute", "Distributions of score deltas",
-                    "Representative examples"):
-        assert f"<h2>{heading}</h2>" in page
+    for heading in ("Scorecard", "Worst failures first", "Runs and models", "Sensitivity by model and attribute",
+                    "Distributions of score deltas", "Representative examples"):
+        assert re.search(f"<h2 id=[^>]+>{heading}", page), heading
 
 
 def test_pair_html_shows_the_minimal_pair_for_a_failing_case() -> None:
@@ -88,3 +87,92 @@ def test_without_matplotlib_the_error_names_the_extra(runs: list[Path], monkeypa
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(RmcheckError, match=r"pip install 'rmcheck\[plots\]'"):
         build_report(runs)
+
+
+# -- the scorecard, the heat map and the worst failures ---------------------------------------------
+
+
+def hand_run() -> dict:
+    """A run document of two models: an invariance test whose deltas cancel, a directional one, a pair test."""
+    def case(id: str, delta: float, verdict: str, **scores: tuple[float, ...]) -> dict:
+        return {"id": id, "verdict": verdict, "delta": delta, "original": f"{id} text", "perturbed": f"{id} text!",
+                "response_scores": {r: dict(zip(("original", "perturbed"), s)) for r, s in scores.items()}}
+
+    def result(model: str, test: str, expect: str, attribute: str, cases: list, perturb: str | None = "op") -> dict:
+        counts = {v: sum(c["verdict"] == v for c in cases) for v in ("passed", "failed", "not_applicable")}
+        rate = counts["passed"] / (counts["passed"] + counts["failed"])
+        return {"suite": "s", "test": test, "model": model, "attribute": attribute, "expect": expect, "threshold": 0.5,
+                "outcome": "passed" if rate == 1 else "failed", "pass_rate": rate, "counts": counts, "cases": cases,
+                **({"perturb": perturb} if perturb else {})}
+
+    results = []
+    for model, swing in (("hf:org/a-very-long-model-name-that-ends-in-v1", 2.0), ("hf:org/a-very-long-model-name-that-ends-in-v2", 0.1)):
+        results += [
+            result(model, "names", "invariant", "identity",
+                   [case("up", swing, "failed" if swing > 0.5 else "passed", response=(0.0, swing)),
+                    case("down", -swing, "failed" if swing > 0.5 else "passed", response=(2.0, 2.0 - swing))]),
+            result(model, "padding", "not_higher", "verbosity",
+                   [case("pad", swing / 2, "passed", response=(1.0, 1.0 + swing / 2)),
+                    case("pad2", 3 * swing, "failed" if swing > 0.5 else "passed", response=(0.0, 3 * swing))]),
+            result(model, "pairs", "prefers_chosen", "factuality",
+                   [case("p1", 1.0, "passed"), case("p2", -0.2 * swing, "failed"), case("p3", 0.3, "failed")],
+                   perturb=None),
+        ]
+    return {"rmcheck_run": 1, "created": "now", "models": [], "results": results}
+
+
+def test_scorecard_ranks_models_with_pass_rates_and_accuracy() -> None:
+    from rmcheck.report.scorecard import accuracy, scorecard
+
+    card = scorecard([("run.json", hand_run())], {})
+    assert [(c.model[-2:], c.rank, c.passed, len(c.applicable)) for c in card.models] == [("v2", 1, 2, 3), ("v1", 2, 0, 3)]
+    assert card.models[1].suite_rates() == {"s": pytest.approx(2 / 7)}
+    pairs = next(t for t in card.tests if t.test == "pairs")
+    assert {m[-2:]: accuracy(r) for m, r in pairs.by_model.items()} == {"v1": pytest.approx(2 / 3), "v2": pytest.approx(2 / 3)}
+    assert accuracy({"details": {"accuracy": {"easy": 1.0, "normal": 0.5, "hard": None}}}) == 0.75
+    assert accuracy({"expect": "higher", "cases": []}) is None
+    # worst first: v1's padding case 3 * 2.0 = 6 is 5.5 beyond its threshold of 0.5
+    worst = card.failures[0]
+    assert (worst.model[-2:], worst.test, worst.case["id"], worst.severity) == ("v1", "s::padding", "pad2", 5.5)
+    assert [f.severity for f in card.failures] == sorted((f.severity for f in card.failures), reverse=True)
+
+
+def test_heat_map_uses_absolute_deltas_for_invariance_and_links_cells_to_worst_failures() -> None:
+    from rmcheck.report.html import render_report
+
+    page = render_report([("run.json", hand_run())])
+    heat = {(model[-2:], attribute): (kind, float(value)) for attribute, model, kind, value in re.findall(
+        r'title="([^"·]+) · (\S+): (mean \|Δ\|/sd|mean Δ/sd) ([+-]\d+\.\d+);', page)}
+    # identity moved +2 and -2: the signed mean is 0, but the cell shows the mean |Δ| (over the model's sd)
+    kind, value = heat[("v1", "identity")]
+    assert kind == "mean |Δ|/sd" and value > 0.5
+    assert heat[("v2", "identity")][1] < value  # v2 moved 0.1 each way
+    assert heat[("v1", "verbosity")][0] == "mean Δ/sd" and heat[("v1", "verbosity")][1] > 0
+    assert "|Δ|/sd</b>: invariance tests" in page and "<b>Δ/sd</b>: directional tests" in page
+    # every linked cell points at an anchor that exists, and at the worst failure of its model and attribute
+    links = re.findall(r'<a href="#(failure-\d+)">', page)
+    assert links and all(f'id="{anchor}"' in page for anchor in links)
+    first = re.search(r'id="failure-1"[^>]*>.*?</div>', page, re.S).group(0)
+    assert "s::padding" in first and "pad2" in first
+    # long model names are shortened from the middle: both ends stay
+    assert re.search(r'<th data-col="hf:org/a-very-long-model-name-that-ends-in-v1"[^>]*>hf:org/a-ve…t-ends-in-v1</th>', page)
+
+
+def test_short_names_keep_both_ends() -> None:
+    from rmcheck.report.figures import short
+
+    assert short("python:tests.planted_rms:length_loving", 20) == "python:te…gth_loving"
+    assert len(short("x" * 100, 21)) == 21 and short("abc", 5) == "abc"
+
+
+def test_report_has_a_section_for_explain_documents(runs: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "explain.json"
+    assert main(["explain", "--rm", "python:tests.planted_rms:length_loving", "--prompt",
+                 "What is the capital of Australia?", "--chosen", "Canberra is the capital.", "--rejected",
+                 "Sydney is the capital of Australia, as everybody knows from the opera house and the bridge.",
+                 "--json", str(out), "--no-cache"]) == 0
+    page = build_report([*runs, out])
+    assert '<h2 id="explanations">Contrastive explanations</h2>' in page
+    assert "pad_with_filler on chosen" in page and "CF coverage" in page
+    only = build_report([out])  # an explain document alone makes a page too
+    assert "Contrastive explanations" in only and "Scorecard" not in only

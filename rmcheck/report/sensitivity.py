@@ -19,7 +19,10 @@ from typing import Any, Iterable, Sequence
 
 from ..stats import SEMIFACTUAL_MARGIN, Outcome, bootstrap_ci, outcome
 
-__all__ = ["Probe", "Sensitivity", "bootstrap_ci", "probes", "sensitivities"]
+__all__ = ["INVARIANCE", "Probe", "Sensitivity", "bootstrap_ci", "probes", "sensitivities"]
+
+#: Expectations whose failure is a move in either direction: their heat is mean |Δ|/sd, not the signed mean.
+INVARIANCE = ("invariant", "preference_kept")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Probe:
     case: dict[str, Any]  # the case as the run document holds it
     deltas: tuple[float, ...]  # one per perturbed response
     outcome: Outcome | None  # what it did to the pair's preference; None when not a pair (or an original tie)
+    expect: str = ""  # the test's expectation
 
     @property
     def flipped(self) -> bool | None:
@@ -75,6 +79,16 @@ class Sensitivity:
         return self.mean / self.scale
 
     @property
+    def invariance(self) -> bool:
+        """Whether every test of the group expects no move either way (then up and down must not cancel)."""
+        return all(p.expect in INVARIANCE for p in self.probes)
+
+    @property
+    def heat(self) -> float:
+        """The heat map's value: mean |Δ|/sd for invariance tests, signed mean Δ/sd for directional ones."""
+        return statistics.fmean(abs(d) for d in self.deltas) / self.scale if self.invariance else self.standardized_mean
+
+    @property
     def pairs(self) -> list[Probe]:
         return [p for p in self.probes if p.flipped is not None]
 
@@ -112,20 +126,23 @@ class Sensitivity:
         low, high = self.ci
         return {"model": self.model, "attribute": self.attribute, "responses": len(self.deltas),
                 "mean": self.mean, "ci": [low, high], "median": self.median, "scale": self.scale,
-                "standardized_mean": self.standardized_mean, "pairs": len(self.pairs),
+                "standardized_mean": self.standardized_mean, "heat": self.heat,
+                "heat_kind": "mean |Δ|/sd" if self.invariance else "mean Δ/sd", "pairs": len(self.pairs),
                 "counterfactuals": self.counterfactuals, "semifactuals": self.semifactuals, "ties": self.ties,
                 "small_nonflips": self.count("small"), "pass_rate": self.pass_rate}
 
 
 def model_labels(docs: Sequence[tuple[str, dict[str, Any]]]) -> dict[tuple[int, str], str]:
     """A label per (document index, model spec): the spec, suffixed with the file name when a spec
-    occurs in several documents."""
+    occurs in several documents (and with the document's position when their file names are equal too)."""
     seen: dict[str, int] = {}
     for _, doc in docs:
         for spec in {r["model"] for r in doc["results"]}:
             seen[spec] = seen.get(spec, 0) + 1
-    return {(i, r["model"]): r["model"] if seen[r["model"]] == 1 else f"{r['model']} [{Path(path).name}]"
-            for i, (path, doc) in enumerate(docs) for r in doc["results"]}
+    names = [Path(path).name for path, _ in docs]
+    names = [n if names.count(n) == 1 else f"{n} #{i + 1}" for i, n in enumerate(names)]
+    return {(i, r["model"]): r["model"] if seen[r["model"]] == 1 else f"{r['model']} [{names[i]}]"
+            for i, (_, doc) in enumerate(docs) for r in doc["results"]}
 
 
 def probes(docs: Sequence[tuple[str, dict[str, Any]]], semifactual_margin: float = SEMIFACTUAL_MARGIN) -> list[Probe]:
@@ -144,7 +161,8 @@ def probes(docs: Sequence[tuple[str, dict[str, Any]]], semifactual_margin: float
             deltas = tuple(s["perturbed"] - s["original"] for s in scores.values() if "perturbed" in s)
             if deltas:
                 out.append(Probe(labels[(i, result["model"])], attribute, result.get("objective"),
-                                 f"{result['suite']}::{result['test']}", case, deltas, _outcome(scores, semifactual_margin)))
+                                 f"{result['suite']}::{result['test']}", case, deltas, _outcome(scores, semifactual_margin),
+                                 str(result.get("expect", ""))))
     return out
 
 
