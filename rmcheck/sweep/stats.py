@@ -1,22 +1,17 @@
-"""Rank statistics for sweeps, and word frequencies from ``wordfreq`` (the ``sweep`` extra)."""
+"""Rank statistics for sweeps (scipy), and word frequencies from ``wordfreq`` (the ``sweep`` extra)."""
 from __future__ import annotations
 
 from typing import Sequence
 
 import numpy as np
+from scipy import stats
 
 from ..errors import RmcheckError
 
 
 def average_ranks(values: Sequence[float]) -> np.ndarray:
     """Ascending ranks from 1, ties sharing their average rank (as in Spearman's rho)."""
-    data = np.asarray(values, dtype=float)
-    order = np.argsort(data, kind="stable")
-    ranks = np.empty(len(data))
-    ranks[order] = np.arange(1, len(data) + 1)
-    _, inverse, counts = np.unique(data, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ranks)
-    return sums[inverse] / counts[inverse]
+    return stats.rankdata(np.asarray(values, dtype=float), method="average")
 
 
 def percentiles(values: Sequence[float]) -> np.ndarray:
@@ -26,11 +21,18 @@ def percentiles(values: Sequence[float]) -> np.ndarray:
     return 100.0 * (average_ranks(values) - 1) / (len(values) - 1)
 
 
+def _constant(values: Sequence[float]) -> bool:
+    return len(values) < 2 or bool(np.all(np.asarray(values) == values[0]))
+
+
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Spearman's rank correlation; 0.0 when either side is constant."""
-    ra, rb = average_ranks(a) - (len(a) + 1) / 2, average_ranks(b) - (len(b) + 1) / 2
-    norm = float(np.sqrt((ra * ra).sum() * (rb * rb).sum()))
-    return float((ra * rb).sum() / norm) if norm else 0.0
+    """Spearman's rank correlation (tie-aware); 0.0 when either side is constant."""
+    return 0.0 if _constant(a) or _constant(b) else float(stats.spearmanr(a, b).statistic)
+
+
+def kendall(a: Sequence[float], b: Sequence[float]) -> float:
+    """Kendall's tau-b (tie-aware); 0.0 when either side is constant."""
+    return 0.0 if _constant(a) or _constant(b) else float(stats.kendalltau(a, b).statistic)
 
 
 def zipf_frequencies(words: Sequence[str], language: str) -> list[float]:
