@@ -18,7 +18,7 @@ from ..options import GATE_OPTIONS, OPTIONS, RUN_ONLY, add_options, model_option
 from ..report.text import one_line
 from ..results import TestResult, run_document
 from ..suite.loader import find_suites, load_suite
-from . import explain as explain_command
+from . import explain as explain_command, sweep as sweep_command
 
 DEFAULT_JSON = ".rmcheck/last-run.json"
 DEFAULT_REPORT = ".rmcheck/report.html"
@@ -92,35 +92,9 @@ def _parser() -> argparse.ArgumentParser:
                 skip=tuple(o.dest for o in OPTIONS if o.dest not in GATE_OPTIONS[1:]))
     compare.set_defaults(func=_compare)
 
-    sweep = commands.add_parser("sweep", help="score every single-token response to a prompt; print the best and worst")
-    sweep.add_argument("--rm", required=True, metavar="SPEC", help="the reward model (any spec --rm takes)")
-    sweep.add_argument("--prompt", required=True, metavar="TEXT", help="the user turn, e.g. 'What, in one word, ...?'")
-    sweep.add_argument("--system", default=None, metavar="TEXT", help="a system turn before the prompt")
-    sweep.add_argument("--tokens", default="all", metavar="all|words|FILE",
-                       help="the whole vocabulary (default), word-like tokens, or a lexicon file (one word a line)")
-    sweep.add_argument("--top-k", type=int, default=20, metavar="K", help="rows of the top and bottom tables (default 20)")
-    sweep.add_argument("--out", default=".rmcheck/last-sweep.csv", metavar="FILE.csv",
-                       help="CSV of every token's score (default .rmcheck/last-sweep.csv)")
-    sweep.add_argument("--plots", default=None, metavar="DIR", help="write PNG plots (by group, against frequency)")
-    sweep.add_argument("--group", action="append", default=[], metavar="NAME=FILE",
-                       help="a lexicon group for the plots, the CSV and a rank summary (repeatable)")
-    sweep.add_argument("--tokenizer", default=None, metavar="PATH",
-                       help="the vocabulary to sweep for a model without a tokenizer (python:, http:)")
-    sweep.add_argument("--objective", default=None, metavar="NAME", help="rank by this head of a multi-objective RM")
-    sweep.add_argument("--language", default="en", metavar="CODE", help="wordfreq language of the words (default en)")
-    add_options(sweep.add_argument, pytest_style=False, skip=RUN_ONLY)
-    sweep.set_defaults(func=_sweep)
+    sweep_command.add_parser(commands)
     explain_command.add_parser(commands)
     return parser
-
-
-def _sweep(args: argparse.Namespace) -> int:
-    from .sweep import SweepCommand, run
-
-    prompt = args.prompt if args.system is None else (("system", args.system), ("user", args.prompt))
-    command = SweepCommand(args.rm, prompt, args.tokens, args.top_k, args.out, args.plots, args.group,
-                           args.tokenizer, args.objective, args.language)
-    return run(command, model_options(lambda dest: getattr(args, dest)))
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -31,8 +31,19 @@ class Ranked:
     rank: int
     percentile: float
 
-    def describe(self, total: int) -> str:
-        return f"rank {self.rank:>6} of {total}  pct {self.percentile:5.1f}  score {self.score:+.4g}  {self.token.text!r}"
+    def describe(self, total: int, digits: int = 4) -> str:
+        """One line; ``digits`` significant digits of the score (:func:`separating_digits` picks enough)."""
+        return (f"rank {self.rank:>6} of {total}  pct {self.percentile:5.1f}  score {self.score:+.{digits}g}  "
+                f"{self.token.text!r}")
+
+
+def separating_digits(scores: list[float], least: int = 4, most: int = 12) -> int:
+    """The fewest significant digits (at least ``least``) that print neighbouring distinct scores differently."""
+    for digits in range(least, most + 1):
+        shown = [f"{s:+.{digits}g}" for s in scores]
+        if all(a != b for a, b, x, y in zip(shown, shown[1:], scores, scores[1:]) if x != y):
+            return digits
+    return most
 
 
 @dataclass
@@ -81,8 +92,10 @@ class Sweep:
         """The top and bottom ``k`` tokens, one line each."""
         ranked, total = self.ranked(), len(self.ranked())
         head = f"by {self.objective}" if self.objective != OVERALL else "by score"
-        lines = [f"top {min(k, total)} {head}:"] + [f"  {r.describe(total)}" for r in ranked[:k]]
-        lines += [f"bottom {min(k, total)} {head}:"] + [f"  {r.describe(total)}" for r in ranked[::-1][:k]]
+        top, bottom = ranked[:k], ranked[::-1][:k]
+        digits = separating_digits([r.score for r in top] + [r.score for r in bottom][::-1])
+        lines = [f"top {min(k, total)} {head}:"] + [f"  {r.describe(total, digits)}" for r in top]
+        lines += [f"bottom {min(k, total)} {head}:"] + [f"  {r.describe(total, digits)}" for r in bottom]
         return lines
 
     def write_csv(self, path: str | Path, groups: dict[str, frozenset[str]] | None = None) -> Path:

@@ -4,14 +4,20 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from scipy import stats
 
 from ..errors import RmcheckError
 
 
+def _scipy_stats():  # type: ignore[no-untyped-def]
+    """scipy.stats, imported on first use (it costs a second at start-up that most commands never need)."""
+    from scipy import stats
+
+    return stats
+
+
 def average_ranks(values: Sequence[float]) -> np.ndarray:
     """Ascending ranks from 1, ties sharing their average rank (as in Spearman's rho)."""
-    return stats.rankdata(np.asarray(values, dtype=float), method="average")
+    return _scipy_stats().rankdata(np.asarray(values, dtype=float), method="average")
 
 
 def percentiles(values: Sequence[float]) -> np.ndarray:
@@ -27,12 +33,12 @@ def _constant(values: Sequence[float]) -> bool:
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     """Spearman's rank correlation (tie-aware); 0.0 when either side is constant."""
-    return 0.0 if _constant(a) or _constant(b) else float(stats.spearmanr(a, b).statistic)
+    return 0.0 if _constant(a) or _constant(b) else float(_scipy_stats().spearmanr(a, b).statistic)
 
 
 def kendall(a: Sequence[float], b: Sequence[float]) -> float:
     """Kendall's tau-b (tie-aware); 0.0 when either side is constant."""
-    return 0.0 if _constant(a) or _constant(b) else float(stats.kendalltau(a, b).statistic)
+    return 0.0 if _constant(a) or _constant(b) else float(_scipy_stats().kendalltau(a, b).statistic)
 
 
 def zipf_frequencies(words: Sequence[str], language: str) -> list[float]:
