@@ -174,3 +174,28 @@ def test_dataset_mode_on_50_hh_rlhf_pairs_matches_a_direct_computation(tmp_path:
             assert (example is None) == (not any(flags))
     rates = {(s["attribute"], s["operator"]): s["cf_rate"] for s in summary["attributes"]}
     assert rates[("verbosity", "pad_with_filler")] > 0  # padding the shorter response flips a length-loving RM
+
+
+def test_llm_attributes_are_recorded_to_cassettes_then_replayed_offline(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from fixtures.scripted_server import ScriptedServer, rewriter_and_judge
+
+    for name in ("CI", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    args = dict(prompt=PROMPT, chosen="Canberra is the capital.", attributes=["typos"], llm_attributes=["verbosity"],
+                rejected="Sydney is the capital of Australia, as everybody knows from the opera house and the bridge.")
+    with ScriptedServer(rewriter_and_judge) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{server.url}/v1")
+        monkeypatch.setenv("OPENAI_MODEL", "scripted")
+        first = explain("python:tests.planted_rms:length_loving", **args).to_json()["comparisons"]
+        calls = len(server.calls("/v1/chat/completions"))
+    entries = [(a["attribute"], a["operator"], a["direction"]) for a in first[0]["attributes"]]
+    assert entries == [("robustness", "typos", "less"), ("verbosity", "llm_rewrite", "more"),
+                       ("verbosity", "llm_rewrite", "less")]
+    more = first[0]["attributes"][1]
+    # the scripted LLM lengthens the short chosen answer: the length-loving RM's preference flips
+    assert more["counterfactuals"] >= 1 and more["minimal"]["target"] == "chosen"
+    assert calls == 4 and len(list((tmp_path / "fixtures" / "cassettes" / "llm_rewrite").glob("*.json"))) == 4
+    monkeypatch.setenv("CI", "true")  # the server is gone: only the cassettes can answer
+    assert explain("python:tests.planted_rms:length_loving", **args).to_json()["comparisons"] == first
