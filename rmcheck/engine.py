@@ -82,7 +82,8 @@ class Engine:
         """The scheduler of ``spec``: deduplicated, cached, length-sorted batches, and a memo of this run."""
         if spec not in self._scorers:
             self._scorers[spec] = Scorer(self.model(spec), batch_size=self.options.batch_size,
-                                         batch_tokens=self.options.batch_tokens, cache=self.cache)
+                                         batch_tokens=self.options.batch_tokens, cache=self.cache,
+                                         prefix_sharing=self.options.prefix_sharing)
         return self._scorers[spec]
 
     def score(self, spec: str, pairs: Iterable[Pair], what: str = "") -> dict[Pair, Scores]:

@@ -61,6 +61,10 @@ OPTIONS = [
     Option("rmcheck_batch_tokens", "--rmcheck-batch-tokens", "--batch-tokens", dict(default=None, type=_positive_int,
            metavar="N", help="most padded tokens (pairs x longest pair) per forward pass, for models that count "
                              f"tokens (hf:, demo); default {DEFAULT_BATCH_TOKENS}")),
+    Option("rmcheck_no_prefix_sharing", "--no-prefix-sharing", "--no-prefix-sharing", dict(
+           action="store_true", default=False,
+           help="score every pair in full forward passes, never from a shared prefix's KV cache (decoder hf: "
+                "models share the prompt and the unchanged head of a response by default)")),
     Option("rmcheck_cache", "--rmcheck-cache", "--cache", dict(default=None, metavar="DIR",
            help=f"on-disk score cache directory (default {DEFAULT_CACHE_DIR} under the rootdir, for the CLI "
                 "the current directory)")),
@@ -106,6 +110,7 @@ def model_options(get: Callable[[str], Any]) -> ModelOptions:
         device=get("rmcheck_device"), dtype=get("rmcheck_dtype"), max_length=get("rmcheck_max_length"),
         batch_size=get("rmcheck_batch_size"), batch_tokens=get("rmcheck_batch_tokens"),
         trust_remote_code=bool(get("rmcheck_trust_remote_code")),
+        prefix_sharing=not get("rmcheck_no_prefix_sharing"),
         extra={key: get(dest) for key, dest in (("llm", "rmcheck_llm"), ("cassettes", "rmcheck_cassettes")) if get(dest)},
     )
 

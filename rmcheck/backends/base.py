@@ -58,6 +58,7 @@ class ModelOptions:
     batch_size: int | None = None
     batch_tokens: int | None = None
     trust_remote_code: bool = False
+    prefix_sharing: bool = True  # score pairs with a common token prefix from its KV cache (decoder hf: models)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

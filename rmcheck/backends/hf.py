@@ -172,11 +172,16 @@ class HFRewardModel:
         return [tuple(row["input_ids"]) for row, _ in self.encode_many(pairs)]
 
     def token_lengths(self, pairs: Sequence[Pair]) -> list[int]:
-        """How many tokens the model sees for each pair (after truncation): the scheduler's batch cost.
-        The encodings are kept for :meth:`score`, so a pair is tokenized once."""
+        """How many tokens the model sees for each pair (after truncation): the scheduler's batch cost."""
+        return [len(ids) for ids in self.token_ids(pairs)]
+
+    def token_ids(self, pairs: Sequence[Pair]) -> list[list[int]]:
+        """The token ids the model sees for each pair (after truncation), for the scheduler's batches and
+        shared prefixes. The encodings of the latest call are kept for :meth:`score`, so a pair is tokenized once."""
         encoded = self.encode_many(pairs)
-        self._encoded.update(zip(pairs, encoded))
-        return [len(row["input_ids"]) for row, _ in encoded]
+        self._encoded = dict(zip(pairs, encoded))
+        self._warn_truncation([cut for _, cut in encoded])
+        return [row["input_ids"] for row, _ in encoded]
 
     def _encodings(self, pairs: Sequence[Pair]) -> list[tuple[dict[str, list[int]], int]]:
         """Encodings of ``pairs``: those :meth:`token_lengths` kept (released now), the rest encoded."""
@@ -198,9 +203,12 @@ class HFRewardModel:
             output = self.model(**{k: v.to(self.device) for k, v in batch.items()})
         if self.gated:
             return normalise_scores(self._gated_scores(output), len(pairs), self.spec)
-        values = output.logits.float().cpu().tolist()
-        raw = [row[0] if not self.objectives else dict(zip(self.objectives, row)) for row in values]
-        return normalise_scores(raw, len(pairs), self.spec)
+        return self.scores_from_logits(output.logits.float().cpu().tolist())
+
+    def scores_from_logits(self, rows: Sequence[Sequence[float]]) -> list[Scores]:
+        """Scores of the head's logits, one row per pair: the logit, or one objective per label."""
+        raw = [row[0] if not self.objectives else dict(zip(self.objectives, row)) for row in rows]
+        return normalise_scores(raw, len(rows), self.spec)
 
     def _gated_scores(self, output: Any) -> list[dict[str, float]]:
         """Per-objective ``rewards`` and the gated overall ``score`` of an ArmoRM-style output."""

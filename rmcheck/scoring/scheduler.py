@@ -8,6 +8,9 @@ models get length-sorted batches of up to ``max_pairs``. A model is read from an
 written to the on-disk cache only when it declares ``cacheable = True`` (its
 fingerprint covers everything that can change a score); each batch is written as
 soon as it is scored, and replays of minimal pairs are kept apart from other scores.
+Decoder ``hf:`` models share prefixes (:mod:`rmcheck.scoring.prefix`): pairs with a long common
+token prefix are scored from its KV cache, the others in the batches above; a score is cached under
+the same key whichever path computed it (the paths agree within the probe's tolerance).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from typing import Callable, Iterable, Sequence
 
 from ..backends.base import Pair, RewardModel, Scores, normalise_scores
 from .cache import ScoreCache
+from .prefix import NO_SHARING, PrefixSharing, Work
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -71,6 +75,9 @@ class ScoringStats:
     batches: int = 0
     tokens: int = 0  # tokens of the pairs sent (models that count tokens)
     padded_tokens: int = 0  # tokens of the padded batches, padding included
+    shared_pairs: int = 0  # pairs scored from a shared prefix's KV cache (counted in forward_pairs too)
+    shared_tokens: int = 0  # tokens of those pairs (counted in tokens too)
+    computed_tokens: int = 0  # tokens the model ran: each shared prefix once, no padding
 
     def __add__(self, other: "ScoringStats") -> "ScoringStats":
         return ScoringStats(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
@@ -78,8 +85,13 @@ class ScoringStats:
     def summary(self) -> str:
         text = (f"{self.requested} pairs asked for: {self.memo_hits} already scored this run, "
                 f"{self.cache_hits} from the cache, {self.forward_pairs} scored in {self.batches} forward passes")
-        if self.padded_tokens:
-            text += f" ({self.tokens} tokens, {self.padded_tokens - self.tokens} padding)"
+        if self.tokens:
+            padding = self.padded_tokens - (self.tokens - self.shared_tokens)
+            text += f" ({self.tokens} tokens, {padding} padding"
+            if self.shared_pairs:
+                text += (f"; {self.shared_pairs} pairs from shared prefixes: {self.computed_tokens} tokens computed, "
+                         f"{self.tokens / max(self.computed_tokens, 1):.1f}x fewer")
+            text += ")"
         return text
 
 
@@ -88,16 +100,18 @@ class Scorer:
     nor at all when the cache holds it for this model's fingerprint."""
 
     def __init__(self, model: RewardModel, *, batch_size: int | None = None, batch_tokens: int | None = None,
-                 cache: ScoreCache | None = None) -> None:
+                 cache: ScoreCache | None = None, prefix_sharing: bool = True) -> None:
         self.model = model
         self.policy = BatchPolicy.of(batch_size, batch_tokens)
         self.cache = cache if getattr(model, "cacheable", False) else None
         self.memo: dict[Pair, Scores] = {}
         self.stats = ScoringStats()
         self._token_lengths: Callable[[Sequence[Pair]], list[int]] | None = getattr(model, "token_lengths", None)
+        self.sharing = PrefixSharing.of(model) if prefix_sharing else None
+        self._path = NO_SHARING if not prefix_sharing else "full forward passes (the model gives no token ids to share)"
 
     def describe(self) -> str:
-        """The batching and caching in effect, for run headers."""
+        """The batching, caching and scoring path in effect, for run headers."""
         batching = self.policy.describe(by_tokens=self._token_lengths is not None)
         if self.cache is not None:
             caching = f"score cache {self.cache.directory}"
@@ -105,7 +119,12 @@ class Scorer:
             caching = "score cache off"
         else:
             caching = "not cached (the model does not declare a complete fingerprint)"
-        return f"{batching}; {caching}"
+        return f"{batching}; {caching}; path: {self.path}"
+
+    @property
+    def path(self) -> str:
+        """How pairs are scored: shared prefixes, or full forward passes and why."""
+        return self.sharing.describe() if self.sharing is not None else self._path
 
     def score(self, pairs: Iterable[Pair], progress: ProgressCallback | None = None) -> dict[Pair, Scores]:
         """Scores for every pair asked for; only pairs neither seen this run nor cached reach the model."""
@@ -129,15 +148,16 @@ class Scorer:
     def _fetch(self, pairs: list[Pair], key: str, label: str, into: dict[Pair, Scores],
                progress: ProgressCallback | None = None) -> None:
         """Put the scores of distinct ``pairs`` into ``into``: from the cache under ``key`` where it has them,
-        else from the model in planned batches, each kept (and cached) as soon as it is scored, so a
-        failure later in the run loses only the failed batch."""
+        else from the model, shared prefixes first and then planned batches, each kept (and cached) as soon
+        as it is scored, so a failure later in the run loses only the failed batch."""
         found = self.cache.get(key, pairs) if self.cache is not None and pairs else {}
         self.stats.cache_hits += len(found)
         into.update(found)
         todo = [p for p in pairs if p not in found]
         done = 0
-        for batch in self._batches(todo):
-            scores = self._forward(batch)
+
+        def keep(batch: list[Pair], scores: list[Scores]) -> None:
+            nonlocal done
             into.update(zip(batch, scores))
             if self.cache is not None:
                 self.cache.put(key, label, zip(batch, scores))
@@ -145,14 +165,43 @@ class Scorer:
             if progress:
                 progress(done, len(todo))
 
-    def _batches(self, pairs: list[Pair]) -> list[list[Pair]]:
-        counted = self._token_lengths(pairs) if self._token_lengths and pairs else map(_char_length, pairs)
-        lengths = dict(zip(pairs, counted))
+        sharing = self.sharing if self.sharing is not None and self.sharing.active is not False and todo else None
+        ids = sharing.ids(todo) if sharing is not None else None
+        lengths = (dict(zip(todo, map(len, ids))) if ids is not None
+                   else dict(zip(todo, self._token_lengths(todo))) if self._token_lengths and todo
+                   else {p: _char_length(p) for p in todo})
+        rest = self._share(sharing, todo, ids, keep) if sharing is not None and ids is not None else todo
+        for batch in self._batches(rest, lengths):
+            keep(batch, self._forward(batch))
+
+    def _share(self, sharing: PrefixSharing, todo: list[Pair], ids: list[list[int]],
+               keep: Callable[[list[Pair], list[Scores]], None]) -> list[Pair]:
+        """Score the pairs of ``todo`` that share prefixes (after a passing probe); the rest, to batch."""
+        alone, groups, heads, sharers = sharing.split(ids)
+        if not groups or (sharing.active is None and
+                          not sharing.probe([todo[s[0]] for s in sharers], heads, groups[0], self._forward)):
+            return todo
+        work = Work()
+        for indices, scores in sharing.score(groups, heads, work):
+            batch = [todo[j] for i in indices for j in sharers[i]]
+            self.stats.forward_pairs += len(batch)
+            self.stats.shared_pairs += len(batch)
+            tokens = sum(len(ids[j]) for i in indices for j in sharers[i])
+            self.stats.shared_tokens += tokens
+            self.stats.tokens += tokens
+            keep(batch, [row for i, row in zip(indices, scores) for _ in sharers[i]])
+        self.stats.batches += work.passes
+        self.stats.computed_tokens += work.tokens
+        return [todo[i] for i in alone]
+
+    def _batches(self, pairs: list[Pair], lengths: dict[Pair, int]) -> list[list[Pair]]:
         ordered = sorted(pairs, key=lengths.__getitem__)
         batches = self.policy.plan(ordered, [lengths[p] for p in ordered], by_tokens=self._token_lengths is not None)
         if self._token_lengths is not None:
             for batch in batches:
-                self.stats.tokens += sum(lengths[p] for p in batch)
+                tokens = sum(lengths[p] for p in batch)
+                self.stats.tokens += tokens
+                self.stats.computed_tokens += tokens
                 self.stats.padded_tokens += len(batch) * lengths[batch[-1]]
         return batches
 

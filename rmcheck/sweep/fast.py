@@ -21,8 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from ..backends.base import Pair, Prompt, Scores, normalise_scores
+from ..backends.base import Pair, Prompt, Scores
 from ..errors import BackendError
+from ..scoring.kv import Decoder, PrefixKV, Unsupported, tolerance
 
 SENTINEL = "RMCHECKSWEEPSLOT"
 PROBE = 8
@@ -30,10 +31,6 @@ STRATEGIES = ("packed", "expanded")  # tried in this order
 CACHED_BATCH = 256
 
 Progress = Callable[[int, int], None]
-
-
-class Unsupported(Exception):
-    """A cached strategy cannot serve this model; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -71,13 +68,6 @@ def split_template(rm: Any, prompt: Prompt) -> Template:
     return Template(tuple(ids[:first]), tuple(ids[last + 1:]))
 
 
-def tolerance(dtype: Any, reference: float) -> float:
-    """How far a cached score may be from a full pass: 1e-4 in float32, looser in 16-bit types."""
-    import torch
-
-    return 1e-4 if dtype in (torch.float32, torch.float64) else 2e-2 * max(1.0, abs(reference))
-
-
 class IdScorer:
     """Scores ``prefix + [id] + closing`` for many ids with one ``hf:`` reward model."""
 
@@ -97,7 +87,8 @@ class IdScorer:
                                fix="Shorten the prompt or raise --max-length (rmcheck truncates no sweep)")
         self.pad: int | None = None
         self.path = ""
-        self._kv: list[tuple[Any, Any]] | None = None
+        self._kv: PrefixKV | None = None
+        self.decoder = Decoder(self.model, self.device)
 
     # -- public --------------------------------------------------------------------------------
 
@@ -122,9 +113,7 @@ class IdScorer:
                 chunks.append(self.full(slow))
             logits = torch.cat(chunks).float().cpu().tolist() if chunks else []
         rows = dict(zip(fast + slow, logits))
-        values = [rows[i] for i in ids]
-        raw = [row[0] if not self.rm.objectives else dict(zip(self.rm.objectives, row)) for row in values]
-        return normalise_scores(raw, len(ids), self.rm.spec)
+        return self.rm.scores_from_logits([rows[i] for i in ids])
 
     def full(self, ids: Sequence[int]) -> Any:
         """Logits from full forward passes (no cache): the reference every strategy must match."""
@@ -168,51 +157,23 @@ class IdScorer:
         self.path = f"full forward passes over token ids (no prefix cache: {'; '.join(reasons)})"
         return self.full, self.full_batch
 
-    def _prefix(self) -> list[tuple[Any, Any]]:
+    def _prefix(self) -> PrefixKV:
         """Key/value tensors of every layer for the prefix, computed once."""
         if self._kv is None:
-            import torch
-
-            base = getattr(self.model, self.model.base_model_prefix)
-            out = base(input_ids=torch.tensor([self.template.prefix], device=self.device), use_cache=True)
-            cache = getattr(out, "past_key_values", None)
-            layers = getattr(cache, "layers", None)
-            if not layers or cache.get_seq_length() != len(self.template.prefix):
-                raise Unsupported("the model returned no KV cache for the prefix (an encoder?)")
-            self._kv = [(layer.keys, layer.values) for layer in layers]
+            self._kv = self.decoder.prefix(self.template.prefix)
         return self._kv
-
-    def _cache(self, repeat: int) -> Any:
-        from transformers import DynamicCache
-
-        kv = [(k.expand(repeat, -1, -1, -1), v.expand(repeat, -1, -1, -1)) for k, v in self._prefix()]
-        return DynamicCache(kv, config=self.model.config)  # a fresh cache per batch: forward appends to it
 
     def _packed(self, ids: list[int]) -> Any:
         import torch
 
-        head = getattr(self.model, "score", None)
-        if not isinstance(head, torch.nn.Module):
-            raise Unsupported("the model has no 'score' head to apply to packed hidden states")
-        width, count, length = len(self.template.closing) + 1, len(ids), len(self.template.prefix)
         suffix = torch.tensor([[i, *self.template.closing] for i in ids], device=self.device)
-        slot = torch.arange(width, device=self.device).repeat(count)
-        owner = torch.arange(count, device=self.device).repeat_interleave(width)
-        allowed = (owner[:, None] == owner[None, :]) & (slot[None, :] <= slot[:, None])
-        dtype = self.model.dtype
-        mask = torch.zeros(count * width, length + count * width, dtype=dtype, device=self.device)
-        mask[:, length:].masked_fill_(~allowed, torch.finfo(dtype).min)
-        base = getattr(self.model, self.model.base_model_prefix)
-        out = base(input_ids=suffix.reshape(1, -1), attention_mask=mask[None, None], position_ids=(slot + length)[None],
-                   past_key_values=self._cache(1), use_cache=True)
-        hidden = out.last_hidden_state[0].reshape(count, width, -1)
-        return head(hidden[torch.arange(count, device=self.device), self._pooled(suffix)])
+        return self.decoder.packed(self._prefix(), suffix.tolist(), self._pooled(suffix).tolist())
 
     def _expanded(self, ids: list[int]) -> Any:
         import torch
 
         suffix = torch.tensor([[i, *self.template.closing] for i in ids], device=self.device)
-        return self.model(input_ids=suffix, past_key_values=self._cache(len(ids)), use_cache=True).logits
+        return self.model(input_ids=suffix, cache=self.decoder.cache(self._prefix(), len(ids)), use_cache=True).logits
 
     def _pooled(self, suffix: Any) -> Any:
         """The suffix position the head pools: the rightmost token that is not padding."""

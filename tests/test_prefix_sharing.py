@@ -1,0 +1,180 @@
+"""Shared-prefix scoring: the plan, equality with full passes, the probe's fallback, and the option."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from fixtures.tiny_models import EOS, build_tiny_bert_rm, build_tiny_llama_rm, build_tiny_qwen_rm  # noqa: E402
+from rmcheck.backends.base import ModelOptions, Pair, load_model  # noqa: E402
+from rmcheck.cli.app import main  # noqa: E402
+from rmcheck.engine import run_suites  # noqa: E402
+from rmcheck.scoring import Scorer, prefix  # noqa: E402
+from rmcheck.scoring.cache import ScoreCache  # noqa: E402
+from rmcheck.scoring.kv import Decoder  # noqa: E402
+
+BUILTIN = Path(__file__).resolve().parent.parent / "suites"
+#: Two built-in suites: appended filler and truncation (long shared heads), flattery and refusals (prepended).
+SUITES = ("verbosity", "sycophancy")
+CONVERSATION = (("user", "The cat explains the question. " * 6), ("assistant", "A doctor answers two numbers."),
+                ("user", "My neighbour finds a long story?"))
+RESPONSE = "The assistant helps with the capital of Australia. Every student writes about the weather today."
+
+
+@pytest.fixture(scope="session")
+def rms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("prefix_rms")
+    return {
+        "llama-right": build_tiny_llama_rm(root / "llama-right"),
+        "llama-left": build_tiny_llama_rm(root / "llama-left", padding_side="left"),
+        "qwen-right": build_tiny_qwen_rm(root / "qwen-right"),
+        "qwen-left": build_tiny_qwen_rm(root / "qwen-left", padding_side="left"),
+        "llama-pad-eos": build_tiny_llama_rm(root / "llama-pad-eos", pad_token=EOS),
+        "bert": build_tiny_bert_rm(root / "bert"),
+    }
+
+
+@pytest.fixture
+def share_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Group every pair that shares any prefix, so that the built-in suites' short prompts go through it."""
+    monkeypatch.setattr(prefix, "MIN_GAIN", 1)
+
+
+def related_pairs() -> list[Pair]:
+    """A conversation's pairs as a suite makes them: the original, cut, extended, prepended, and another prompt."""
+    cuts = [Pair(CONVERSATION, RESPONSE[:n]) for n in range(12, len(RESPONSE), 9)]
+    return [Pair(CONVERSATION, RESPONSE), *cuts, Pair(CONVERSATION, RESPONSE + " Our team ignores it."),
+            Pair(CONVERSATION, "Sure! " + RESPONSE), Pair("Hi", "Hello.")]
+
+
+# -- the plan --------------------------------------------------------------------------------------
+
+
+def test_plan_nests_groups_and_scores_every_sequence_once() -> None:
+    prompt, head = list(range(100, 140)), list(range(1, 11))
+    seqs = [prompt + head + [20, 21], prompt + head + [22], prompt + head + [23], prompt + [8], [5, 6, 7],
+            prompt[:10] + [0]]
+    alone, groups = prefix.plan(seqs, min_gain=16)
+    assert sorted(alone + [i for g in groups for i in g.sequences()]) == list(range(len(seqs)))
+    assert sorted(alone) == [4, 5]  # another prompt; a 10-token prefix is too short to be worth a group
+    (group,) = groups
+    assert group.tokens == tuple(prompt)  # the prompt runs once ...
+    assert group.members == [3] and len(group.children) == 1  # ... and the response head once more
+    (child,) = group.children
+    assert child.start == len(prompt) and child.tokens == tuple(head) and sorted(child.members) == [0, 1, 2]
+    for g in (group, child):
+        assert all(len(seqs[i]) > g.end for i in g.sequences())  # each keeps a token of its own
+
+
+def test_a_sequence_that_is_a_prefix_of_another_keeps_its_last_token() -> None:
+    seqs = [list(range(50)), list(range(60))]
+    _, (group,) = prefix.plan(seqs, min_gain=1)
+    assert group.tokens == tuple(range(49)) and sorted(group.members) == [0, 1]
+
+
+def test_the_score_depends_on_tokens_up_to_the_pooled_one() -> None:
+    assert prefix.pooled_end([1, 2, 3, 0, 0], pad=0) == 3
+    assert prefix.pooled_end([1, 2, 3], pad=None) == 3
+    assert prefix.pooled_end([0, 0], pad=0) == 1
+
+
+# -- equality with full passes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["llama-right", "qwen-left", "llama-pad-eos"])
+def test_shared_scores_equal_full_passes(rms: dict[str, Path], name: str) -> None:
+    model = load_model(f"hf:{rms[name]}")
+    pairs = related_pairs()
+    shared, full = Scorer(model), Scorer(model, prefix_sharing=False)
+    got, want = shared.score(pairs), full.score(pairs)
+    assert max(abs(got[p]["score"] - want[p]["score"]) for p in pairs) <= 1e-4
+    assert shared.path.startswith("shared prefixes") and "probe of 8 pairs matched" in shared.path
+    assert shared.stats.shared_pairs == len(pairs) - 1  # all but the other prompt's pair
+    assert shared.stats.computed_tokens * 3 < shared.stats.tokens == full.stats.computed_tokens
+    assert full.path == prefix.NO_SHARING and "path: full forward passes" in full.describe()
+
+
+@pytest.mark.parametrize("name", ["llama-right", "llama-left", "qwen-right", "qwen-left"])
+def test_builtin_suites_give_equal_verdicts_and_minimal_pairs(rms: dict[str, Path], name: str,
+                                                              share_everything: None) -> None:
+    paths = [BUILTIN / f"{suite}.rmcheck.yaml" for suite in SUITES]
+    spec = f"hf:{rms[name]}"
+    runs = {on: run_suites(paths, [spec], ModelOptions(prefix_sharing=on)) for on in (True, False)}
+    shared, full = (runs[on].engine.used_scorer(spec) for on in (True, False))
+    assert shared.path.startswith("shared prefixes") and shared.stats.shared_pairs > 100
+    verdicts = {on: [(c["id"], c["verdict"], c.get("perturbed"), c.get("minimal"))
+                     for r in runs[on].results for c in r.to_json()["cases"]] for on in (True, False)}
+    assert verdicts[True] == verdicts[False]
+    assert [r.outcome for r in runs[True].results] == [r.outcome for r in runs[False].results]
+    assert sum(1 for *_, minimal in verdicts[True] if minimal) >= 5  # the suites do shrink counterfactuals here
+    common = shared.memo.keys() & full.memo.keys()
+    assert max(abs(shared.memo[p]["score"] - full.memo[p]["score"]) for p in common) <= 1e-4
+
+
+def test_replays_go_through_shared_prefixes_too(rms: dict[str, Path], share_everything: None) -> None:
+    model = load_model(f"hf:{rms['llama-right']}")
+    scorer = Scorer(model)
+    pairs = related_pairs()
+    first = scorer.score(pairs)
+    again = scorer.replay(pairs)
+    assert scorer.stats.shared_pairs == 2 * len(pairs)
+    assert max(abs(first[p]["score"] - s["score"]) for p, s in zip(pairs, again)) <= 1e-4
+
+
+# -- when it is not used ---------------------------------------------------------------------------
+
+
+def test_encoders_keep_full_passes_and_the_header_says_why(rms: dict[str, Path], share_everything: None) -> None:
+    scorer = Scorer(load_model(f"hf:{rms['bert']}"))
+    scorer.score(related_pairs())
+    assert scorer.path.startswith("full forward passes") and "encoder" in scorer.path
+    assert scorer.stats.shared_pairs == 0
+
+
+def test_a_probe_that_does_not_match_falls_back_to_full_passes(rms: dict[str, Path],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    model = load_model(f"hf:{rms['llama-right']}")
+    packed = Decoder.packed
+
+    def off(self: Decoder, *args: Any, **kwargs: Any) -> Any:
+        return packed(self, *args, **kwargs) + 1e-3
+
+    monkeypatch.setattr(Decoder, "packed", off)
+    pairs = related_pairs()
+    scorer = Scorer(model)
+    got = scorer.score(pairs)
+    want = Scorer(model, prefix_sharing=False).score(pairs)
+    assert scorer.path.startswith("full forward passes (shared prefixes not used: the probe differs from full passes")
+    assert scorer.stats.shared_pairs == 0 and got == want
+
+
+def test_cached_scores_do_not_depend_on_the_path(rms: dict[str, Path], tmp_path: Path) -> None:
+    model = load_model(f"hf:{rms['llama-right']}")
+    pairs = related_pairs()
+    cache = ScoreCache(tmp_path / "cache")
+    written = Scorer(model, cache=cache).score(pairs)
+    reader = Scorer(model, cache=cache, prefix_sharing=False)
+    assert reader.score(pairs) == written and reader.stats.cache_hits == len(pairs)
+
+
+def test_no_prefix_sharing_in_the_cli_and_the_header(rms: dict[str, Path], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    suite = BUILTIN / "verbosity.rmcheck.yaml"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        main(["run", str(suite), "--rm", f"hf:{rms['llama-right']}", "--no-cache", "--no-prefix-sharing"])
+    assert f"path: {prefix.NO_SHARING}" in capsys.readouterr().out
+
+
+def test_no_prefix_sharing_under_pytest(rms: dict[str, Path], pytester: pytest.Pytester) -> None:
+    pytester.makefile(".rmcheck.yaml", suite=(BUILTIN / "verbosity.rmcheck.yaml").read_text())
+    result = pytester.runpytest("-p", "no:cacheprovider", "--rm", f"hf:{rms['llama-right']}", "--rmcheck-no-cache",
+                                "--no-prefix-sharing", "-W", "ignore")
+    result.stdout.fnmatch_lines([f"scoring *path: {prefix.NO_SHARING}*"])
