@@ -21,7 +21,7 @@ from rmcheck.scoring.kv import Decoder  # noqa: E402
 BUILTIN = Path(__file__).resolve().parent.parent / "suites"
 #: Two built-in suites: appended filler and truncation (long shared heads), flattery and refusals (prepended).
 SUITES = ("verbosity", "sycophancy")
-CONVERSATION = (("user", "The cat explains the question. " * 6), ("assistant", "A doctor answers two numbers."),
+CONVERSATION = (("user", "The cat explains the question. " * 30), ("assistant", "A doctor answers two numbers."),
                 ("user", "My neighbour finds a long story?"))
 RESPONSE = "The assistant helps with the capital of Australia. Every student writes about the weather today."
 
