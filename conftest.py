@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
 
@@ -18,3 +19,7 @@ def shared_data(monkeypatch: pytest.MonkeyPatch) -> Path:
         pytest.skip(f"shared data not found at {SHARED_DATA} (it ships beside the project, not in it)")
     monkeypatch.setenv("RMCHECK_DATA_ROOT", str(SHARED_DATA.parent))
     return SHARED_DATA
+
+
+# ``--hypothesis-profile=long``: the standing fuzzer's local run (tests/test_fuzz.py), 10,000 examples.
+settings.register_profile("long", max_examples=10_000, deadline=None)

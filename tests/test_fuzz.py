@@ -1,0 +1,31 @@
+"""The standing fuzzer (issue 17): mutants of the built-in suites and the root-cause seeds give a result or
+an RmcheckError, within bounded time and memory, from the loader, ``rmcheck validate`` and the engine.
+
+CI runs a few hundred examples; ``pytest tests/test_fuzz.py --hypothesis-profile=long`` runs 10,000.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from tests.fuzzing import BUILTIN, SNIPPETS, check, mutants
+from tests.test_faults import ROOT_CAUSES
+
+#: Examples in CI (the default profile), or as many as the chosen profile asks when that is more.
+EXAMPLES = max(settings.default.max_examples, 300)
+FOLDER = Path(tempfile.mkdtemp(prefix="rmcheck-fuzz-"))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=EXAMPLES < 1000,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(mutants())
+def test_a_mutated_suite_gives_a_result_or_an_rmcheck_error(data: bytes) -> None:
+    assert check(data, FOLDER) is None, check(data, FOLDER)
+
+
+@pytest.mark.parametrize("data", [*SNIPPETS, *(d for d, _ in ROOT_CAUSES.values()), *(t.encode() for t in BUILTIN.values())])
+def test_every_seed_gives_a_result_or_an_rmcheck_error(data: bytes, tmp_path: Path) -> None:
+    assert check(data, tmp_path) is None
