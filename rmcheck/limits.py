@@ -48,7 +48,7 @@ class Limit:
 
 
 #: Bytes of one suite file.
-SUITE_BYTES = Limit("max_suite_bytes", "bytes", 1 << 20)
+SUITE_BYTES = Limit("max_suite_bytes", "bytes", 256 << 10)
 #: Values a suite's YAML builds, with every alias expanded (alias bombs).
 YAML_NODES = Limit("max_yaml_nodes", "values", 200_000)
 #: Nesting depth of a suite's YAML (a suite needs about 6).
