@@ -155,7 +155,7 @@ def test_heat_map_uses_absolute_deltas_for_invariance_and_links_cells_to_worst_f
     first = re.search(r'id="failure-1"[^>]*>.*?</div>', page, re.S).group(0)
     assert "s::padding" in first and "pad2" in first
     # long model names are shortened from the middle: both ends stay
-    assert re.search(r'<th data-col="hf:org/a-very-long-model-name-that-ends-in-v1"[^>]*>hf:org/a-ve…t-ends-in-v1</th>', page)
+    assert re.search(r'<th data-col="hf:org/a-very-long-model-name-that-ends-in-v1"[^>]*>hf:<wbr>org/<wbr>a-<wbr>ve…t-<wbr>ends-<wbr>in-<wbr>v1</th>', page)
 
 
 def test_short_names_keep_both_ends() -> None:

@@ -29,7 +29,7 @@ from tests.rundocs import write_run  # noqa: E402
 PAYLOAD = """x"'><img src=x onerror="alert(1)"><script>alert(2)</script><!--<script>--></script>' onmouseover='alert(3)"""
 #: Every element the templates write; anything else in a page came from the data.
 TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "nav", "input", "select", "option",
-        "label", "span", "div", "table", "thead", "tbody", "tr", "th", "td", "b", "br", "a", "del", "ins", "code",
+        "label", "span", "div", "table", "thead", "tbody", "tr", "th", "td", "b", "br", "wbr", "a", "del", "ins", "code",
         "img", "script"}
 MARKERS = {"rmcheck_run", "rmcheck_explain"}  # format markers: a document without them is refused, not rendered
 #: Fields with a fixed vocabulary: a second copy keeps them, so that failures and flips are rendered too.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
@@ -43,6 +44,7 @@ def environment() -> Any:
 
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
+    env.filters["breakable"] = breakable
     env.globals.update(short=short, diff_html=diff_html, prompt_text=prompt_text, fmt=fmt, rate_color=rate_color,
                        heat_color=heat_color, accuracy=accuracy)
     return env
@@ -115,6 +117,12 @@ def safe_json(value: Any) -> Markup:
     text = json.dumps(value, ensure_ascii=False, allow_nan=False, default=str)
     return Markup(text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
                   .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def breakable(text: Any) -> Markup:
+    """``text`` escaped, with a line-break opportunity (``<wbr>``) after each ``_ : / . -``, so narrow
+    column headings wrap between the parts of a name instead of inside a word."""
+    return Markup(re.sub(r"([_:/.\-])", r"\1<wbr>", str(escape(text))))
 
 
 def fmt(value: Any, spec: str = ".2f") -> str:
