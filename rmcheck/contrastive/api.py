@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,7 +28,7 @@ class ExplainReport:
     semifactual_margin: float
     seed: int = 0
 
-    @property
+    @cached_property
     def summary(self) -> Summary:
         return Summary(self.explanations, self.seed)
 

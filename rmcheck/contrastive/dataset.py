@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -59,7 +60,7 @@ class AttributeSummary:
     def cf_rate(self) -> float | None:
         return statistics.fmean(self.flags) if self.entries else None
 
-    @property
+    @cached_property
     def ci(self) -> tuple[float, float] | None:
         return bootstrap_ci(self.flags, seed=self.seed) if self.entries else None
 
@@ -103,7 +104,7 @@ class Summary:
         found = self.with_preference
         return sum(e.has_counterfactual for e in found) / len(found) if found else None
 
-    @property
+    @cached_property
     def attributes(self) -> list[AttributeSummary]:
         probes = list(dict.fromkeys(a.probe for e in self.explanations for a in e.attributes))
         return [AttributeSummary(p, [(e, a) for e in self.with_preference for a in e.attributes

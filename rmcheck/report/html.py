@@ -81,6 +81,7 @@ def render_report(docs: Sequence[tuple[str, dict[str, Any]]], *, seed: int = 0) 
     return environment().get_template("report.html.j2").render(
         generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         docs=runs, card=card, models=models, attributes=attributes, found=found,
+        choices=list(dict.fromkeys(models + [str(d["model"].get("spec")) for d in explained])),
         cells={(s.model, s.attribute): s for s in found}, limit=_heat_limit(found), anchors=anchors,
         failures=card.failures[:MAX_FAILURES], failing_models={f.model for f in card.failures}, hidden_failures=max(len(card.failures) - MAX_FAILURES, 0),
         examples=[(a, [(s, s.representative()) for s in found if s.attribute == a]) for a in attributes],
