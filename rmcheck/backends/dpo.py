@@ -67,8 +67,13 @@ def parse_spec(rest: str) -> DPOSpec:
 
 
 @register_backend("dpo")
-def build(rest: str, options: ModelOptions) -> ImplicitRewardModel:
-    return ImplicitRewardModel(f"dpo:{rest}", parse_spec(rest), options)
+def build(rest: str, options: ModelOptions) -> Any:
+    parsed = parse_spec(rest)
+    if parsed.policy.startswith(("http://", "https://")):  # served policies: log-probs over HTTP
+        from .dpo_http import ServedImplicitReward
+
+        return ServedImplicitReward(f"dpo:{rest}", parsed)
+    return ImplicitRewardModel(f"dpo:{rest}", parsed, options)
 
 
 class _LM:

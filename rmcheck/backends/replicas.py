@@ -143,11 +143,11 @@ class Replica:
                                fix="Point --rm at a vLLM-compatible pooling server (rmcheck serve or vllm serve)"
                                ) from None
 
-    def request_with_retries(self, method: str, path: str, retries: int) -> Any:
-        """:meth:`request`, tried ``retries`` more times on failures worth it (for the calls made at load)."""
+    def request_with_retries(self, method: str, path: str, retries: int, body: Any = None) -> Any:
+        """:meth:`request`, tried ``retries`` more times on failures worth it, here (no failover)."""
         for attempt in range(retries + 1):
             try:
-                return self.request(method, path)
+                return self.request(method, path, body)
             except Failure as failure:
                 last = failure
                 if attempt < retries:
