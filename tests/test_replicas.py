@@ -34,6 +34,8 @@ def served_by(servers: list[VLLMEmulator]) -> dict[str, set[int]]:
     seen: dict[str, set[int]] = {}
     for n, server in enumerate(servers):
         for body in server.pooling_calls():
+            if not isinstance(body, dict):  # a request the kill cut short
+                continue
             seen.setdefault(body["messages"][0]["content"], set()).add(n)
     return seen
 

@@ -38,9 +38,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import time
 import warnings
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Sequence
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -51,6 +52,8 @@ from .replicas import Failure, Rejected, Replica, Ring, failure_fix
 from .vllm import ACTIVATION_OPTIONS, ActivationCheck, Protocol, protocol_for
 
 FORMAT_VERSION = "http-pooling/1"
+#: How far above its share of a batch one replica's load may go before prompts move to the next replica.
+BALANCE = 0.05
 #: A conversation of fewer UTF-8 bytes than this margin below ``max_model_len`` cannot exceed it.
 TEMPLATE_MARGIN = 64
 
@@ -212,27 +215,31 @@ class HTTPRewardModel:
         if not pairs:
             return []
         self._warn_long(pairs)
-        orders = [self.ring.order(affinity_key(pair)) for pair in pairs]
+        orders = self._routes(pairs)
         answers: list[tuple[list[float], list[str]] | None] = [None] * len(pairs)
         tries: list[dict[str, int]] = [{} for _ in pairs]
-        running: dict[Future[tuple[list[float], list[str]]], tuple[int, Replica]] = {}
+        finished: queue.SimpleQueue[tuple[int, Replica, Future[tuple[list[float], list[str]]]]] = queue.SimpleQueue()
+        running: set[Future[tuple[list[float], list[str]]]] = set()
+
+        def send(i: int) -> None:
+            future, replica = self._submit(pairs[i], orders[i], tries[i])
+            running.add(future)
+            future.add_done_callback(lambda done: finished.put((i, replica, done)))
+
         try:
             for i in range(len(pairs)):
-                future, replica = self._submit(pairs[i], orders[i], tries[i])
-                running[future] = (i, replica)
-            while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    i, replica = running.pop(future)
-                    try:
-                        answers[i] = future.result()
-                    except Failure:  # the replica is marked down already: the next one on the ring, or later
-                        tries[i][replica.url] = tries[i].get(replica.url, 0) + 1
-                        future, replica = self._submit(pairs[i], orders[i], tries[i])
-                        running[future] = (i, replica)
-                        continue
-                    self.routing.pairs += 1
-                    self.routing.kept += replica is orders[i][0]
+                send(i)
+            while running:  # one completion at a time, in the order they come
+                i, replica, future = finished.get()
+                running.discard(future)
+                try:
+                    answers[i] = future.result()
+                except Failure:  # the replica is marked down already: the next one on the ring, or later
+                    tries[i][replica.url] = tries[i].get(replica.url, 0) + 1
+                    send(i)
+                    continue
+                self.routing.pairs += 1
+                self.routing.kept += replica is orders[i][0]
         except BaseException:
             for future in running:  # send nothing more; let requests in flight end
                 future.cancel()
@@ -242,6 +249,27 @@ class HTTPRewardModel:
         self._activation.check([values for values, _ in done_answers])
         scores = [dict(zip(labels, values)) for values, labels in done_answers]
         return normalise_scores(scores, len(pairs), self.spec)
+
+    def _routes(self, pairs: Sequence[Pair]) -> list[list[Replica]]:
+        """Each pair's replicas in order of preference, its prompt's replica first: consistent hashing with
+        bounded loads (a replica takes at most ``1 + BALANCE`` times its share of the batch; a prompt whose
+        replica is full goes, whole, to the next one on the ring that has room)."""
+        groups: dict[str, list[int]] = {}
+        for i, pair in enumerate(pairs):
+            groups.setdefault(affinity_key(pair), []).append(i)
+        now = time.monotonic()
+        up = [r for r in self.replicas if not r.is_down(now)] or self.replicas
+        capacity = (1 + BALANCE) * len(pairs) / len(up)
+        load = {r.url: 0 for r in up}
+        orders: list[list[Replica]] = [[] for _ in pairs]
+        for key, members in groups.items():
+            order = self.ring.order(key)
+            room = [r for r in order if r.url in load and load[r.url] + len(members) <= capacity]
+            chosen = room[0] if room else min(up, key=lambda r: load[r.url])
+            load[chosen.url] += len(members)
+            for i in members:
+                orders[i] = [chosen] + [r for r in order if r is not chosen]
+        return orders
 
     def _submit(self, pair: Pair, order: list[Replica], tries: dict[str, int]
                 ) -> tuple[Future[tuple[list[float], list[str]]], Replica]:

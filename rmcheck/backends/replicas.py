@@ -30,7 +30,7 @@ SHOWN = 160
 RETRIED_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 OVERLOAD_STATUS = frozenset({429, 503})
 #: Points per replica on the hash ring: enough for an even share of prompts with a handful of replicas.
-VIRTUAL_NODES = 64
+VIRTUAL_NODES = 160
 #: An answer's latency "holds" while it stays within this factor of the best seen (plus a little jitter).
 LATENCY_HOLDS = 2.0
 JITTER = 0.005
