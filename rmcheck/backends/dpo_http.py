@@ -114,7 +114,7 @@ class ServedImplicitReward:
             return []
         if self._pool is None:
             self._pool = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="rmcheck-dpo-http")
-        return normalise_scores(list(self._pool.map(self._score_one, pairs)), len(pairs), self.spec)
+        return normalise_scores(list(self._pool.map(self._score_one, pairs)), len(pairs), self.spec, pairs)
 
     def encode(self, pair: Pair) -> tuple[list[int], int]:
         """The conversation's token ids and the index of its first response token (>= 1)."""

@@ -248,7 +248,7 @@ class HTTPRewardModel:
         done_answers = [a for a in answers if a is not None]
         self._activation.check([values for values, _ in done_answers])
         scores = [dict(zip(labels, values)) for values, labels in done_answers]
-        return normalise_scores(scores, len(pairs), self.spec)
+        return normalise_scores(scores, len(pairs), self.spec, pairs)
 
     def _routes(self, pairs: Sequence[Pair]) -> list[list[Replica]]:
         """Each pair's replicas in order of preference, its prompt's replica first: consistent hashing with
@@ -368,6 +368,8 @@ def _parsed(answer: Any, replica: Replica) -> tuple[list[float], list[str]]:
             ["score"] if len(values) == 1 else [f"LABEL_{i}" for i in range(len(values))])
         if len(labels) != len(values):
             raise ValueError(f"{len(labels)} labels for {len(values)} values")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise ValueError(f"values {values!r:.60} are not all numbers")
         return [float(v) for v in values], [str(label) for label in labels]
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise ScoreError(f"unexpected answer from {replica.url}/pooling ({exc}): {replica.quote(json.dumps(answer))}",
