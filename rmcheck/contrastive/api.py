@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..backends.base import ModelOptions, Prompt, prompt_to_text
 from ..engine import DEFAULT_SHRINK_BUDGET, Engine
@@ -62,11 +62,12 @@ def explain(rm: str, *, prompt: Prompt | None = None, chosen: str | None = None,
             attributes: Sequence[str] = (), llm_attributes: Sequence[str] = (),
             semifactual_margin: float = SEMIFACTUAL_MARGIN, options: ModelOptions | None = None,
             cache: ScoreCache | None = None, shrink_budget: int = DEFAULT_SHRINK_BUDGET, seed: int = 0,
-            engine: Engine | None = None) -> ExplainReport:
+            progress: Callable[[str, int, int], None] | None = None, engine: Engine | None = None) -> ExplainReport:
     """Explain why the RM ``rm`` prefers one response of a comparison (``prompt``, ``chosen``, ``rejected``),
     or of every comparison in a dataset ``file``: which attribute perturbations flip its preference
     (counterfactuals, each with its minimal edit), which it survives (semifactuals), and, over a dataset,
-    the CF coverage and per-attribute CF rates."""
+    the CF coverage and per-attribute CF rates. ``progress(what, done, total)`` hears about every scoring
+    step (as the engine's progress callback)."""
     if (file is None) == (prompt is None):
         raise RmcheckError("give one comparison or one file", where="rmcheck explain",
                            fix="Pass --prompt P --chosen A --rejected B, or --file F")
@@ -81,7 +82,7 @@ def explain(rm: str, *, prompt: Prompt | None = None, chosen: str | None = None,
         raise RmcheckError(f"semifactual margin {semifactual_margin} is not in (0, 1]", where="--semifactual-margin",
                            fix="Write e.g. --semifactual-margin 0.5 (half the original margin closed)")
     probes = select_probes(attributes, llm_attributes)
-    engine = engine or Engine(options or ModelOptions(), shrink_budget, cache=cache)
+    engine = engine or Engine(options or ModelOptions(), shrink_budget, progress, cache)
     model = engine.model(rm)
     explained = explain_comparisons(engine, rm, comparisons, probes, semifactual_margin)
     return ExplainReport({"spec": rm, "fingerprint": model.fingerprint, "description": model.describe()},
