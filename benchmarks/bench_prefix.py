@@ -28,9 +28,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.hh_suite import HH_RLHF, TESTS  # noqa: E402
 
-#: Cases whose prompt and longer response exceed this many characters are left out (the tiny Llama has 512
-#: positions).
-MAX_CHARS = 900
+#: Cases whose prompt and longer response exceed this many characters are left out, so that every pair fits
+#: the tiny Llama's positions (:data:`POSITIONS`) and nothing is truncated.
+MAX_CHARS = 2400
+POSITIONS = 2048
 TARGETS = {"tokens": 3.0, "wall": 2.0, "delta": 1e-4, "rss": 1.5}
 PATHS = ("shared", "full")
 
@@ -39,10 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=60, help="multi-turn HH-RLHF cases (default 60)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each path, interleaved; the best is kept")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per run (default torch's; 1 is steadier on a busy machine)")
     parser.add_argument("--worker", nargs=3, metavar=("PATH", "MODEL", "SUITE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        return worker(*args.worker)
+        return worker(*args.worker, threads=args.threads)
     if not HH_RLHF.is_file():
         print(f"bench_prefix: {HH_RLHF} not found (the shared data ships beside the checkout)", file=sys.stderr)
         return 2
@@ -50,13 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         from fixtures.tiny_models import build_tiny_llama_rm
 
-        model = build_tiny_llama_rm(work / "tiny-llama")
+        model = build_tiny_llama_rm(work / "tiny-llama", positions=POSITIONS)
         suite = write_multi_turn_suite(work, args.cases)
         runs: dict[str, list[dict[str, Any]]] = {path: [] for path in PATHS}
         for _ in range(args.repeats):
             for path in PATHS:
-                runs[path].append(run_worker(path, model, suite, work))
-        report(runs, args.cases)
+                runs[path].append(run_worker(path, model, suite, work, args.threads))
+        report(runs, args.cases, args.threads)
     return 0
 
 
@@ -81,16 +84,21 @@ def write_multi_turn_suite(folder: Path, cases: int) -> Path:
     return path
 
 
-def run_worker(path: str, model: Path, suite: Path, work: Path) -> dict[str, Any]:
+def run_worker(path: str, model: Path, suite: Path, work: Path, threads: int | None) -> dict[str, Any]:
     """One path in a fresh process: its timings, counts, verdicts and scores."""
-    out = subprocess.run([sys.executable, __file__, "--worker", path, str(model), str(suite)], cwd=work,
+    command = [sys.executable, __file__, "--worker", path, str(model), str(suite)]
+    out = subprocess.run(command + (["--threads", str(threads)] if threads else []), cwd=work,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def worker(path: str, model_dir: str, suite_path: str) -> int:
+def worker(path: str, model_dir: str, suite_path: str, threads: int | None) -> int:
     """Load the model, run the suite with one path, print one JSON line."""
     warnings.simplefilter("ignore")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     from rmcheck.backends.base import ModelOptions
     from rmcheck.engine import Engine, Request
     from rmcheck.suite import load_suite
@@ -124,7 +132,7 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def report(runs: dict[str, list[dict[str, Any]]], cases: int) -> None:
+def report(runs: dict[str, list[dict[str, Any]]], cases: int, threads: int | None) -> None:
     shared, full = (min(runs[p], key=lambda r: r["wall"]) for p in PATHS)
     stats = shared["stats"]
     scores = {pair: value for pair, value in full["scores"]}
@@ -135,7 +143,8 @@ def report(runs: dict[str, list[dict[str, Any]]], cases: int) -> None:
     wall = full["wall"] / shared["wall"]
     rss = (shared["rss"] - shared["rss_loaded"] + 1) / (full["rss"] - full["rss_loaded"] + 1)
     print(f"shared-prefix scoring, tiny Llama RM, {cases} multi-turn HH-RLHF cases x {len(shared['verdicts'])} tests "
-          f"(best of {len(runs['shared'])} interleaved runs per path)")
+          f"(best of {len(runs['shared'])} interleaved runs per path"
+          f"{f', {threads} torch thread(s)' if threads else ''})")
     print(f"  path: {shared['path']}")
     rows = [("", "wall s", "pairs", "tokens submitted", "tokens computed", "forward passes", "peak RSS MiB (after load)"),
             *((name, f"{r['wall']:.2f}", r["stats"]["forward_pairs"], r["stats"]["tokens"],

@@ -43,6 +43,7 @@ def rms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def share_everything(monkeypatch: pytest.MonkeyPatch) -> None:
     """Group every pair that shares any prefix, so that the built-in suites' short prompts go through it."""
     monkeypatch.setattr(prefix, "MIN_GAIN", 1)
+    monkeypatch.setattr(prefix, "MIN_PREFIX", 1)
 
 
 def related_pairs() -> list[Pair]:
@@ -59,7 +60,7 @@ def test_plan_nests_groups_and_scores_every_sequence_once() -> None:
     prompt, head = list(range(100, 140)), list(range(1, 11))
     seqs = [prompt + head + [20, 21], prompt + head + [22], prompt + head + [23], prompt + [8], [5, 6, 7],
             prompt[:10] + [0]]
-    alone, groups = prefix.plan(seqs, min_gain=16)
+    alone, groups = prefix.plan(seqs, min_gain=16, min_prefix=16)
     assert sorted(alone + [i for g in groups for i in g.sequences()]) == list(range(len(seqs)))
     assert sorted(alone) == [4, 5]  # another prompt; a 10-token prefix is too short to be worth a group
     (group,) = groups
@@ -73,7 +74,7 @@ def test_plan_nests_groups_and_scores_every_sequence_once() -> None:
 
 def test_a_sequence_that_is_a_prefix_of_another_keeps_its_last_token() -> None:
     seqs = [list(range(50)), list(range(60))]
-    _, (group,) = prefix.plan(seqs, min_gain=1)
+    _, (group,) = prefix.plan(seqs, min_gain=1, min_prefix=1)
     assert group.tokens == tuple(range(49)) and sorted(group.members) == [0, 1]
 
 
@@ -139,12 +140,12 @@ def test_encoders_keep_full_passes_and_the_header_says_why(rms: dict[str, Path],
 def test_a_probe_that_does_not_match_falls_back_to_full_passes(rms: dict[str, Path],
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     model = load_model(f"hf:{rms['llama-right']}")
-    packed = Decoder.packed
+    rows = Decoder.rows
 
-    def off(self: Decoder, *args: Any, **kwargs: Any) -> Any:
-        return packed(self, *args, **kwargs) + 1e-3
+    def off(self: Decoder, *args: Any, keep: bool = False) -> Any:
+        return rows(self, *args, keep=keep) if keep else rows(self, *args) + 1e-3
 
-    monkeypatch.setattr(Decoder, "packed", off)
+    monkeypatch.setattr(Decoder, "rows", off)
     pairs = related_pairs()
     scorer = Scorer(model)
     got = scorer.score(pairs)

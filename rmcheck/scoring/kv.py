@@ -1,13 +1,13 @@
-"""Running a transformers decoder with a sequence-classification head from a cached token prefix.
+"""Running a transformers decoder with a sequence-classification head from cached token prefixes.
 
-A prefix runs once and its key/value tensors are kept (:class:`PrefixKV`); a prefix can be extended
-from a shorter one. Suffixes are then scored against it *packed*: a row holds several suffixes
-side by side after the prefix, a block-causal 4D mask keeps each suffix to the prefix and itself,
-and its position ids continue from the prefix length, so little padding is computed (one row: none,
-and the prefix's cache is not copied). The head (``model.score``) is applied at each suffix's pooled
-position. Both the vocabulary sweep (:mod:`rmcheck.sweep.fast`) and shared-prefix scoring
-(:mod:`rmcheck.scoring.prefix`) use it; each checks it against full forward passes
-(:func:`tolerance`) before trusting it. Uses transformers' current cache API (``cache=``).
+One primitive, :meth:`Decoder.rows`: a batched forward pass whose rows each continue their own cached
+prefix (:class:`PrefixKV`, or none) with several suffixes side by side. A block-causal 4D mask keeps
+each suffix to its row's prefix and itself, position ids continue from the prefix length, and the
+head (``model.score``) reads each suffix's pooled position; or, with ``keep``, the pass extends each
+row's prefix by its suffix and returns the new caches. Little padding is computed and no prefix is
+computed twice. Both the vocabulary sweep (:mod:`rmcheck.sweep.fast`) and shared-prefix scoring
+(:mod:`rmcheck.scoring.prefix`) use it; each checks it against full forward passes (:func:`tolerance`)
+before trusting it. Uses transformers' current cache API (``cache=``).
 """
 from __future__ import annotations
 
@@ -34,6 +34,15 @@ class PrefixKV:
     length: int
 
 
+@dataclass(frozen=True)
+class Row:
+    """One row of a batched forward pass: suffixes packed side by side after a cached prefix (None: none)."""
+
+    past: PrefixKV | None
+    suffixes: tuple[tuple[int, ...], ...]
+    pooled: tuple[int, ...] | None = None  # the index in each suffix the head reads (default: its last)
+
+
 class Decoder:
     """A decoder sequence-classification model driven from cached prefixes (``model.base_model_prefix``
     is its body, ``model.score`` its head)."""
@@ -51,70 +60,85 @@ class Decoder:
         kv = [(k.expand(repeat, -1, -1, -1), v.expand(repeat, -1, -1, -1)) for k, v in past.layers]
         return DynamicCache(kv, config=self.model.config)
 
-    def prefix(self, ids: Sequence[int], past: PrefixKV | None = None) -> PrefixKV:
-        """The KV of ``past``'s tokens followed by ``ids`` (``ids`` alone without ``past``), computing only ``ids``."""
+    def rows(self, rows: Sequence[Row], *, keep: bool = False) -> Any:
+        """One forward pass over ``rows``, each continuing its own cached prefix.
+
+        Returns the head's logits, one row per suffix in order; with ``keep``, instead the KV of each row's
+        prefix followed by its (single) suffix. A block-causal 4D mask keeps each suffix to its row's prefix
+        and itself; position ids continue from the row's prefix length.
+        """
         import torch
 
         if self.base is None:
             raise Unsupported(f"{type(self.model).__name__} has no base model to run a prefix through")
-        start = past.length if past is not None else 0
-        positions = torch.arange(start, start + len(ids), device=self.device)[None]
+        head = getattr(self.model, "score", None)
+        if not keep and not isinstance(head, torch.nn.Module):
+            raise Unsupported("the model has no 'score' head to apply to packed hidden states")
+        count, width = len(rows), max(sum(map(len, row.suffixes)) for row in rows)
+        starts = [row.past.length if row.past is not None else 0 for row in rows]
+        longest = max(starts)
+        ids = [[0] * width for _ in rows]
+        owner = [[-1] * width for _ in rows]
+        slot = [[0] * width for _ in rows]
+        reads: list[tuple[int, int]] = []
+        for r, row in enumerate(rows):
+            at = 0
+            for i, suffix in enumerate(row.suffixes):
+                n = len(suffix)
+                ids[r][at:at + n], owner[r][at:at + n], slot[r][at:at + n] = suffix, [i] * n, range(n)
+                reads.append((r, at + (row.pooled[i] if row.pooled is not None else n - 1)))
+                at += n
+        owners, slots = torch.tensor(owner, device=self.device), torch.tensor(slot, device=self.device)
+        allowed = ((owners[:, :, None] == owners[:, None, :]) & (slots[:, None, :] <= slots[:, :, None])
+                   & ((owners[:, None, :] >= 0) | torch.eye(width, dtype=torch.bool, device=self.device)))
+        dtype = self.model.dtype
+        lowest = torch.finfo(dtype).min
+        mask = torch.zeros(count, width, longest + width, dtype=dtype, device=self.device)
+        mask[:, :, longest:].masked_fill_(~allowed, lowest)
+        prefix = torch.tensor(starts, device=self.device)
+        mask[:, :, :longest].masked_fill_((torch.arange(longest, device=self.device)[None, :] >= prefix[:, None])[:, None],
+                                          lowest)
         try:
-            out = self.base(input_ids=torch.tensor([list(ids)], device=self.device), position_ids=positions,
-                            cache=self.cache(past), use_cache=True)
+            out = self.base(input_ids=torch.tensor(ids, device=self.device), attention_mask=mask[:, None],
+                            position_ids=slots + prefix[:, None], cache=self._stacked(rows, longest), use_cache=True)
         except TypeError as exc:  # a body that takes no cache at all
             raise Unsupported(f"the model takes no KV cache (an encoder?): {exc}") from None
-        cache = getattr(out, "cache", None)
-        layers = getattr(cache, "layers", None)
-        if not layers or cache.get_seq_length() != start + len(ids):
-            raise Unsupported("the model returned no KV cache for the prefix (an encoder, which attends both ways)")
-        return PrefixKV(tuple((layer.keys, layer.values) for layer in layers), start + len(ids))
+        if keep:
+            layers = getattr(getattr(out, "cache", None), "layers", None)
+            if not layers or out.cache.get_seq_length() != longest + width:
+                raise Unsupported("the model returned no KV cache for the prefix (an encoder, which attends both ways)")
+            return [PrefixKV(tuple((_join(layer.keys, r, p, longest, len(row.suffixes[0])),
+                                    _join(layer.values, r, p, longest, len(row.suffixes[0]))) for layer in layers),
+                             p + len(row.suffixes[0]))
+                    for r, (row, p) in enumerate(zip(rows, starts))]
+        where = torch.tensor(reads, device=self.device)
+        return head(out.last_hidden_state[where[:, 0], where[:, 1]])
 
-    def packed(self, past: PrefixKV, suffixes: Sequence[Sequence[int]], pooled: Sequence[int] | None = None,
-               width: int | None = None) -> Any:
-        """Head logits, one row per suffix, of ``past`` + each suffix, in one forward pass.
-
-        Suffixes are packed side by side, in order, into rows of ``width`` tokens (default: all in one
-        row; never less than the longest suffix); ``pooled[i]`` is the index in suffix ``i`` that the
-        head reads (default: its last token).
-        """
+    def _stacked(self, rows: Sequence[Row], longest: int) -> Any:
+        """A cache holding each row's prefix, padded on the right to ``longest`` tokens."""
+        from transformers import DynamicCache
         import torch
 
-        head = getattr(self.model, "score", None)
-        if not isinstance(head, torch.nn.Module):
-            raise Unsupported("the model has no 'score' head to apply to packed hidden states")
-        lengths = [len(s) for s in suffixes]
-        width = max(width or sum(lengths), *lengths)
-        layout = _pack(lengths, width)  # (row, offset) of each suffix
-        count = layout[-1][0] + 1
-        ids = [[0] * width for _ in range(count)]
-        owner = [[-1] * width for _ in range(count)]
-        slot = [[0] * width for _ in range(count)]
-        for i, (suffix, (row, at)) in enumerate(zip(suffixes, layout)):
-            ids[row][at:at + len(suffix)] = suffix
-            owner[row][at:at + len(suffix)] = [i] * len(suffix)
-            slot[row][at:at + len(suffix)] = range(len(suffix))
-        owners, slots = torch.tensor(owner, device=self.device), torch.tensor(slot, device=self.device)
-        allowed = ((owners[:, :, None] == owners[:, None, :]) & (owners[:, None, :] >= 0)
-                   & (slots[:, None, :] <= slots[:, :, None]))
-        dtype = self.model.dtype
-        mask = torch.zeros(count, width, past.length + width, dtype=dtype, device=self.device)
-        mask[:, :, past.length:].masked_fill_(~allowed, torch.finfo(dtype).min)
-        out = self.base(input_ids=torch.tensor(ids, device=self.device), attention_mask=mask[:, None],
-                        position_ids=slots + past.length, cache=self.cache(past, count), use_cache=True)
-        reads = [n - 1 for n in lengths] if pooled is None else list(pooled)
-        rows = torch.tensor([row for row, _ in layout], device=self.device)
-        cols = torch.tensor([at + read for (_, at), read in zip(layout, reads)], device=self.device)
-        return head(out.last_hidden_state[rows, cols])
+        pasts = [row.past for row in rows]
+        known = next((p for p in pasts if p is not None), None)
+        if known is None or longest == 0:
+            return DynamicCache(config=self.model.config)
+        layers = []
+        for layer in range(len(known.layers)):
+            stacked = []
+            for part in (0, 1):
+                sample = known.layers[layer][part]
+                full = sample.new_zeros((len(rows), sample.shape[1], longest, sample.shape[3]))
+                for r, past in enumerate(pasts):
+                    if past is not None:
+                        full[r, :, :past.length] = past.layers[layer][part][0]
+                stacked.append(full)
+            layers.append(tuple(stacked))
+        return DynamicCache(layers, config=self.model.config)
 
 
-def _pack(lengths: Sequence[int], width: int) -> list[tuple[int, int]]:
-    """(row, offset) of each length, filling rows of ``width`` in order."""
-    layout: list[tuple[int, int]] = []
-    row, used = 0, 0
-    for n in lengths:
-        if used and used + n > width:
-            row, used = row + 1, 0
-        layout.append((row, used))
-        used += n
-    return layout
+def _join(tensor: Any, row: int, prefix: int, longest: int, added: int) -> Any:
+    """Row ``row`` of a batched cache tensor: its prefix and the ``added`` tokens after the padded prefixes."""
+    import torch
+
+    return torch.cat([tensor[row:row + 1, :, :prefix], tensor[row:row + 1, :, longest:longest + added]], dim=2)

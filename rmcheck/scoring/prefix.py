@@ -4,7 +4,9 @@ rest of every pair is scored packed against its KV cache (:mod:`rmcheck.scoring.
 
 Groups nest: a group's prefix may be extended for a subgroup that shares more (an edit near the end
 of the response shares more than one at its start), each extension computing only its new tokens.
-Pairs that share too little to be worth a group's extra forward pass go to ordinary batches.
+Groups are run level by level, the prefixes (and then the members) of many groups in one batched
+forward pass, rows with alike prefix lengths together. Pairs that share fewer than
+:data:`MIN_PREFIX` tokens with any other go to ordinary batches.
 Before the first group is scored, a probe scores a few pairs both ways; the shared path is used only
 when it matches full passes to :func:`~rmcheck.scoring.kv.tolerance`, and the run header says which
 path scored the run and why. A prefix's KV cache is freed as soon as its group is scored.
@@ -15,16 +17,22 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
 from ..backends.base import OVERALL, Pair, Scores
-from .kv import Decoder, PrefixKV, Unsupported, tolerance
+from .kv import Decoder, PrefixKV, Row, Unsupported, tolerance
 
 #: Pairs scored both ways by the probe.
 PROBE = 8
-#: Tokens a group must save ((members - 1) x extra shared tokens) to be worth its own forward passes.
+#: Tokens a subgroup must save ((members - 1) x extra shared tokens) to be worth extending its prefix.
 MIN_GAIN = 128
+#: Tokens pairs must share to be scored from a shared prefix at all, rather than in ordinary batches.
+MIN_PREFIX = 64
 #: Padded suffix tokens per packed forward pass (rows x width).
 CHUNK_TOKENS = 4096
 #: Width of the rows short suffixes are packed into, side by side.
 ROW_WIDTH = 64
+#: Rows share a forward pass only with rows whose prefix is at least this part of the longest one.
+ALIKE = 0.75
+#: Prefix tokens whose KV caches may be alive at once (root groups are taken in batches of this many).
+LIVE_TOKENS = 16384
 #: Nesting depth beyond which a run is not split further.
 MAX_DEPTH = 32
 NO_SHARING = "full forward passes (prefix sharing off: --no-prefix-sharing)"
@@ -50,12 +58,13 @@ class Group:
         return [*self.members, *(i for child in self.children for i in child.sequences())]
 
 
-def plan(seqs: Sequence[Sequence[int]], min_gain: int = MIN_GAIN) -> tuple[list[int], list[Group]]:
+def plan(seqs: Sequence[Sequence[int]], min_gain: int = MIN_GAIN,
+         min_prefix: int = MIN_PREFIX) -> tuple[list[int], list[Group]]:
     """The sequences (by index) best scored alone, and the groups that share a prefix.
 
     Sorted sequences that share a prefix are neighbours; the longest prefix a run of neighbours shares
     is the smallest common prefix of adjacent pairs (capped so every sequence keeps a token of its own).
-    A run becomes a group when it saves ``min_gain`` tokens and, at the top, shares ``min_gain`` tokens.
+    A run becomes a group when it saves ``min_gain`` tokens and, at the top, shares ``min_prefix`` tokens.
     """
     order = sorted(range(len(seqs)), key=lambda i: seqs[i])
     common = [_common(seqs[a], seqs[b]) for a, b in zip(order, order[1:])]
@@ -73,9 +82,9 @@ def plan(seqs: Sequence[Sequence[int]], min_gain: int = MIN_GAIN) -> tuple[list[
             while k < hi - 1 and common[k] > shared:
                 k += 1
             run = common[j:k]
-            if not run or depth >= MAX_DEPTH or (k - j) * (max(run) - base) < min_gain:
+            if not run or depth >= MAX_DEPTH or (k - j) * (max(run) - base) < min_gain or max(run) < min_prefix:
                 members.extend(order[j:k + 1])  # nothing in the run could save enough
-            elif (k - j) * (min(run) - base) >= min_gain and (base or min(run) >= min_gain):
+            elif (k - j) * (min(run) - base) >= min_gain and (base or min(run) >= min_prefix):
                 group = Group(base, tuple(seqs[order[j]][base:min(run)]))
                 group.members, group.children = split(j, k + 1, min(run), min(run), depth + 1)
                 groups.append(group)
@@ -126,7 +135,7 @@ class PrefixSharing:
     def __init__(self, rm: Any) -> None:
         self.rm = rm
         self.decoder = Decoder(rm.model, rm.device)
-        self.min_gain, self.chunk_tokens = MIN_GAIN, CHUNK_TOKENS
+        self.min_gain, self.min_prefix, self.chunk_tokens = MIN_GAIN, MIN_PREFIX, CHUNK_TOKENS
         self.active: bool | None = None  # None until the probe has run
         self.path = "shared prefixes (not used yet: no pairs have shared a prefix)"
 
@@ -154,14 +163,14 @@ class PrefixSharing:
         for i, s in enumerate(seqs):
             owners.setdefault(tuple(s[:pooled_end(s, pad)]), []).append(i)
         heads, sharers = [list(h) for h in owners], list(owners.values())
-        alone, groups = plan(heads, self.min_gain) if self.active is not False else (list(range(len(heads))), [])
+        alone, groups = plan(heads, self.min_gain, self.min_prefix) if self.active is not False else (list(range(len(heads))), [])
         return [i for h in alone for i in sharers[h]], groups, heads, sharers
 
     def probe(self, pairs: Sequence[Pair], heads: Sequence[Sequence[int]], group: Group,
               full: Callable[[list[Pair]], list[Scores]]) -> bool:
         """Score a few of ``group``'s pairs both ways; keep the shared path only if they match."""
         picked = group.sequences()[:PROBE]
-        alone, groups = plan([heads[i] for i in picked], 1)
+        alone, groups = plan([heads[i] for i in picked], 1, 1)
         reference = full([pairs[i] for i in picked])
         try:
             if alone or len(groups) != 1:
@@ -185,47 +194,99 @@ class PrefixSharing:
 
     def score(self, groups: Sequence[Group], heads: Sequence[Sequence[int]],
               work: Work) -> Iterator[tuple[list[int], list[Scores]]]:
-        """Scores of every sequence in ``groups``, by index, a forward pass at a time; what it took is
-        added to ``work``."""
+        """Scores of every sequence in ``groups``, by index, a forward pass at a time; what it took is added
+        to ``work``. Groups go level by level, each level's prefixes and members in shared forward passes;
+        a prefix's cache is dropped once its members are scored and its subgroups extended from it."""
         import torch
 
         with torch.inference_mode():
-            for group in groups:
-                for indices, logits in self._run(group, None, heads, work):
-                    yield indices, self.rm.scores_from_logits(logits)
+            for roots in _bounded(groups, lambda g: len(g.tokens), LIVE_TOKENS):
+                level: list[tuple[Group, PrefixKV | None]] = [(g, None) for g in roots]
+                while level:
+                    kvs = self._extend(level, work)
+                    for indices, logits in self._members([g for g, _ in level], kvs, heads, work):
+                        yield indices, self.rm.scores_from_logits(logits)
+                    level = [(child, kv) for (group, _), kv in zip(level, kvs) for child in group.children]
 
-    def _run(self, group: Group, past: PrefixKV | None, heads: Sequence[Sequence[int]],
-             work: Work) -> Iterator[tuple[list[int], list[list[float]]]]:
-        """Run ``group``'s prefix from ``past``, score its members packed against it, then its subgroups;
-        the prefix's cache goes when this is done."""
-        kv = self.decoder.prefix(group.tokens, past)
-        members = sorted(group.members, key=lambda i: -len(heads[i]))  # longest first: rows fill up
-        suffixes = [heads[i][group.end:] for i in members]
-        chunks = _chunks([len(s) for s in suffixes], self.chunk_tokens)
-        work.passes += 1 + len(chunks)
-        work.tokens += len(group.tokens) + sum(map(len, suffixes))
-        for lo, hi, width in chunks:
-            yield members[lo:hi], self.decoder.packed(kv, suffixes[lo:hi], width=width).float().cpu().tolist()
-        for child in group.children:
-            yield from self._run(child, kv, heads, work)
+    def _extend(self, level: list[tuple[Group, PrefixKV | None]], work: Work) -> list[PrefixKV]:
+        """The KV of each group's prefix, from its parent's, in batched forward passes."""
+        rows = [Row(past, (group.tokens,)) for group, past in level]
+        order = sorted(range(len(level)), key=lambda i: (-_past(rows[i]), -_width(rows[i])))
+        rows = [rows[i] for i in order]
+        kvs: dict[int, PrefixKV] = {}
+        for lo, hi in _fill(rows, self.chunk_tokens):
+            kvs.update(zip(order[lo:hi], self.decoder.rows(rows[lo:hi], keep=True)))
+            work.passes += 1
+        work.tokens += sum(len(g.tokens) for g, _ in level)
+        return [kvs[i] for i in range(len(level))]
+
+    def _members(self, groups: list[Group], kvs: list[PrefixKV], heads: Sequence[Sequence[int]],
+                 work: Work) -> Iterator[tuple[list[int], list[list[float]]]]:
+        """Head logits of every member of ``groups``: suffixes packed into rows (longest first) against their
+        group's prefix, rows of all groups batched together."""
+        rows: list[tuple[Row, list[int]]] = []
+        for group, kv in zip(groups, kvs):
+            members = sorted(group.members, key=lambda i: -len(heads[i]))
+            suffixes = [tuple(heads[i][group.end:]) for i in members]
+            work.tokens += sum(map(len, suffixes))
+            width = max([ROW_WIDTH, *map(len, suffixes)])
+            for lo, hi in _pack([len(s) for s in suffixes], width):
+                rows.append((Row(kv, tuple(suffixes[lo:hi])), members[lo:hi]))
+        rows.sort(key=lambda item: (-_past(item[0]), -_width(item[0])))
+        for lo, hi in _fill([row for row, _ in rows], self.chunk_tokens):
+            work.passes += 1
+            logits = self.decoder.rows([row for row, _ in rows[lo:hi]]).float().cpu().tolist()
+            yield [i for _, members in rows[lo:hi] for i in members], logits
 
 
-def _chunks(lengths: Sequence[int], budget: int) -> list[tuple[int, int, int]]:
-    """Ranges of ``lengths`` (longest first) and their row width, each a forward pass of at most ``budget``
-    padded tokens (one suffix at least): rows are :data:`ROW_WIDTH` wide, or as wide as the longest suffix."""
-    out: list[tuple[int, int, int]] = []
+def _pack(lengths: Sequence[int], width: int) -> list[tuple[int, int]]:
+    """Consecutive ranges of ``lengths`` that fit side by side in rows of ``width`` (one item at least each)."""
+    out: list[tuple[int, int]] = []
+    lo, used = 0, 0
+    for i, n in enumerate(lengths):
+        if i > lo and used + n > width:
+            out.append((lo, i))
+            lo, used = i, 0
+        used += n
+    if lo < len(lengths):
+        out.append((lo, len(lengths)))
+    return out
+
+
+def _fill(rows: Sequence[Row], budget: int) -> list[tuple[int, int]]:
+    """Consecutive ranges of ``rows`` (sorted by prefix length, longest first) for forward passes of at most
+    ``budget`` padded tokens (rows x the longest row; one row at least each). A pass also ends where a
+    row's prefix is under :data:`ALIKE` of the pass's longest, so little attention goes to padding."""
+    out: list[tuple[int, int]] = []
     lo = 0
-    while lo < len(lengths):
-        width = max(ROW_WIDTH, lengths[lo])
-        rows, used, hi = 1, 0, lo
-        while hi < len(lengths):
-            n = lengths[hi]
-            if used and used + n > width:
-                if (rows + 1) * width > budget:
-                    break
-                rows, used = rows + 1, 0
-            used += n
+    while lo < len(rows):
+        hi, width, longest = lo + 1, _width(rows[lo]), _past(rows[lo])
+        while hi < len(rows) and (hi + 1 - lo) * max(width, _width(rows[hi])) <= budget \
+                and _past(rows[hi]) >= ALIKE * longest:
+            width = max(width, _width(rows[hi]))
             hi += 1
-        out.append((lo, hi, width))
+        out.append((lo, hi))
         lo = hi
     return out
+
+
+def _width(row: Row) -> int:
+    return sum(map(len, row.suffixes))
+
+
+def _past(row: Row) -> int:
+    return row.past.length if row.past is not None else 0
+
+
+def _bounded(groups: Sequence[Group], size: Callable[[Group], int], budget: int) -> Iterator[list[Group]]:
+    """``groups`` in consecutive lists whose sizes sum to at most ``budget`` (one group at least each)."""
+    batch: list[Group] = []
+    total = 0
+    for group in groups:
+        if batch and total + size(group) > budget:
+            yield batch
+            batch, total = [], 0
+        batch.append(group)
+        total += size(group)
+    if batch:
+        yield batch

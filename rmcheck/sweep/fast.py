@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 from ..backends.base import Pair, Prompt, Scores
 from ..errors import BackendError
-from ..scoring.kv import Decoder, PrefixKV, Unsupported, tolerance
+from ..scoring.kv import Decoder, PrefixKV, Row, Unsupported, tolerance
 
 SENTINEL = "RMCHECKSWEEPSLOT"
 PROBE = 8
@@ -160,14 +160,15 @@ class IdScorer:
     def _prefix(self) -> PrefixKV:
         """Key/value tensors of every layer for the prefix, computed once."""
         if self._kv is None:
-            self._kv = self.decoder.prefix(self.template.prefix)
+            self._kv = self.decoder.rows([Row(None, (self.template.prefix,))], keep=True)[0]
         return self._kv
 
     def _packed(self, ids: list[int]) -> Any:
         import torch
 
         suffix = torch.tensor([[i, *self.template.closing] for i in ids], device=self.device)
-        return self.decoder.packed(self._prefix(), suffix.tolist(), self._pooled(suffix).tolist())
+        row = Row(self._prefix(), tuple(map(tuple, suffix.tolist())), tuple(self._pooled(suffix).tolist()))
+        return self.decoder.rows([row])
 
     def _expanded(self, ids: list[int]) -> Any:
         import torch
