@@ -5,7 +5,6 @@ CI runs a few hundred examples; ``pytest tests/test_fuzz.py --hypothesis-profile
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,18 @@ from tests.test_faults import ROOT_CAUSES
 
 #: Examples in CI (the default profile), or as many as the chosen profile asks when that is more.
 EXAMPLES = max(settings.default.max_examples, 300)
-FOLDER = Path(tempfile.mkdtemp(prefix="rmcheck-fuzz-"))
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fuzz")
 
 
 @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=EXAMPLES < 1000,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 @given(mutants())
-def test_a_mutated_suite_gives_a_result_or_an_rmcheck_error(data: bytes) -> None:
-    assert check(data, FOLDER) is None, check(data, FOLDER)
+def test_a_mutated_suite_gives_a_result_or_an_rmcheck_error(folder: Path, data: bytes) -> None:
+    assert check(data, folder) is None, check(data, folder)
 
 
 @pytest.mark.parametrize("data", [*SNIPPETS, *(d for d, _ in ROOT_CAUSES.values()), *(t.encode() for t in BUILTIN.values())])
