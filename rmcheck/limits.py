@@ -40,11 +40,16 @@ class Limit:
 
     def check(self, amount: int, what: str, *, where: str | None = None,
               error: Type[RmcheckError] = RmcheckError) -> None:
-        """Raise ``error`` when ``amount`` is over the limit; ``what`` says what was counted."""
+        """Raise :meth:`exceeded` when ``amount`` is over the limit; ``what`` says what was counted."""
         if amount > self.value:
-            counted = f"{amount} {self.unit}".rstrip()
-            raise error(f"{what}: {counted} is over the limit {self.name} = {self.value}",
-                        where=where, fix=f"Make it smaller, or raise the limit with {self.variable}=N")
+            raise self.exceeded(str(amount), what, where=where, error=error)
+
+    def exceeded(self, amount: str, what: str, *, where: str | None = None,
+                 error: Type[RmcheckError] = RmcheckError) -> RmcheckError:
+        """The error for ``amount`` (e.g. ``"more than 1024"``) over the limit: it names the limit and its variable."""
+        counted = f"{amount} {self.unit}".rstrip()
+        return error(f"{what}: {counted} is over the limit {self.name} = {self.value}",
+                     where=where, fix=f"Make it smaller, or raise the limit with {self.variable}=N")
 
 
 #: Bytes of one suite file.

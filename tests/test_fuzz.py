@@ -29,6 +29,9 @@ def test_a_mutated_suite_gives_a_result_or_an_rmcheck_error(folder: Path, data: 
     assert check(data, folder) is None, check(data, folder)
 
 
-@pytest.mark.parametrize("data", [*SNIPPETS, *(d for d, _ in ROOT_CAUSES.values()), *(t.encode() for t in BUILTIN.values())])
+SEEDS = [*SNIPPETS, *(data for data, _ in ROOT_CAUSES.values()), *(text.encode() for text in BUILTIN.values())]
+
+
+@pytest.mark.parametrize("data", SEEDS)
 def test_every_seed_gives_a_result_or_an_rmcheck_error(data: bytes, tmp_path: Path) -> None:
     assert check(data, tmp_path) is None

@@ -168,8 +168,8 @@ def _raw_lines(path: Path) -> Iterator[bytes]:
                     return
                 budget -= len(line)
                 if budget < 0:
-                    FILE_BYTES.check(FILE_BYTES.value + 1, f"reading {str(path)!r}", where=str(path),
-                                     error=SuiteError)
+                    raise FILE_BYTES.exceeded(f"more than {FILE_BYTES.value}", f"reading {str(path)!r}",
+                                              where=str(path), error=SuiteError)
                 yield line
     except (OSError, EOFError, zlib.error) as exc:
         raise SuiteError(f"cannot read {str(path)!r}: {exc}", where=str(path),
@@ -190,8 +190,7 @@ def _read_text(path: Path) -> str:
 def _counted(rows: Iterator[tuple[Any, str]], path: Path) -> Iterator[tuple[Any, str]]:
     """``rows`` up to ``max_file_rows``; reading past it is an error (``limit:`` stops before)."""
     for number, row in enumerate(rows, start=1):
-        if number > FILE_ROWS.value:
-            FILE_ROWS.check(number, f"rows of {str(path)!r}", where=row[1], error=SuiteError)
+        FILE_ROWS.check(number, f"rows of {str(path)!r}", where=row[1], error=SuiteError)
         yield row
 
 

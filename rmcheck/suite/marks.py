@@ -130,8 +130,8 @@ class _Builder:
         self.lines.setdefault(at, node.start_mark.line + 1)
         self.built += 1
         if self.built > self.limit:
-            YAML_NODES.check(self.built, "the YAML with its aliases expanded",
-                             where=self.where(node), error=SuiteError)
+            raise YAML_NODES.exceeded(str(self.built), "the YAML with its aliases expanded", where=self.where(node),
+                                      error=SuiteError)
         if isinstance(node, nodes.ScalarNode):
             return self.scalar(node)
         YAML_DEPTH.check(depth + 1, "nesting", where=self.where(node), error=SuiteError)
