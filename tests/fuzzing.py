@@ -153,25 +153,23 @@ def check(data: bytes, folder: Path) -> str | None:
     """Feed one mutant to the loader, ``rmcheck validate`` and the engine. None when each gave a result or
     an RmcheckError; else the crash's signature (exception type and the innermost rmcheck frame)."""
     from rmcheck.cli.app import main
-    from rmcheck.engine import run_suites
+    from rmcheck.engine import Engine, Request
+    from rmcheck.results import TestResult
     from rmcheck.suite.loader import load_suite
 
     path = folder / "fuzz.rmcheck.yaml"
     path.write_bytes(data)
     started, rss = time.process_time(), _rss_mb()
     try:
-        try:
-            load_suite(path)
-            loaded = True
-            REACHED["loaded"] += 1
-        except RmcheckError:
-            loaded = False
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            if main(["validate", str(path)]) not in (0, 1):
-                return "validate: exit code not 0 or 1"
-        if loaded:
-            report = run_suites([path], [RM])
-            REACHED["judged"] += bool(report.results)
+            code = main(["validate", str(path)])
+        if code not in (0, 1):
+            return f"validate: exit code {code}"
+        if code == 0:  # valid: load it as the engine's runner does, and run every test
+            suite = load_suite(path)
+            REACHED["loaded"] += 1
+            outcomes = Engine().evaluate([Request(suite, test, RM) for test in suite.tests])
+            REACHED["judged"] += any(isinstance(o, TestResult) for o in outcomes.values())
     except RmcheckError:
         pass
     except Exception as exc:  # noqa: BLE001  (what the fuzzer looks for)
