@@ -1,7 +1,7 @@
 """Structure-aware mutations of suites, and the one check every mutant must pass (tests/test_fuzz.py,
 benchmarks/fuzz_census.py).
 
-A mutant starts from a built-in suite (``suites/``) or a seed of issue 17's root causes, gets a few
+A mutant starts from three cases and three tests of a built-in suite (``suites/``) or a seed of issue 17's root causes, gets a few
 edits of its YAML tree (a value replaced by a hostile one, a key removed, added or renamed, a list item
 repeated, a subtree moved) and sometimes of its text (a root-cause snippet spliced in, bytes flipped, the
 end cut off), and is fed to the loader, ``rmcheck validate`` and the engine on a ``python:`` RM. It may
@@ -127,6 +127,10 @@ def mutants(draw: Any) -> bytes:
     if draw(st.integers(0, 9)) == 0:  # a root-cause seed, as it is
         return draw(st.sampled_from(SNIPPETS))
     doc = YAML(typ="safe", pure=True).load(BUILTIN[draw(st.sampled_from(sorted(BUILTIN)))])
+    for part in ("cases", "tests"):  # a few of each: an example then costs milliseconds, not a whole suite's run
+        if isinstance(doc.get(part), list) and len(doc[part]) > 3:
+            start = draw(st.integers(0, len(doc[part]) - 3))
+            doc[part] = doc[part][start:start + 3]
     for _ in range(draw(st.sampled_from((1, 1, 1, 2, 2, 3, 4)))):
         doc = _mutate(draw, doc)
     data = _dump(doc)
