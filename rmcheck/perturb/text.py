@@ -8,23 +8,33 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
+from sentencex import get_sentence_boundaries
+
 Span = tuple[int, int]
 
 ABBREVIATIONS = frozenset(
     {"e.g.", "i.e.", "etc.", "vs.", "cf.", "approx.", "mr.", "mrs.", "ms.", "dr.", "prof.",
-     "st.", "jr.", "sr.", "no.", "fig.", "u.s."}
+     "st.", "jr.", "sr.", "no.", "fig.", "u.s.", "jan.", "feb.", "mar.", "apr.", "jun.", "jul.", "aug.",
+     "sep.", "sept.", "oct.", "nov.", "dec.", "a.m.", "p.m.", "inc.", "ltd.", "co.", "dept.", "est.",
+     "vol.", "ch.", "sec.", "p.", "pp.", "ed.", "al.", "mt.", "ft.", "lb.", "lbs.", "oz."}
 )
+"""Abbreviations that end a sentence only before a capital letter (see :func:`sentence_spans`)."""
+TITLES = frozenset({"mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "mt.", "gen.", "sen.", "rep.", "gov."})
+"""Abbreviations that never end a sentence (a name follows them)."""
 _OPENERS = "\"'“‘(["
 _CLOSERS = "\"'”’)]"
 _MARKER = r"[ \t]*(?:[-*+]|\d+[.)])"
 LIST_MARKER = re.compile(rf"^{_MARKER}(?=[ \t])", re.M)
 """A markdown list-item marker (``-``, ``*``, ``+``, ``1.``, ``1)``) at the start of a line."""
 MARKER_ONLY = re.compile(_MARKER)
+FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*?^[ \t]*\1[ \t]*$", re.M | re.S)
+"""A fenced code block, from its opening fence line to its closing fence (both included)."""
 _TOKEN = re.compile(r"\S+")
 _TERMINAL = re.compile(rf"[.!?][{re.escape(_CLOSERS)}]*$")
 _INITIALS = re.compile(r"(?:[A-Z]\.)+")
 _NUMBER = re.compile(r"(?<![\w.,])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?!\w|[.,]\d)")
 _SPACE_GAP = re.compile(r"(?<=\S) +(?=\S)")
+LANGUAGE = "en"
 
 
 def is_terminated(sentence: str) -> bool:
@@ -32,31 +42,61 @@ def is_terminated(sentence: str) -> bool:
     return bool(_TERMINAL.search(sentence))
 
 
-def _ends_sentence(token: str, first_on_line: bool) -> bool:
-    if not is_terminated(token) or (first_on_line and MARKER_ONLY.fullmatch(token)):
-        return False
-    bare = token.rstrip(_CLOSERS).lstrip(_OPENERS)
-    return bare.lower() not in ABBREVIATIONS and not _INITIALS.fullmatch(bare)
+def code_block_spans(text: str) -> list[Span]:
+    """Fenced code blocks (```` ``` ```` or ``~~~``), each from its opening to its closing fence."""
+    return [m.span() for m in FENCE.finditer(text)]
 
 
 def sentence_spans(text: str) -> list[Span]:
     """The sentences of ``text``, without surrounding whitespace.
 
-    A sentence ends at a token ending in ``.``, ``!`` or ``?`` that is not an abbreviation
-    (``e.g.``), an initial (``J.``) or a list marker (``1.``), and at every line break.
-    Decimals such as ``3.5`` never end one: no whitespace follows their dot.
+    Prose is split by sentencex (Wikimedia's rule-based segmenter: abbreviations, decimals,
+    URLs, ellipses and quotes in ~300 languages), line by line: a line break always ends a
+    sentence, so list items and markdown lines stay whole. Three corrections on top: a break
+    after a title (``Ms.``) is undone; a break after one of :data:`ABBREVIATIONS` or initials
+    (``U.S.``) is undone unless the next word starts with a capital (a single initial, ``J.``,
+    even then); and a bare list marker (``1.``) never stands alone. A
+    fenced code block is one span of its own, never split.
     """
-    tokens = list(_TOKEN.finditer(text))
     spans: list[Span] = []
-    start: int | None = None
-    for i, token in enumerate(tokens):
-        first_on_line = i == 0 or "\n" in text[tokens[i - 1].end():token.start()]
-        start = token.start() if start is None else start
-        last = i + 1 == len(tokens)
-        if last or "\n" in text[token.end():tokens[i + 1].start()] or _ends_sentence(token.group(), first_on_line):
-            spans.append((start, token.end()))
-            start = None
+    pos = 0
+    for start, end in [*code_block_spans(text), (len(text), len(text))]:
+        for line in re.finditer(r"[^\n]+", text[pos:start]):
+            spans.extend((pos + line.start() + a, pos + line.start() + b) for a, b in _line_sentences(line.group()))
+        if end > start:
+            spans.append((start + len(text[start:end]) - len(text[start:end].lstrip()), end))
+        pos = end
     return spans
+
+
+def _line_sentences(line: str) -> list[Span]:
+    pieces: list[Span] = []
+    for bound in get_sentence_boundaries(LANGUAGE, line):
+        piece = line[bound["start_index"]:bound["end_index"]]
+        if not piece.strip():
+            continue
+        start = bound["start_index"] + len(piece) - len(piece.lstrip())
+        end = bound["start_index"] + len(piece.rstrip())
+        if pieces and _continues(line[pieces[-1][0]:pieces[-1][1]], line[start:end], first=len(pieces) == 1):
+            pieces[-1] = (pieces[-1][0], end)
+        else:
+            pieces.append((start, end))
+    return pieces
+
+
+def _continues(before: str, after: str, *, first: bool) -> bool:
+    """Whether the segmenter's break between ``before`` and ``after`` falls inside one sentence."""
+    if first and MARKER_ONLY.fullmatch(before.strip()):
+        return True  # "1." opening a list item
+    words = before.split()
+    bare = words[-1].rstrip(_CLOSERS).lstrip(_OPENERS) if words else ""
+    if bare.lower() in TITLES:
+        return True
+    if not bare.endswith(".") or not (bare.lower() in ABBREVIATIONS or _INITIALS.fullmatch(bare)):
+        return False
+    if not after.lstrip(_OPENERS)[:1].isupper():
+        return True
+    return len(bare) == 2 and bare[0].isupper()  # "J. R. Tolkien": a single initial before a capital
 
 
 def _outside(spans: Iterable[Span], excluded: list[Span]) -> list[Span]:
