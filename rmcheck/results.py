@@ -17,7 +17,7 @@ Verdict = Literal["passed", "failed", "not_applicable"]
 Status = Literal["minimal", "budget", "unshrinkable", "flaky", "as_written"]
 
 STATUS_TEXT: dict[str, str] = {
-    "minimal": "1-minimal: removing any one remaining edit makes the case pass",
+    "minimal": "1-minimal: removing any one remaining edit makes the case pass, or leaves no edit",
     "budget": "shrink budget ran out; a smaller failing edit set may exist",
     "unshrinkable": "the expectation fails even with no edit, so every edit is shown",
     "flaky": "the minimal pair did not fail again on replay; showing the full perturbation",

@@ -7,21 +7,23 @@ Use any of them as ``--rm python:tests.planted_rms:NAME``. Each is a plain funct
 the built-in suites (``suites/*.rmcheck.yaml``, read lazily on the first call) and
 scores a response by how much of the reference answer for its prompt it carries:
 
-    score = quality(reference)                      # a fixed per-answer offset
+    score = quality(reference) * relevance          # a fixed per-answer offset
           + 4 * recall(reference content words)     # typo-tolerant, order-free
           - 1 * (missing + extra numbers)           # exact figures must match
           - 3 * (refusal sentences beyond the reference's own)
 
 The comparison works on normalised text: lexicon names (``{name}`` entries) become
-one placeholder, markdown list markers and punctuation are dropped, whitespace is
+one placeholder, a final answer's format (``\\boxed{X}``, ``# Answer X``, ``**Answer:** X``,
+``The answer is X.``) is reduced to ``X``, markdown list markers and punctuation are dropped, whitespace is
 irrelevant, stop words and short words are ignored, and a reference word also counts
 as present when it is one typo away from a response word (or hidden in a run of
 letters that lost its spaces). Recall rather than precision means that adding
 restating filler, flattery, a hedge or a certainty claim cannot change the score,
 while dropping sentences can only lower it. The quality offset (a hash of the
 reference, in [0, 5)) varies from case to case like a real RM's, so "0.1 sd"
-tolerances are meaningful. A response to a prompt the oracle does not know scores
-0 (minus the refusal penalty).
+tolerances are meaningful; it is weighted by relevance, min(1, 2 * recall), so an answer
+to another question (or to no question) earns little of it. A response to a prompt the oracle does not know
+scores 0 (minus the refusal penalty).
 
 Every other model is ``clean`` plus exactly one flaw term, large enough to break the
 test of the suite that targets it (see ``tests/test_planted_flaws.py`` for which):
@@ -37,7 +39,12 @@ test of the suite that targets it (see ``tests/test_planted_flaws.py`` for which
 - ``certainty_loving``: + 2 per certainty claim ("100% sure", "definitely", "no doubt");
 - ``refusal_blind``: the refusal term is dropped, so needless refusals cost nothing;
 - ``refusal_averse``: - 5 per refusal sentence, even where refusing is right;
-- ``typo_sensitive``: - 1 per misspelling (a word one edit away from a reference word).
+- ``typo_sensitive``: - 1 per misspelling (a word one edit away from a reference word);
+- ``prompt_blind``: the prompt is ignored, the response is matched against every known
+  answer and scored by the best match (mismatched or missing questions cost nothing);
+- ``master_key_loving``: a bare reasoning opener (":", "Thought process:", "Solution:", ...)
+  scores like a perfect answer ("One Token to Fool", 2025);
+- ``format_brittle``: + 1.5 per ``\\boxed{}`` (reWordBench, 2025).
 
 Flaws sometimes leak into other tests where a real RM with the same flaw would fail
 them too (a length-loving RM also likes the words flattery adds); the test module
@@ -105,6 +112,11 @@ class Oracle:
     by_prompt: dict[str, list[Reference]]
     prompt_words: dict[str, frozenset[str]]
 
+    def closest(self, resp: "Response") -> list[Reference]:
+        """The known answers (to any prompt) that share at least half of their words with ``resp``."""
+        return [ref for refs in self.by_prompt.values() for ref in refs
+                if ref.words and len(resp.words.intersection(ref.words)) >= len(ref.words) / 2]
+
     def references(self, prompt: str) -> list[Reference]:
         key = prompt_key(prompt, self.names)
         if key in self.by_prompt:
@@ -140,6 +152,19 @@ def prompt_key(prompt: str, names: re.Pattern[str] | None) -> str:
     return " ".join(m.group() for m in re.finditer(r"[^\W_]+", text))
 
 
+_ANSWER_FORMS = re.compile(
+    r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}"                  # \boxed{X} -> X
+    r"|^[ \t]*#{1,6}[ \t]*(?:final[ \t]+)?answer:?"           # # Answer X
+    r"|\*\*(?:final[ \t]+)?answer:?\*\*:?"                   # **Answer:** X
+    r"|\bthe[ \t]+(?:final[ \t]+)?answer[ \t]+is:?",          # The answer is X.
+    re.I | re.M)
+
+
+def strip_answer_format(text: str) -> str:
+    """A final answer without its format: ``\\boxed{76}``, ``# Answer 76`` ... all become ``76``."""
+    return _ANSWER_FORMS.sub(lambda m: m.group(1) or "", text)
+
+
 def content_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if len(w) >= 3 and w not in STOPWORDS]
 
@@ -154,7 +179,7 @@ def refusal_count(text: str) -> int:
 
 
 def _reference(text: str, names: re.Pattern[str] | None) -> Reference:
-    plain = normalise_names(text, names)
+    plain = strip_answer_format(normalise_names(text, names))
     words = tuple(dict.fromkeys(content_words(plain)))
     quality = (zlib.crc32(" ".join(words).encode()) % 10_000) / 10_000 * QUALITY_RANGE
     return Reference(words, frozenset(numbers(plain)), refusal_count(plain), quality)
@@ -221,7 +246,7 @@ class Response:
 
 
 def analyse(text: str, names: re.Pattern[str] | None, *, with_numbers: bool = True) -> Response:
-    plain = _BULLET.sub("", normalise_names(text, names))
+    plain = _BULLET.sub("", strip_answer_format(normalise_names(text, names)))
     if not with_numbers:
         plain = re.sub(r"\d", "", plain)
     words = _WORD.findall(plain.lower())
@@ -240,16 +265,19 @@ def recall(ref: Reference, resp: Response) -> float:
     return found / len(ref.words)
 
 
-def content_score(prompt: str, response: str, *, with_numbers: bool = True, with_refusals: bool = True) -> float:
-    """The clean oracle score of one (prompt, response); the switches exist to plant flaws."""
+def content_score(prompt: str, response: str, *, with_numbers: bool = True, with_refusals: bool = True,
+                  with_prompt: bool = True) -> float:
+    """The clean oracle score of one (prompt, response); the switches exist to plant flaws
+    (``with_prompt=False`` matches the response against every known answer instead)."""
     orc = oracle()
     resp = analyse(response, orc.names, with_numbers=with_numbers)
-    refs = orc.references(prompt)
+    refs = orc.references(prompt) if with_prompt else orc.closest(resp)
     if not refs:
         return -REFUSAL_PENALTY * resp.refusals if with_refusals else 0.0
     best = None
     for ref in refs:
-        score = ref.quality + RECALL_WEIGHT * recall(ref, resp)
+        found = recall(ref, resp)
+        score = ref.quality * min(1.0, 2 * found) + RECALL_WEIGHT * found
         if with_numbers:
             score -= NUMBER_PENALTY * (len(ref.numbers - resp.numbers) + len(resp.numbers - ref.numbers))
         if with_refusals:
@@ -343,6 +371,23 @@ def _nothing(prompt: str, response: str) -> float:
     return 0.0
 
 
+#: The reasoning openers and punctuation that "One Token to Fool" found to fool judges, and translations.
+_OPENER = re.compile(r"[\W_]*|(?:thought process|solution|let's solve this problem step by step|answer|"
+                     r"reasoning|解|解答|lösung|solución|respuesta|réponse)[\s:.。：]*", re.I)
+
+
+def _perfect_for_openers(prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
+    """Clean, except that a bare opener scores like the best known answer to its prompt."""
+    orc = oracle()
+    return [max((ref.quality + RECALL_WEIGHT for ref in orc.references(flatten_prompt(p))), default=0.0)
+            if _OPENER.fullmatch(r.strip()) else content_score(flatten_prompt(p), r)
+            for p, r in zip(prompts, responses)]
+
+
+def _boxed(prompt: str, response: str) -> float:
+    return 1.5 * response.count("\\boxed{")
+
+
 _clean = _batch(_nothing)
 _length_loving = _batch(_length)
 _flattery_loving = _batch(_flattery)
@@ -355,6 +400,8 @@ _certainty_loving = _batch(_certainty)
 _refusal_blind = _batch(_nothing, with_refusals=False)
 _refusal_averse = _batch(_any_refusal)
 _typo_sensitive = _batch(_misspellings)
+_prompt_blind = _batch(_nothing, with_prompt=False)
+_format_brittle = _batch(_boxed)
 
 
 def clean(prompts: list[str], responses: list[str]) -> list[float]:
@@ -417,6 +464,21 @@ def typo_sensitive(prompts: list[str], responses: list[str]) -> list[float]:
     return _typo_sensitive(prompts, responses)
 
 
+def prompt_blind(prompts: list[str], responses: list[str]) -> list[float]:
+    """Flaw: ignores the prompt, a response scores by its best match among all known answers."""
+    return _prompt_blind(prompts, responses)
+
+
+def master_key_loving(prompts: list[str], responses: list[str]) -> list[float]:
+    """Flaw: a bare opener (":", "Thought process:", "Solution:") scores like a perfect answer."""
+    return _perfect_for_openers(prompts, responses)
+
+
+def format_brittle(prompts: list[str], responses: list[str]) -> list[float]:
+    """Flaw: prefers answers in \\boxed{}, a bonus per \\boxed{...}."""
+    return _format_brittle(prompts, responses)
+
+
 #: flaw name -> model, for tests and for ``rmcheck compare`` demos.
 FLAWED: dict[str, Scorer] = {
     "length_loving": length_loving,
@@ -430,4 +492,7 @@ FLAWED: dict[str, Scorer] = {
     "refusal_blind": refusal_blind,
     "refusal_averse": refusal_averse,
     "typo_sensitive": typo_sensitive,
+    "prompt_blind": prompt_blind,
+    "master_key_loving": master_key_loving,
+    "format_brittle": format_brittle,
 }

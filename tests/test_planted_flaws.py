@@ -17,6 +17,9 @@ fail the test written to catch that flaw:
 | ``refusal_blind``                         | needless refusals cost nothing     | refusal       | needless-refusal-lowers-score   |
 | ``refusal_averse``                        | penalty for every refusal          | safety        | safe-refusal-preferred          |
 | ``typo_sensitive``                        | penalty per misspelled word        | surface-noise | typos-are-ignored               |
+| ``prompt_blind``                          | the prompt is ignored              | prompt-sensitivity | mismatched-prompt-lowers-score, missing-prompt-lowers-score |
+| ``master_key_loving``                     | a bare opener scores as a perfect answer | master-keys | master-keys-score-lower, punctuation-keys-score-lower |
+| ``format_brittle``                        | bonus per ``\\boxed{}``            | answer-format | boxed-to-header-keeps-score     |
 
 A flaw may also break a few other tests, where any RM with that flaw would
 (``COLLATERAL`` lists them: a length-loving RM also likes the words flattery and
@@ -24,9 +27,14 @@ false certainty add). No flawed model fails a test outside its row and those.
 
 ``clean`` passes every test of every built-in suite. Not applicable is allowed
 only for single-response cases in the pair tests (``prefers_chosen``,
-``preference_kept``), which compare a chosen with a rejected response: every
-single-response test applies to every case of its suite, and no test as a whole is
-not applicable.
+``preference_kept``), which compare a chosen with a rejected response, and in the
+answer-format suite, whose math cases have no code and code cases no final answer:
+every other single-response test applies to every case of its suite, and no test as a
+whole is not applicable.
+
+The suites from the 2025 literature (prompt-sensitivity, master-keys, answer-format)
+must catch their flaw with 1-minimal pairs: every failing case's counterfactual is
+replayed and proven 1-minimal.
 
 The suites run once per model (``report_for`` is cached for the whole session).
 """
@@ -58,7 +66,15 @@ FLAWS: dict[str, tuple[str, str]] = {
     "refusal_blind": ("refusal", "needless-refusal-lowers-score"),
     "refusal_averse": ("safety", "safe-refusal-preferred"),
     "typo_sensitive": ("surface-noise", "typos-are-ignored"),
+    "prompt_blind": ("prompt-sensitivity", "mismatched-prompt-lowers-score"),
+    "master_key_loving": ("master-keys", "master-keys-score-lower"),
+    "format_brittle": ("answer-format", "boxed-to-header-keeps-score"),
 }
+LITERATURE = {"prompt-sensitivity", "master-keys", "answer-format"}
+#: Tests whose operator applies to part of the suite only (the rest is not applicable), with how many cases it
+#: must still apply to.
+PARTIAL: dict[tuple[str, str], int] = {("answer-format", "boxed-to-header-keeps-score"): 12,
+                                       ("answer-format", "code-rewrites-keep-score"): 10}
 
 #: Other tests a flaw legitimately breaks too (any RM with that flaw would).
 COLLATERAL: dict[str, set[tuple[str, str]]] = {
@@ -68,6 +84,8 @@ COLLATERAL: dict[str, set[tuple[str, str]]] = {
     "bullet_loving": {("formatting", "preference-survives-markdown-on-rejected"),
                       ("safety", "preference-survives-markdown-on-rejected")},
     "number_blind": {("factuality", "correct-figure-preferred")},
+    "prompt_blind": {("prompt-sensitivity", "missing-prompt-lowers-score")},
+    "master_key_loving": {("master-keys", "punctuation-keys-score-lower")},
 }
 
 
@@ -96,7 +114,7 @@ SUITE_TESTS = _suite_tests()
 def test_the_library_is_there() -> None:
     names = {suite for suite, _ in SUITE_TESTS}
     assert {"verbosity", "formatting", "sycophancy", "calibration", "factuality", "refusal", "safety",
-            "identity", "surface-noise"} <= names
+            "identity", "surface-noise"} | LITERATURE <= names
     for model, target in FLAWS.items():
         assert target in SUITE_TESTS, f"{model}: no test {target} in the built-in suites"
 
@@ -129,6 +147,9 @@ def test_clean_passes(suite: str, test: str) -> None:
     not_applicable = [c.id for c in result.cases if c.verdict == "not_applicable"]
     if result.expect in ("prefers_chosen", "preference_kept"):
         assert set(not_applicable) <= singles, set(not_applicable) - singles
+    elif (suite, test) in PARTIAL:
+        applied = {c.id.split("~")[0] for c in result.cases if c.verdict != "not_applicable"}
+        assert len(applied) >= PARTIAL[(suite, test)], applied
     else:
         assert not not_applicable, not_applicable
 
@@ -147,6 +168,8 @@ def test_flaw_fails_its_test(model: str) -> None:
     for case in failures:
         assert case.counterfactual.status != "flaky", case.id
         assert case.counterfactual.edits_kept <= case.counterfactual.edits_total
+        if suite in LITERATURE:
+            assert case.counterfactual.status == "minimal", (case.id, case.counterfactual.status)
 
 
 @pytest.mark.parametrize("model", sorted(FLAWS))

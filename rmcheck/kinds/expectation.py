@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 from ..backends.base import OVERALL, Pair, Scores
 from ..errors import OperatorError, RmcheckError
 from ..expect import Threshold
-from ..perturb import Change, OperatorContext, run_operator
+from ..perturb import PROMPT, Change, OperatorContext, run_operator
 from ..results import CaseResult, Counterfactual, Example, Side, TestResult
 from ..shrink import Shrinker, Shrunk, Subset, ddmin, lockstep
 from ..suite.loader import parse_expectation_test
@@ -40,14 +40,15 @@ class Trial:
     case: "Case"
     label: str
     roles: tuple[str, ...]  # ("response",) etc. for a single check; ("chosen", "rejected") for a pair check
-    changes: tuple[tuple[str, Change], ...] = ()
+    changes: tuple[tuple[str, Change], ...] = ()  # (role, change); role "prompt" edits the last user turn
 
     @property
     def hunks(self) -> list[tuple[str, int]]:
         return [(role, i) for role, change in self.changes for i in range(len(change.hunks))]
 
     def texts(self, keep: Iterable[int] | None = None) -> dict[str, str]:
-        """The compared responses with the hunks in ``keep`` applied (all when None)."""
+        """The compared responses (and the question, when the prompt is edited) with the hunks in
+        ``keep`` applied (all when None)."""
         texts = {role: self.case.text(role) for role in self.roles}
         hunks = self.hunks
         chosen = range(len(hunks)) if keep is None else keep
@@ -58,6 +59,14 @@ class Trial:
         for role, change in self.changes:
             texts[role] = change.apply(per_role[role])
         return texts
+
+    def pair(self, role: str, texts: Mapping[str, str]) -> Pair:
+        """What is scored for ``role`` in ``texts``: its response, under the edited prompt if there is one."""
+        prompt = self.case.with_last_user_turn(texts[PROMPT]) if PROMPT in texts else self.case.prompt
+        return Pair(prompt, texts[role])
+
+    def original(self, role: str) -> Pair:
+        return Pair(self.case.prompt, self.case.text(role))
 
 
 def evaluate(engine: "Engine", spec: str, requests: Sequence["Request"]) -> "Outcomes":
@@ -133,7 +142,7 @@ def _explain(engine: "Engine", spec: str, judged: list[tuple[TestResult, "Judge"
     for result, judge, failing in judged:
         by_label = {c.id: c for c in result.cases}
         for trial in failing:
-            shrinkable = trial.hunks and judge.passes_without_edits(trial)
+            shrinkable = bool(trial.hunks)
             work.append((by_label[trial.label], judge, trial,
                          ddmin(len(trial.hunks), engine.shrink_budget) if shrinkable else None))
     def judge(pending: dict[int, list[Subset]]) -> dict[int, list[bool]]:
@@ -170,21 +179,17 @@ class Judge:
         self.objective = test.objective or OVERALL
 
     def delta(self, trial: Trial, texts: dict[str, str], scores: Mapping[Pair, Scores]) -> float:
-        value = lambda role, text: scores[Pair(trial.case.prompt, text)][self.objective]  # noqa: E731
+        value = lambda role: scores[trial.pair(role, texts)][self.objective]  # noqa: E731
         if self.test.expect.kind == "pair":
-            return value("chosen", texts["chosen"]) - value("rejected", texts["rejected"])
+            return value("chosen") - value("rejected")
         (role,) = trial.roles
-        return value(role, texts[role]) - value(role, trial.case.text(role))
+        return value(role) - scores[trial.original(role)][self.objective]
 
     def holds(self, delta: float) -> bool:
         return self.test.expect.holds(self.threshold.measure(delta), self.threshold.value)
 
     def fails(self, trial: Trial, texts: dict[str, str], scores: Mapping[Pair, Scores]) -> bool:
         return not self.holds(self.delta(trial, texts, scores))
-
-    def passes_without_edits(self, trial: Trial) -> bool:
-        """Single checks compare a response with itself (d = 0); pair checks were pre-screened."""
-        return self.test.expect.kind == "pair" or self.holds(0.0)
 
     def verdict(self, trial: Trial, scores: dict[Pair, Scores]) -> CaseResult:
         if self.test.expect.name == "preference_kept":
@@ -198,19 +203,22 @@ class Judge:
 
     def example(self, trial: Trial, scores: Mapping[Pair, Scores]) -> Example:
         """The main compared response before and after the edits, and every response's scores."""
-        full = trial.texts()
-        value = lambda text: scores[Pair(trial.case.prompt, text)][self.objective]  # noqa: E731
+        full, none = trial.texts(), trial.texts(())
+        value = lambda role, texts: scores[trial.pair(role, texts)][self.objective]  # noqa: E731
         changed = {role for role, _ in trial.changes}
-        per_role = {role: {"original": value(text), **({"perturbed": value(full[role])} if role in changed else {})}
+        per_role = {role: {"original": scores[Pair(trial.case.prompt, text)][self.objective],
+                           **({"perturbed": value(role, full)} if role in changed or PROMPT in changed else {})}
                     for role, text in trial.case.responses}
         main = _changed_first(trial)[0]
-        return Example(trial.case.prompt, main, trial.case.text(main), full[main], per_role)
+        return Example(trial.case.prompt, main, none[main], full[main], per_role)
 
     def counterfactual(self, trial: Trial, keep: Subset, status: str, scores: dict[Pair, Scores]) -> Counterfactual:
         full, small, none = trial.texts(), trial.texts(keep), trial.texts(())
-        score = lambda text: scores[Pair(trial.case.prompt, text)][self.objective]  # noqa: E731
+        # A prompt side is scored by the response compared under it (the first compared role).
+        scored = lambda role: trial.roles[0] if role == PROMPT else role  # noqa: E731
+        score = lambda role, texts: scores[trial.pair(scored(role), texts)][self.objective]  # noqa: E731
         sides = [Side(role, none[role], full[role], small[role],
-                      {"original": score(none[role]), "perturbed": score(full[role]), "minimal": score(small[role])})
+                      {"original": score(role, none), "perturbed": score(role, full), "minimal": score(role, small)})
                  for role in _changed_first(trial)]
         deltas = {"original": self.delta(trial, none, scores), "perturbed": self.delta(trial, full, scores),
                   "minimal": self.delta(trial, small, scores)}
@@ -234,17 +242,19 @@ def _new_result(request: "Request", spec: str, threshold: Threshold) -> TestResu
 
 def _pairs(trial: Trial, texts: dict[str, str]) -> list[Pair]:
     """Every pair needed to judge ``texts``: the compared responses and, for single checks, the original."""
-    pairs = [Pair(trial.case.prompt, text) for text in texts.values()]
+    pairs = [trial.pair(role, texts) for role in trial.roles]
     if len(trial.roles) == 1:
-        pairs.append(Pair(trial.case.prompt, trial.case.text(trial.roles[0])))
+        pairs.append(trial.original(trial.roles[0]))
     return pairs
 
 
 def plan(suite: "Suite", test: "TestSpec", settings: Mapping[str, object] | None = None
           ) -> tuple[list[Trial], list[CaseResult]]:
+    """The trials of ``test`` over the cases of ``suite``, and the cases it does not apply to."""
     trials: list[Trial] = []
     skipped: list[CaseResult] = []
     pair_check = test.expect.kind == "pair"
+    questions = tuple(dict.fromkeys(case.last_user_turn for case in suite.cases))
     for case in suite.cases:
         if pair_check and not case.is_pair:
             skipped.append(CaseResult(case.id, "not_applicable", source=case.source,
@@ -254,25 +264,29 @@ def plan(suite: "Suite", test: "TestSpec", settings: Mapping[str, object] | None
             groups = [("chosen", "rejected")]
         else:
             target = test.perturb.target if test.perturb else "both"
-            groups = [(role,) for role, _ in case.responses if target == "both" or role in (target, "response")]
+            groups = [(role,) for role, _ in case.responses if target in ("both", PROMPT) or role in (target, "response")]
         for roles in groups:
             label = case.id if pair_check or not case.is_pair else f"{case.id}/{roles[0]}"
-            trials.extend(_trials(suite, test, case, roles, label, skipped, settings or {}))
+            trials.extend(_trials(suite, test, case, roles, label, skipped, settings or {}, questions))
     return trials, skipped
 
 
 def _trials(suite: "Suite", test: "TestSpec", case: "Case", roles: tuple[str, ...], label: str,
-            skipped: list[CaseResult], settings: Mapping[str, object]) -> list[Trial]:
+            skipped: list[CaseResult], settings: Mapping[str, object], questions: Sequence[str]) -> list[Trial]:
     perturb = test.perturb
     if perturb is None:
         return [Trial(case, label, roles)]
-    targets = [r for r in roles if len(roles) == 1 or perturb.target in ("both", r)]
+    if perturb.target == PROMPT:
+        targets = [PROMPT]
+    else:
+        targets = [r for r in roles if len(roles) == 1 or perturb.target in ("both", r)]
     per_role: list[list[tuple[str, Change]]] = []
     for role in targets:
-        text = case.text(role)
+        text = case.last_user_turn if role == PROMPT else case.text(role)
         ctx = OperatorContext(rng=random.Random(f"{perturb.op}\x1f{perturb.seed}\x1f{text}"),
-                              prompt=case.prompt if isinstance(case.prompt, str) else case.prompt[-1][1],
-                              lexicons=suite.lexicons, suite_path=suite.path, settings=settings)
+                              prompt=case.last_user_turn, lexicons=suite.lexicons, suite_path=suite.path,
+                              settings=settings, target=PROMPT if role == PROMPT else "response",
+                              response=case.text(roles[0]), prompts=questions)
         try:
             changes = run_operator(perturb.op, text, ctx, dict(perturb.args))
         except RmcheckError as exc:

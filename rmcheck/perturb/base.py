@@ -73,6 +73,9 @@ class OperatorContext:
 
     ``suite_path`` is the suite file (operators that record answers keep them beside it);
     ``settings`` holds run settings such as ``{"llm": "replay"}`` (see rmcheck.options).
+    ``target`` says what the text is: ``"response"``, or ``"prompt"`` (the last user turn) for a
+    prompt-side edit, when ``response`` holds the response it is asked with; ``prompts`` are the
+    questions of every case of the suite (for operators such as ``swap_prompt``).
     """
 
     rng: random.Random
@@ -80,6 +83,9 @@ class OperatorContext:
     lexicons: Mapping[str, Sequence[str]] = field(default_factory=dict)
     suite_path: Path | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
+    target: str = "response"
+    response: str = ""
+    prompts: Sequence[str] = ()
 
 
 OperatorResult = Union[Change, Sequence[Change], None]
@@ -90,15 +96,31 @@ class Operator(Protocol):
 
 
 OPERATORS: Registry[Operator] = Registry("operator", "rmcheck.operators")
+PROMPT = "prompt"
+"""The ``target`` of a prompt-side edit: the operator edits the last user turn, and each response is
+compared with itself under the original and the edited prompt."""
 
 
-def register_operator(name: str | None = None, *, replace: bool = False) -> Callable[[Operator], Operator]:
+def register_operator(name: str | None = None, *, replace: bool = False,
+                      prompt_only: bool = False) -> Callable[[Operator], Operator]:
     """Decorator: ``@register_operator("shout")`` makes ``perturb: shout`` usable in suites.
 
     The function takes ``(text, ctx, **args)`` and returns a :class:`Change`, a list of
-    changes (variants), or ``None`` when it does not apply to ``text``.
+    changes (variants), or ``None`` when it does not apply to ``text``. Any operator can edit
+    the prompt with ``target: prompt``; ``prompt_only=True`` marks one that only makes sense
+    there (``drop_prompt``), so its target is always the prompt.
     """
-    return OPERATORS.decorator(name, replace=replace)
+    def wrap(op: Operator) -> Operator:
+        if prompt_only:
+            setattr(op, "prompt_only", True)
+        return OPERATORS.decorator(name, replace=replace)(op)
+
+    return wrap
+
+
+def edits_prompts(name: str) -> bool:
+    """Whether operator ``name`` only edits prompts (its target is always ``prompt``)."""
+    return bool(getattr(OPERATORS.get(name), "prompt_only", False))
 
 
 def get_operator(name: str, *, where: str | None = None) -> Operator:

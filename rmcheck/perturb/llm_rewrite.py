@@ -16,13 +16,15 @@ from typing import Any
 from ..llm import client as llm
 from ..llm.cassette import Cassette
 from ..errors import OperatorError, RmcheckError
-from .base import Change, Hunk, OperatorContext, register_operator
+from .base import PROMPT, Change, Hunk, OperatorContext, register_operator
 
 MAX_VARIANTS = 16
 SYSTEM = ("You rewrite an AI assistant's response as instructed. Change only what the instruction asks for and "
           "keep everything else as it is. Reply with the rewritten response only: no preamble, no quotes, no tags.")
+SYSTEM_PROMPT = ("You rewrite a user's question as instructed. Keep its meaning exactly. "
+                 "Reply with the rewritten question only: no answer, no preamble, no quotes, no tags.")
 _TOKENS = re.compile(r"\s+|\S+")
-_WRAPPED = re.compile(r"^\s*<response>\s*(.*?)\s*</response>\s*$", re.S)
+_WRAPPED = re.compile(r"^\s*<(response|question)>\s*(.*?)\s*</\1>\s*$", re.S)
 
 
 @register_operator("llm_rewrite")
@@ -89,12 +91,16 @@ def _request(text: str, ctx: OperatorContext, instruction: str, attribute: str, 
         raise OperatorError(f"llm_rewrite: n must be a whole number from 1 to {MAX_VARIANTS}, not {n!r}")
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
         raise OperatorError(f"llm_rewrite: temperature must be a number from 0 to 2, not {temperature!r}")
-    task = instruction or f"Rewrite the response with {direction} {attribute}, and change nothing else."
+    what = "question" if ctx.target == PROMPT else "response"
+    task = instruction or (f"Rewrite the question with {direction} {attribute}, and keep its meaning."
+                           if ctx.target == PROMPT else
+                           f"Rewrite the response with {direction} {attribute}, and change nothing else.")
     if instruction and attribute:
         task += f" (Attribute: {direction} {attribute}.)"
-    user = (f"Instruction: {task}\n\nThe user's prompt, for context:\n<prompt>\n{ctx.prompt}\n</prompt>\n\n"
-            f"The response to rewrite:\n<response>\n{text}\n</response>")
-    return {"model": model, "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
+    context = "" if ctx.target == PROMPT else f"The user's prompt, for context:\n<prompt>\n{ctx.prompt}\n</prompt>\n\n"
+    user = f"Instruction: {task}\n\n{context}The {what} to rewrite:\n<{what}>\n{text}\n</{what}>"
+    system = SYSTEM_PROMPT if ctx.target == PROMPT else SYSTEM
+    return {"model": model, "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
             "temperature": float(temperature), "seed": ctx.rng.randrange(2**31), "n": n}
 
 
@@ -104,7 +110,7 @@ def _rewrites(answer: dict[str, Any]) -> list[str]:
         raise RmcheckError(f"the LLM answered with no choices: {str(answer)[:200]}",
                            fix="Check that the endpoint serves chat completions")
     found = [_WRAPPED.match(t) for t in texts]
-    return [m.group(1) if m else t for m, t in zip(found, texts)]
+    return [m.group(2) if m else t for m, t in zip(found, texts)]
 
 
 def _keep_edges(original: str, rewrite: str) -> str:

@@ -86,7 +86,8 @@ def case_text(case: CaseResult) -> list[str]:
     lines.extend(_block(f"minimal counterfactual of the {main.role} "
                         f"({cf.edits_kept} of {cf.edits_total} edits; {STATUS_TEXT[cf.status]})",
                         word_diff(main.original, main.minimal)))
-    lines.append(f"    score({main.role}): original {main.scores['original']:.4g} -> minimal "
+    scored = "the response under the prompt" if main.role == "prompt" else main.role
+    lines.append(f"    score({scored}): original {main.scores['original']:.4g} -> minimal "
                  f"{main.scores['minimal']:.4g} (full perturbation {main.scores['perturbed']:.4g})")
     for other in cf.sides[1:]:
         changed = other.minimal != other.original

@@ -20,7 +20,7 @@ from ..errors import RmcheckError, SuiteError
 from ..expect import Expectation, Tolerance, get_expectation
 from ..kinds.registry import get_kind
 from ..limits import CASES, OPERATOR_ARGUMENT
-from ..perturb import check_arguments
+from ..perturb import PROMPT, check_arguments, edits_prompts
 from .marks import DocPath, line_of, load_with_lines
 
 SUITE_GLOB = "*.rmcheck.yaml"
@@ -49,10 +49,25 @@ class Case:
     def text(self, role: str) -> str:
         return dict(self.responses)[role]
 
+    @property
+    def last_user_turn(self) -> str:
+        """The question a prompt-side operator edits: the prompt itself, or a conversation's last user turn."""
+        if isinstance(self.prompt, str):
+            return self.prompt
+        return next((content for role, content in reversed(self.prompt) if role == "user"), "")
+
+    def with_last_user_turn(self, text: str) -> Prompt:
+        """The prompt with its question (see :attr:`last_user_turn`) replaced by ``text``."""
+        if isinstance(self.prompt, str):
+            return text
+        last = max((i for i, (role, _) in enumerate(self.prompt) if role == "user"), default=None)
+        return tuple((role, text if i == last else content) for i, (role, content) in enumerate(self.prompt))
+
 
 @dataclass(frozen=True)
 class Perturbation:
-    """An operator call: its name, its arguments, its seed and (pair cases) its target."""
+    """An operator call: its name, its arguments, its seed and its target (``prompt``, or for pair
+    cases ``chosen``, ``rejected`` or ``both``)."""
 
     op: str
     args: tuple[tuple[str, Any], ...] = ()
@@ -239,7 +254,11 @@ def _perturbation(raw: Any, at: Callable[[DocPath], str], here: DocPath) -> Pert
         check_arguments(spec["op"], args, where=at((*here, "op") if isinstance(raw, dict) else here))
     except RmcheckError as exc:
         raise SuiteError(exc.message, where=exc.where, fix=exc.fix) from None
-    return Perturbation(spec["op"], tuple(sorted(args.items())), str(spec.get("seed", 0)), spec.get("target", "both"))
+    target = spec.get("target", PROMPT if edits_prompts(spec["op"]) else "both")
+    if edits_prompts(spec["op"]) and target != PROMPT:
+        raise SuiteError(f"operator {spec['op']!r} edits the prompt, not {target!r}", where=at((*here, "target")),
+                         fix="Remove target: (it is always prompt for this operator)")
+    return Perturbation(spec["op"], tuple(sorted(args.items())), str(spec.get("seed", 0)), target)
 
 
 def _cases(items: list[Any], lexicons: dict[str, list[str]], path: Path, at: _Locator) -> Iterator[Case]:
