@@ -70,6 +70,10 @@ def sentence_spans(text: str) -> list[Span]:
 
 
 def _line_sentences(line: str) -> list[Span]:
+    return [span for start, end in _segmented(line) for span in _split_missed(line, start, end)]
+
+
+def _segmented(line: str) -> list[Span]:
     pieces: list[Span] = []
     for bound in get_sentence_boundaries(LANGUAGE, line):
         piece = line[bound["start_index"]:bound["end_index"]]
@@ -82,6 +86,22 @@ def _line_sentences(line: str) -> list[Span]:
         else:
             pieces.append((start, end))
     return pieces
+
+
+def _split_missed(line: str, start: int, end: int) -> list[Span]:
+    """``line[start:end]`` cut after every token that plainly ends a sentence (terminal punctuation, not
+    an abbreviation, title or initial) before a word that does not start in lower case: the segmenter
+    keeps "E.g.. 1,000." together, which a deletion between the two can produce."""
+    tokens = list(_TOKEN.finditer(line, start, end))
+    spans, begin = [], start
+    for token, following in zip(tokens, tokens[1:]):
+        bare = token.group().rstrip(_CLOSERS).lstrip(_OPENERS)
+        plain_end = is_terminated(token.group()) and bare.lower() not in ABBREVIATIONS | TITLES \
+            and not _INITIALS.fullmatch(bare) and not (token.start() == begin and MARKER_ONLY.fullmatch(bare))
+        if plain_end and not following.group().lstrip(_OPENERS)[:1].islower():
+            spans.append((begin, token.end()))
+            begin = following.start()
+    return spans + [(begin, end)]
 
 
 def _continues(before: str, after: str, *, first: bool) -> bool:
