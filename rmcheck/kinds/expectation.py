@@ -119,8 +119,8 @@ def _cut_away(engine: "Engine", spec: str, trials: Sequence[Trial]) -> set[int]:
     """Ids of the trials whose edits the model never reads: for every changed response, the model's
     input (after truncation) is the same with and without the edits. Judging them would be a false pass."""
     edited = [t for t in trials if t.changes]
-    sides = {t_id: [(Pair(t.case.prompt, t.case.text(role)), Pair(t.case.prompt, change.text))
-                    for role, change in t.changes] for t_id, t in ((id(t), t) for t in edited)}
+    sides = {id(t): [(t.original(role), t.pair(role, full)) for role in t.roles]
+             for t, full in ((t, t.texts()) for t in edited)}
     seen = engine.inputs(spec, (p for pairs in sides.values() for pair in pairs for p in pair)) if edited else None
     if seen is None:
         return set()
