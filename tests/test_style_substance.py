@@ -112,3 +112,18 @@ def test_rm_bench_numbers_match_a_direct_computation(shared_data: Path, tmp_path
     if rm == "longest" and name == "chat":
         # RM-Bench's point: detailed, markdown-styled wrong answers beat concise right ones.
         assert expected["hard"] < 0.5 < expected["easy"]
+
+
+def test_overall_is_the_leaderboard_mean_over_domains(shared_data: Path, tmp_path: Path) -> None:
+    """RM-Bench's leaderboard: a domain scores the mean of its easy, normal and hard accuracies, and the
+    overall figure is the mean over domains (the file name is the domain; safety-* counts as safety)."""
+    files = [shared_data / "rm-bench" / f"{name}.json" for name in ("chat", "safety-refuse")]
+    cases = "".join(f"  - {{file: {source}, format: rm-bench}}\n" for source in files)
+    result = run_one(write_suite(tmp_path, cases), f"python:{HERE}:hashed")
+    per_domain = {}
+    for name, source in zip(("chat", "safety"), files):
+        groups = direct(json.loads(source.read_text(encoding="utf-8")), _hashed)
+        per_domain[name] = sum(groups.values()) / 3
+    assert result.details["domains"] == pytest.approx(per_domain, abs=1e-12)
+    assert result.details["overall"] == pytest.approx(sum(per_domain.values()) / 2, abs=1e-12)
+    assert f"RM-Bench overall {result.details['overall']:.3f}" in result.explanation

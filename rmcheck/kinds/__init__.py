@@ -7,6 +7,7 @@ has everything the built-in ones have.
 """
 from .registry import KINDS, TestKind, get_kind, kind_of, register_kind
 from . import expectation as _expectation  # noqa: F401  (registers expectation, the default kind)
+from . import best_of_n as _best_of_n  # noqa: F401  (registers best_of_n)
 from . import style_substance as _style_substance  # noqa: F401  (registers style_substance)
 from . import vocab_sweep as _vocab_sweep  # noqa: F401  (registers vocab_sweep)
 

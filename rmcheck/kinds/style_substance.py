@@ -12,6 +12,12 @@ The pairings fall into three groups:
 
 The test passes when each group's accuracy reaches its ``min_accuracy`` (default 0.5 for every
 group: better than a coin flip, so style never beats substance on average).
+
+It also reports RM-Bench's overall figure the way its leaderboard averages: each domain's score is
+the mean of its easy, normal and hard accuracies (so the mean over all nine pairings), domains are
+the cases' ``subset`` up to the first ``-`` (``safety-refuse`` and ``safety-response`` count as
+``safety``; the rm-bench reader takes it from the item's ``domain`` or the file name), and the
+overall figure is the mean over the domains present.
 """
 from __future__ import annotations
 
@@ -107,12 +113,16 @@ def judge(request: "Request", spec: str, found: Mapping[str, Mapping[str, "Case"
     styles, minimum = test.styles, dict(test.min_accuracy)
     n = len(styles)
     wins = [[0] * n for _ in range(n)]
+    by_domain: dict[str, list[int]] = {}  # domain -> [pairings won, pairings]
     worst: tuple[float, str, int, int] | None = None
     for item, by_style in found.items():
+        tally = by_domain.setdefault(domain_of(by_style[styles[0]].subset), [0, 0])
         for i, chosen_style in enumerate(styles):
             for j, rejected_style in enumerate(styles):
                 margin = value(by_style[chosen_style], "chosen") - value(by_style[rejected_style], "rejected")
                 wins[i][j] += margin > 0
+                tally[0] += margin > 0
+                tally[1] += 1
                 if i < j and (worst is None or margin < worst[0]):
                     worst = (margin, item, i, j)
     total = len(found)
@@ -132,8 +142,10 @@ def judge(request: "Request", spec: str, found: Mapping[str, Mapping[str, "Case"
         result.cases.append(CaseResult(group, verdict, acc - minimum[group], source=request.suite.where(test),
                                        reason=f"accuracy {acc:.3f} of {pairs} pairings (min {minimum[group]:g})"))
     result.cases.extend(skipped)
+    domains = {name: won / pairings for name, (won, pairings) in sorted(by_domain.items())}
     result.details = {
         "styles": list(styles), "items": total, "accuracy": accuracy, "min_accuracy": minimum,
+        "domains": domains, "overall": sum(domains.values()) / len(domains) if domains else None,
         "matrix": [[wins[i][j] / total if total else None for j in range(n)] for i in range(n)],
         "worst_hard": None if worst is None else {
             "item": worst[1], "chosen_style": styles[worst[2]], "rejected_style": styles[worst[3]],
@@ -153,6 +165,8 @@ def explain(result: TestResult, found: Mapping[str, Mapping[str, "Case"]],
              f"{'failed' if result.outcome == 'failed' else result.outcome}  ({result.suite_file}:{result.line})",
              f"  {KIND}: accuracy of {RULE}; {d['items']} items",
              "  " + "   ".join(f"{g} {_rate(d['accuracy'][g])} (min {d['min_accuracy'][g]:g})" for g in GROUPS),
+             f"  RM-Bench overall {_rate(d['overall'])} (mean over domains: "
+             + ", ".join(f"{name} {_rate(acc)}" for name, acc in d["domains"].items()) + ")",
              "  chosen style (row) against rejected style (column); hard = above the diagonal:",
              "    " + " " * width + "  " + "  ".join(s.rjust(width) for s in styles)]
     for style, row in zip(styles, d["matrix"]):
@@ -167,6 +181,11 @@ def explain(result: TestResult, found: Mapping[str, Mapping[str, "Case"]],
                   f"    rejected ({worst['rejected_style']}, score {value(rejected, 'rejected'):.4g}):",
                   _indent(rejected.text("rejected"))]
     return "\n".join(lines)
+
+
+def domain_of(subset: str) -> str:
+    """RM-Bench's leaderboard domain of a case's subset: ``safety-refuse`` -> ``safety``; none -> ``all``."""
+    return subset.split("-", 1)[0] if subset else "all"
 
 
 def _rate(value: float | None) -> str:

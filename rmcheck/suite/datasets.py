@@ -1,7 +1,9 @@
-"""Case sources in dataset formats: JSON Lines, HH-RLHF dialogues and RM-Bench items (gzip too).
+"""Case sources in dataset formats: JSON Lines, HH-RLHF dialogues, RM-Bench items and RewardBench 2 rows
+(gzip too).
 
 Every reader returns rows in the suite's own case shape (``prompt`` plus ``response``, or
-``chosen`` and ``rejected``; optionally ``id`` and ``style``), each with its ``file:line``.
+``chosen`` and ``rejected`` (a list for best-of-N); optionally ``id``, ``style`` and ``subset``),
+each with its ``file:line``.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from ..limits import FILE_BYTES, FILE_ROWS
 #: A case mapping and the ``file:line`` it came from.
 Row = tuple[dict[str, Any], str]
 
-FORMATS = ("jsonl", "hh-rlhf", "rm-bench")
+FORMATS = ("jsonl", "hh-rlhf", "rm-bench", "rewardbench2")
 #: The environment variable that moves (or, set to ``/``, lifts) the confinement of ``file:`` paths.
 DATA_ROOT = "RMCHECK_DATA_ROOT"
 #: Files that mark a project's root folder (as pytest's rootdir and ini-files do).
@@ -126,7 +128,8 @@ def read_rm_bench(path: Path, limit: int | None, where: str) -> list[Row]:
     items, skipped = _convert(_json_array(path), rm_bench_cases, limit)
     _report_skipped(path, where, "RM-Bench", len(items), skipped,
                     f"items without a prompt and {len(RM_BENCH_STYLES)} chosen and rejected responses")
-    return _named(path, [(case, source) for cases, source in items for case in cases])
+    domain = file_stem(path)  # RM-Bench ships one file per domain: chat, math, code, safety-refuse, ...
+    return _named(path, [({"subset": domain, **case}, source) for cases, source in items for case in cases])
 
 
 def rm_bench_cases(item: Any) -> list[dict[str, Any]] | None:
@@ -138,12 +141,41 @@ def rm_bench_cases(item: Any) -> list[dict[str, Any]] | None:
                and all(isinstance(text, str) for text in side) for side in (chosen, rejected)):
         return None
     known = {"id": str(item["id"])} if "id" in item else {}
+    if isinstance(item.get("domain"), str):
+        known["subset"] = item["domain"]
     return [{**known, "style": style, "prompt": item["prompt"], "chosen": c, "rejected": r}
             for style, c, r in zip(RM_BENCH_STYLES, chosen, rejected)]
 
 
+def read_rewardbench2(path: Path, limit: int | None, where: str) -> list[Row]:
+    """RewardBench 2 rows (JSON Lines, as its Hugging Face split exports) as best-of-N cases;
+    ``limit`` caps the rows read. Ids are the rows' ``id`` (``FILE-LINE`` without one); a row with
+    several correct answers (the Ties subset) gives one case per correct answer, ``ID/1``, ``ID/2`` ..."""
+    rows, skipped = _convert(_json_lines(path), rewardbench2_cases, limit)
+    _report_skipped(path, where, "RewardBench 2", len(rows), skipped,
+                    "rows without a prompt, a non-empty chosen list and a non-empty rejected list")
+    named: list[Row] = []
+    for (row_id, cases), source in rows:
+        base = row_id or f"{file_stem(path)}-{source.rsplit(':', 1)[1]}"
+        named.extend(({"id": base if len(cases) == 1 else f"{base}/{k}", **case}, source)
+                     for k, case in enumerate(cases, start=1))
+    return named
+
+
+def rewardbench2_cases(row: Any) -> tuple[str | None, list[dict[str, Any]]] | None:
+    """One RewardBench 2 row ``{id, prompt, chosen: [...], rejected: [...], subset}`` as its id and one case
+    per chosen response (each with every rejected response), or None when it is malformed."""
+    chosen, rejected = row.get("chosen"), row.get("rejected")
+    if not isinstance(row.get("prompt"), str) or not all(
+            isinstance(side, list) and side and all(isinstance(t, str) for t in side) for side in (chosen, rejected)):
+        return None
+    base = {"prompt": row["prompt"], "rejected": list(rejected),
+            **({"subset": row["subset"]} if isinstance(row.get("subset"), str) else {})}
+    return (str(row["id"]) if "id" in row else None), [{**base, "chosen": text} for text in chosen]
+
+
 READERS: dict[str, Callable[[Path, int | None, str], list[Row]]] = {
-    "jsonl": read_jsonl, "hh-rlhf": read_hh_rlhf, "rm-bench": read_rm_bench}
+    "jsonl": read_jsonl, "hh-rlhf": read_hh_rlhf, "rm-bench": read_rm_bench, "rewardbench2": read_rewardbench2}
 
 
 # -- helpers --------------------------------------------------------------------------------------

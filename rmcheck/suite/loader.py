@@ -29,13 +29,15 @@ PERTURB_RESERVED = ("op", "seed", "target")
 
 @dataclass(frozen=True)
 class Case:
-    """One prompt with a response, or with a chosen and a rejected response."""
+    """One prompt with a response, or with a chosen and a rejected response (or several rejected:
+    roles ``rejected_1`` ... ``rejected_N``, for ``kind: best_of_n``)."""
 
     id: str
     prompt: Prompt
     responses: tuple[tuple[str, str], ...]  # (role, text): ("response", ...) or ("chosen", ...), ("rejected", ...)
     source: str  # "file:line" of the YAML item or the JSONL row
     style: str = ""  # the responses' style (e.g. RM-Bench's concise); the id then ends in [style=NAME]
+    subset: str = ""  # the benchmark subset or domain the case belongs to (RewardBench 2's subset, RM-Bench's domain)
 
     @property
     def is_pair(self) -> bool:
@@ -48,6 +50,14 @@ class Case:
 
     def text(self, role: str) -> str:
         return dict(self.responses)[role]
+
+    def has(self, role: str) -> bool:
+        return any(r == role for r, _ in self.responses)
+
+    @property
+    def rejected_texts(self) -> list[str]:
+        """Every rejected response (one for a pair case, N for a best-of-N case)."""
+        return [text for role, text in self.responses if role == "rejected" or role.startswith("rejected_")]
 
     @property
     def last_user_turn(self) -> str:
@@ -294,6 +304,14 @@ def _case(row: Mapping[str, Any], case_id: str, source: str) -> Case:
     keys = {k for k in ("response", "chosen", "rejected") if k in row}
     if keys == {"response"}:
         responses: tuple[tuple[str, str], ...] = (("response", str(row["response"])),)
+    elif keys == {"chosen", "rejected"} and isinstance(row["rejected"], list):
+        if not row["rejected"] or not all(isinstance(r, str) for r in row["rejected"]):
+            raise SuiteError(f"case {case_id!r}: rejected must be a string or a non-empty list of strings",
+                             where=source, fix="Write rejected: [first wrong answer, second wrong answer]")
+        rejected = row["rejected"]
+        responses = (("chosen", str(row["chosen"])),
+                     *((("rejected", rejected[0]),) if len(rejected) == 1 else
+                       ((f"rejected_{i}", text) for i, text in enumerate(rejected, start=1))))
     elif keys == {"chosen", "rejected"}:
         responses = (("chosen", str(row["chosen"])), ("rejected", str(row["rejected"])))
     else:
@@ -308,7 +326,8 @@ def _case(row: Mapping[str, Any], case_id: str, source: str) -> Case:
     elif not isinstance(prompt, str):
         raise SuiteError("prompt must be a string or a list of {role, content} turns", where=source)
     style = str(row.get("style", ""))
-    return Case(case_id + _style_suffix(style) if style else case_id, prompt, responses, source, style)
+    return Case(case_id + _style_suffix(style) if style else case_id, prompt, responses, source, style,
+                str(row.get("subset", "")))
 
 
 def _style_suffix(style: str) -> str:
@@ -339,7 +358,7 @@ def _expand(case: Case, lexicons: dict[str, list[str]]) -> Iterator[Case]:
         prompt = fill(case.prompt) if isinstance(case.prompt, str) else tuple((r, fill(c)) for r, c in case.prompt)
         suffix = ",".join(f"{k}={v}" for k, v in values.items())
         yield Case(f"{case.id}[{suffix}]", prompt, tuple((r, fill(t)) for r, t in case.responses), case.source,
-                   case.style)
+                   case.style, case.subset)
 
 
 def _fill(text: str, values: Mapping[str, str]) -> str:
