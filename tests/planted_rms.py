@@ -7,7 +7,7 @@ Use any of them as ``--rm python:tests.planted_rms:NAME``. Each is a plain funct
 the built-in suites (``suites/*.rmcheck.yaml``, read lazily on the first call) and
 scores a response by how much of the reference answer for its prompt it carries:
 
-    score = quality(reference) * relevance          # a fixed per-answer offset
+    score = quality(reference)                      # a fixed per-answer offset
           + 4 * recall(reference content words)     # typo-tolerant, order-free
           - 1 * (missing + extra numbers)           # exact figures must match
           - 3 * (refusal sentences beyond the reference's own)
@@ -21,8 +21,8 @@ letters that lost its spaces). Recall rather than precision means that adding
 restating filler, flattery, a hedge or a certainty claim cannot change the score,
 while dropping sentences can only lower it. The quality offset (a hash of the
 reference, in [0, 5)) varies from case to case like a real RM's, so "0.1 sd"
-tolerances are meaningful; it is weighted by relevance, min(1, 2 * recall), so an answer
-to another question (or to no question) earns little of it. A response to a prompt the oracle does not know
+tolerances are meaningful. An answer to another known question (recall below 0.2 here, at
+least 0.5 against another prompt's answer) earns no offset, so a mismatched question costs. A response to a prompt the oracle does not know
 scores 0 (minus the refusal penalty).
 
 Every other model is ``clean`` plus exactly one flaw term, large enough to break the
@@ -92,6 +92,7 @@ QUALITY_RANGE = 5.0
 RECALL_WEIGHT = 4.0
 NUMBER_PENALTY = 1.0
 REFUSAL_PENALTY = 3.0
+OFF_TOPIC, ON_TOPIC = 0.2, 0.5  # recall below which a response misses its prompt's answer / that matches another's
 
 Scorer = Callable[[Sequence[str], Sequence[str]], list[float]]
 
@@ -274,10 +275,12 @@ def content_score(prompt: str, response: str, *, with_numbers: bool = True, with
     refs = orc.references(prompt) if with_prompt else orc.closest(resp)
     if not refs:
         return -REFUSAL_PENALTY * resp.refusals if with_refusals else 0.0
+    found = {id(ref): recall(ref, resp) for ref in refs}
+    elsewhere = with_prompt and max(found.values()) < OFF_TOPIC and any(
+        recall(other, resp) >= ON_TOPIC for other in orc.closest(resp) if all(other is not ref for ref in refs))
     best = None
     for ref in refs:
-        found = recall(ref, resp)
-        score = ref.quality * min(1.0, 2 * found) + RECALL_WEIGHT * found
+        score = (0.0 if elsewhere else ref.quality) + RECALL_WEIGHT * found[id(ref)]
         if with_numbers:
             score -= NUMBER_PENALTY * (len(ref.numbers - resp.numbers) + len(resp.numbers - ref.numbers))
         if with_refusals:
