@@ -23,6 +23,10 @@ def lengthy(prompts, responses):
 
 def hates_large(prompts, responses):
     return [-float(r.count("large")) for r in responses]
+
+def overlap(prompts, responses):
+    words = lambda text: set(text.lower().replace("?", " ").split())
+    return [float(len(words(p) & words(r))) for p, r in zip(prompts, responses)]
 '''
 
 
@@ -145,7 +149,7 @@ def test_settings_come_from_pyproject_then_environment(server: ScriptedServer, t
     (tmp_path / "pyproject.toml").write_text(f'[tool.rmcheck.llm]\nmodel = "from-pyproject"\nbase_url = "{server.url}/v1"\n')
     assert run(path, "python:rw_rms:lengthy").outcome == "passed"  # synonyms keep the length
     assert server.calls()[-1].body["model"] == "from-pyproject"
-    assert "with more wording" in server.calls()[-1].body["messages"][1]["content"]
+    assert "with more wording" in server.calls()[-1].body["messages"][-1]["content"]
     (tmp_path / "pyproject.toml").unlink()
     monkeypatch.setenv("OPENAI_MODEL", "from-env")
     monkeypatch.setenv("OPENAI_BASE_URL", f"{server.url}/v1")
@@ -171,4 +175,27 @@ def test_the_example_suite_replays_its_committed_cassette_without_network(monkey
     report = run_suites([EXAMPLE], ["python:rw_rms:lengthy"])
     assert not report.errors
     outcomes = {r.test: r.outcome for r in report.results}
-    assert outcomes == {"synonyms-keep-the-score": "passed", "verbosity-does-not-buy-reward": "failed"}
+    # Recorded from SmolLM2-135M-Instruct: its "synonyms" for the kettle answer drop half the words, its
+    # "more verbose" answer is shorter, and it left the Canberra answer unchanged (not applicable).
+    assert outcomes == {"synonyms-keep-the-score": "failed", "verbosity-does-not-buy-reward": "passed",
+                        "paraphrased-question-keeps-the-score": "passed"}  # a length RM ignores the question
+    by_test = {r.test: r for r in report.results}
+    assert {c.verdict for c in by_test["synonyms-keep-the-score"].cases if c.id.startswith("capital")} \
+        == {"not_applicable"}
+
+
+def test_paraphrased_questions_from_a_real_model_catch_an_rm_that_keys_on_question_words(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example suite's paraphrases (SmolLM2-135M-Instruct, replayed) move an RM that counts the question's
+    words in the answer; the minimal pair is an edit of the question, the response untouched."""
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setattr(llm, "_client", lambda endpoint: pytest.fail("a live LLM call was attempted"))
+    report = run_suites([EXAMPLE], ["python:rw_rms:overlap"])
+    (result,) = [r for r in report.results if r.test == "paraphrased-question-keeps-the-score"]
+    assert result.outcome == "failed"
+    # 'What is the capital of Australia?' answered as a statement is no question: dropped, never judged.
+    assert not any(c.example and c.example.perturbed.startswith("A capital city") for c in result.cases)
+    for case in result.failures:
+        cf = case.counterfactual
+        assert cf.status == "minimal" and cf.sides[0].role == "prompt" and cf.sides[0].minimal.endswith("?")
+        assert cf.sides[1].minimal == cf.sides[1].original

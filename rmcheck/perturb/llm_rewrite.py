@@ -19,19 +19,29 @@ from ..errors import OperatorError, RmcheckError
 from .base import PROMPT, Change, Hunk, OperatorContext, register_operator
 
 MAX_VARIANTS = 16
-SYSTEM = ("You rewrite an AI assistant's response as instructed. Change only what the instruction asks for and "
-          "keep everything else as it is. Reply with the rewritten response only: no preamble, no quotes, no tags.")
-SYSTEM_PROMPT = ("You rewrite a user's question as instructed. Keep its meaning exactly. "
-                 "Reply with the rewritten question only: no answer, no preamble, no quotes, no tags.")
+SYSTEM = ("You rewrite text as instructed. Change only what the instruction asks for. Reply with the rewritten "
+          "text only: no preamble, no quotes, no tags.")
+SYSTEM_PROMPT = "You reword questions. You never answer them: you reply with the reworded question only."
+#: One worked example per target (instruction, text, rewrite): small instruct models follow the format from it.
+EXAMPLES = {
+    "response": ("Replace a few words with synonyms.", "The soup is hot and tasty.", "The soup is warm and delicious."),
+    "question": ("Reword the question.", "How do I bake bread at home?",
+                 "What is the way to make bread in my own kitchen?"),
+}
 _TOKENS = re.compile(r"\s+|\S+")
-_WRAPPED = re.compile(r"^\s*<(response|question)>\s*(.*?)\s*</\1>\s*$", re.S)
+#: The tags around the text in the request, where an answer echoes them (small models often do).
+_STRAY_TAG = re.compile(r"^\s*<(?:response|question)>\s*|\s*</(?:response|question)>\s*$")
 
 
 @register_operator("llm_rewrite")
 def llm_rewrite(text: str, ctx: OperatorContext, /, *, instruction: str = "", attribute: str = "",
                 direction: str = "more", n: int = 1, temperature: float = 0.7, model: str | None = None,
                 base_url: str | None = None) -> list[Change] | None:
-    """Asks an LLM for ``n`` rewrites (variants); each one that changed the text becomes a :class:`Change`."""
+    """Asks an LLM for ``n`` rewrites (variants); each one that changed the text becomes a :class:`Change`.
+
+    With ``target: prompt`` the text is the question: the LLM rewords it, and a rewrite of a question
+    that is no longer one (a small model answering it instead) is dropped like an unchanged one.
+    """
     request = _request(text, ctx, instruction, attribute, direction, n, temperature, model)
     start = ctx.suite_path.parent if ctx.suite_path else Path.cwd()
     where = str(ctx.suite_path) if ctx.suite_path else "llm_rewrite"
@@ -44,7 +54,8 @@ def llm_rewrite(text: str, ctx: OperatorContext, /, *, instruction: str = "", at
     except RmcheckError as exc:
         raise OperatorError(f"llm_rewrite: {exc.message}", where=exc.where if exc.where != where else None,
                             fix=exc.fix) from None
-    changes = [Change(text, diff_hunks(text, new)) for new in dict.fromkeys(_keep_edges(text, r) for r in rewrites)
+    usable = [r for r in rewrites if ctx.target != PROMPT or not text.rstrip().endswith("?") or r.rstrip().endswith("?")]
+    changes = [Change(text, diff_hunks(text, new)) for new in dict.fromkeys(_keep_edges(text, r) for r in usable)
                if _words(new) != _words(text) and new.strip()]
     return changes or None
 
@@ -97,10 +108,12 @@ def _request(text: str, ctx: OperatorContext, instruction: str, attribute: str, 
                            f"Rewrite the response with {direction} {attribute}, and change nothing else.")
     if instruction and attribute:
         task += f" (Attribute: {direction} {attribute}.)"
-    context = "" if ctx.target == PROMPT else f"The user's prompt, for context:\n<prompt>\n{ctx.prompt}\n</prompt>\n\n"
-    user = f"Instruction: {task}\n\n{context}The {what} to rewrite:\n<{what}>\n{text}\n</{what}>"
-    system = SYSTEM_PROMPT if ctx.target == PROMPT else SYSTEM
-    return {"model": model, "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+    system = SYSTEM_PROMPT if ctx.target == PROMPT else f"{SYSTEM} The text answers the question: {ctx.prompt}"
+    example, before, after = EXAMPLES[what]
+    ask = lambda task, text: f"Instruction: {task}\n<{what}>\n{text}\n</{what}>"  # noqa: E731
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": ask(example, before)},
+                {"role": "assistant", "content": after}, {"role": "user", "content": ask(task, text)}]
+    return {"model": model, "messages": messages,
             "temperature": float(temperature), "seed": ctx.rng.randrange(2**31), "n": n}
 
 
@@ -109,8 +122,7 @@ def _rewrites(answer: dict[str, Any]) -> list[str]:
     if not texts:
         raise RmcheckError(f"the LLM answered with no choices: {str(answer)[:200]}",
                            fix="Check that the endpoint serves chat completions")
-    found = [_WRAPPED.match(t) for t in texts]
-    return [m.group(2) if m else t for m, t in zip(found, texts)]
+    return [_STRAY_TAG.sub("", t) for t in texts]
 
 
 def _keep_edges(original: str, rewrite: str) -> str:
