@@ -199,3 +199,28 @@ def test_paraphrased_questions_from_a_real_model_catch_an_rm_that_keys_on_questi
         cf = case.counterfactual
         assert cf.status == "minimal" and cf.sides[0].role == "prompt" and cf.sides[0].minimal.endswith("?")
         assert cf.sides[1].minimal == cf.sides[1].original
+
+
+def test_the_recording_server_speaks_the_openai_protocol(tmp_path: Path) -> None:
+    """fixtures/llm_server.py (which recorded the example cassettes) answers rmcheck's client, on 127.0.0.1,
+    with one choice per requested variant; a stand-in generator replaces the model here."""
+    import threading
+
+    from fixtures.llm_server import serve
+
+    class Echo:
+        def answer(self, body: dict) -> list[str]:
+            text = body["messages"][-1]["content"].split("<response>\n")[1].split("\n</response>")[0]
+            return [text.replace("big", "large")] * int(body.get("n", 1))
+
+    server = serve(Echo(), 0)  # type: ignore[arg-type]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host, port = server.server_address[:2]
+        assert host == "127.0.0.1"
+        path = write_suite(tmp_path, f"instruction: Use synonyms., n: 2, model: m, base_url: 'http://{host}:{port}/v1'")
+        result = run(path)
+    finally:
+        server.shutdown()
+    assert result.outcome == "failed"  # hates_large: 'big' became 'large'
+    assert [c.id for c in result.failures] == ["dog"]
