@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+import scipy.stats  # noqa: F401  (imported once here: pytester's in-process runs drop modules they import, and
+#                   numpy's C extensions cannot load twice in one process; rmcheck imports scipy lazily)
 
 SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
 

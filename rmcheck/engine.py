@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .backends.base import OVERALL, ModelOptions, Pair, RewardModel, Scores, load_model, model_inputs
-from .errors import BackendError, RmcheckError
+from .backends.base import OVERALL, ModelOptions, Pair, RewardModel, Scores, load_model, model_inputs, split_spec
+from .backends.quiet import LOADED_BY_TRANSFORMERS, quiet_transformers
+from .errors import BackendError, ModelError, RmcheckError
 from .expect import Threshold
 from .kinds.registry import kind_of
 from .results import TestResult
@@ -70,7 +71,8 @@ class Engine:
             if self.progress is not None:
                 self.progress(f"loading {spec}", 0, 0)
             try:
-                self._models[spec] = load_model(spec, self.options)
+                with quiet_transformers(importing=split_spec(spec)[0] in LOADED_BY_TRANSFORMERS):
+                    self._models[spec] = load_model(spec, self.options)
             except RmcheckError as exc:
                 self._models[spec] = exc
         found = self._models[spec]
@@ -88,7 +90,8 @@ class Engine:
 
     def score(self, spec: str, pairs: Iterable[Pair], what: str = "") -> dict[Pair, Scores]:
         """Scores of ``pairs`` under ``spec``, each distinct pair scored at most once per run."""
-        return self.scorer(spec).score(pairs, self.progress_for(what or f"scoring {spec}"))
+        with quiet_transformers():
+            return self.scorer(spec).score(pairs, self.progress_for(what or f"scoring {spec}"))
 
     def progress_for(self, what: str) -> ProgressCallback | None:
         """A ``(done, total)`` callback that reports ``what`` to the run's progress display, if any."""
@@ -126,6 +129,12 @@ class Engine:
         if test.tolerance.unit == "sd":
             values = [scores[p][objective] for p in request.suite.pairs()]
             sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            if not sd > 0 and test.tolerance.value:
+                raise RmcheckError(
+                    f"tolerance {test.tolerance} is undefined for model {request.spec}: its scores of the suite's "
+                    f"{len(values)} original response(s) do not vary (sd = 0)", where=request.suite.where(test),
+                    fix="Give the tolerance in score units (e.g. 'tolerance: 0.05') or in bt, or add cases whose "
+                        "responses the model scores differently")
         return test.tolerance.resolve(sd)
 
     def scratch(self, kind: str) -> dict[Any, Any]:
@@ -145,7 +154,10 @@ class Engine:
             for kind in {id(k): k for k in (kind_of(r.test) for r in requests)}.values():
                 mine = [r for r in requests if r.spec == spec and kind_of(r.test) is kind]
                 try:
-                    out.update(kind.evaluate(self, spec, mine))
+                    with quiet_transformers():
+                        out.update(kind.evaluate(self, spec, mine))
+                except BackendError as exc:  # the model could not be loaded or scored: every test of it is an error
+                    out.update((r.key, exc if isinstance(exc, ModelError) else ModelError(spec, exc)) for r in mine)
                 except RmcheckError as exc:
                     out.update((r.key, exc) for r in mine)
         return out

@@ -32,3 +32,11 @@ class BackendError(RmcheckError):
 
 class ScoreError(BackendError):
     """A model returned scores that cannot be trusted (NaN, wrong count, wrong type)."""
+
+
+class ModelError(BackendError):
+    """A model that could not be loaded or scored during a run: its tests are errors, not failures."""
+
+    def __init__(self, spec: str, cause: RmcheckError) -> None:
+        super().__init__(cause.message, where=cause.where, fix=cause.fix)
+        self.spec = spec

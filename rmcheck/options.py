@@ -1,13 +1,15 @@
 """Options shared by the pytest plugin and the CLI, declared once."""
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .backends.base import ModelOptions
+from .backends.base import SPEC_FORMS, ModelOptions
+from .report.compare import DEFAULT_ALPHA, FAIL_ON
 from .scoring.cache import DEFAULT_CACHE_DIR, ScoreCache, run_cache
 from .scoring.scheduler import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS
 from .errors import RmcheckError
@@ -47,7 +49,7 @@ def _positive_int(text: str) -> int:
 
 OPTIONS = [
     Option("rm", "--rm", "--rm", dict(action="append", default=[], metavar="SPEC",
-           help="reward model to test (repeatable): demo, hf:ID_OR_PATH[@REV], python:MODULE:CALLABLE, http://HOST:PORT")),
+           help="reward model to test (repeatable; the first is the base of comparisons): " + SPEC_FORMS)),
     Option("rmcheck_json", "--rmcheck-json", "--json", dict(default=None, metavar="PATH",
            help="write the JSON run document to PATH")),
     Option("rmcheck_device", "--rmcheck-device", "--device", dict(default=None, metavar="DEVICE",
@@ -86,12 +88,21 @@ OPTIONS = [
            help="largest tolerated pass-rate drop against the baseline, for every test (0.05) or the tests of "
                 "one attribute (verbosity=0); repeatable; default 0")),
     Option("rmcheck_regression_alpha", "--rmcheck-regression-alpha", "--regression-alpha", dict(
-           default=None, type=_probability, metavar="P",
-           help="count a drop as a regression only when the exact McNemar p-value over its cases is <= P")),
+           default=DEFAULT_ALPHA, type=_probability, metavar="P",
+           help="count a drop as a regression only when the exact McNemar p-value over the cases both runs "
+                f"judged is <= P (default {DEFAULT_ALPHA}; 1 lets the drop alone decide)")),
+    Option("rmcheck_fail_on", "--rmcheck-fail-on", "--fail-on", dict(
+           default=None, choices=list(FAIL_ON),
+           help="what fails a test: absolute (below its min_pass_rate), regression (regressed against the "
+                "baseline; a test failing in the baseline too is xfailed) or both; default both with a "
+                "baseline, absolute without")),
 ]
 
 #: Options of the release gate against a baseline (``rmcheck compare`` takes all but the baseline itself).
-GATE_OPTIONS = ("rmcheck_baseline", "rmcheck_max_regression", "rmcheck_regression_alpha")
+GATE_OPTIONS = ("rmcheck_baseline", "rmcheck_max_regression", "rmcheck_regression_alpha", "rmcheck_fail_on")
+
+#: The thresholds ``rmcheck compare`` takes.
+COMPARE_OPTIONS = ("rmcheck_max_regression", "rmcheck_regression_alpha")
 
 #: Options that are not model settings (``rmcheck serve`` takes all the others).
 RUN_ONLY = ("rm", "rmcheck_json", "rmcheck_shrink_budget", "rmcheck_cache", "rmcheck_no_cache", *GATE_OPTIONS)
@@ -121,26 +132,64 @@ def score_cache(get: Callable[[str], Any], root: Path) -> ScoreCache | None:
 
 
 def resolve_models(given: list[str], rootdir: Path) -> list[str]:
-    """The model specs to test: ``--rm`` values, else pyproject's ``[tool.rmcheck] model``, else RMCHECK_MODEL,
-    else the embedded ``demo`` model."""
+    """The model specs to test, by the usual precedence: ``--rm`` values, else RMCHECK_MODEL, else
+    pyproject's ``[tool.rmcheck] model``, else the embedded ``demo`` model."""
     if given:
         return list(dict.fromkeys(given))
+    if os.environ.get(ENV_MODEL, "").strip():
+        return [os.environ[ENV_MODEL].strip()]
     configured = pyproject_setting(rootdir, "model")
     if configured:
         return [configured] if isinstance(configured, str) else [str(m) for m in configured]
-    if os.environ.get(ENV_MODEL, "").strip():
-        return [os.environ[ENV_MODEL].strip()]
     return [DEFAULT_MODEL]
 
 
-def pyproject_setting(rootdir: Path, key: str) -> Any:
-    """``[tool.rmcheck] KEY`` from the nearest pyproject.toml at or above ``rootdir``."""
-    for folder in (rootdir, *rootdir.parents):
-        path = folder / "pyproject.toml"
-        if path.is_file():
-            try:
-                data = tomllib.loads(path.read_text(encoding="utf-8"))
-            except tomllib.TOMLDecodeError as exc:
-                raise RmcheckError(f"invalid TOML: {exc}", where=str(path)) from None
-            return data.get("tool", {}).get("rmcheck", {}).get(key)
-    return None
+#: The keys of ``[tool.rmcheck]`` in pyproject.toml (``model = SPEC``; ``[tool.rmcheck.llm]`` and
+#: ``[tool.rmcheck.judge]`` tables for LLM calls). A module that reads another key adds it here.
+PYPROJECT_KEYS = ["model", "llm", "judge"]
+
+
+def check_pyproject(rootdir: Path) -> None:
+    """Raise one error, at ``pyproject.toml:LINE``, for an unknown key of ``[tool.rmcheck]``."""
+    path = _pyproject(rootdir)
+    table = pyproject_setting(rootdir, None) if path else None
+    if not isinstance(table, dict):
+        return
+    for key in table:
+        if key not in PYPROJECT_KEYS:
+            close = difflib.get_close_matches(str(key), PYPROJECT_KEYS, n=1)
+            hint = f"Did you mean {close[0]!r}? " if close else ""
+            raise RmcheckError(f"unknown key {key!r} in [tool.rmcheck]", where=f"{path}:{_toml_line(path, key)}",
+                               fix=f"{hint}Its keys are: {', '.join(PYPROJECT_KEYS)}")
+
+
+def _toml_line(path: Path, key: str) -> int:
+    """The line of ``key`` in ``[tool.rmcheck]`` (or of its ``[tool.rmcheck.KEY]`` table), else of the table."""
+    table, found = "", 0
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.strip()
+        if text.startswith("["):
+            table = text.strip("[] ")
+            if table == f"tool.rmcheck.{key}":
+                return number
+            found = found or (number if table == "tool.rmcheck" else 0)
+        elif table == "tool.rmcheck" and text.split("=")[0].strip().strip('"') == key:
+            return number
+    return found or 1
+
+
+def _pyproject(rootdir: Path) -> Path | None:
+    return next((f / "pyproject.toml" for f in (rootdir, *rootdir.parents) if (f / "pyproject.toml").is_file()), None)
+
+
+def pyproject_setting(rootdir: Path, key: str | None) -> Any:
+    """``[tool.rmcheck] KEY`` (None: the whole table) from the nearest pyproject.toml at or above ``rootdir``."""
+    path = _pyproject(rootdir)
+    if path is None:
+        return None
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise RmcheckError(f"invalid TOML: {exc}", where=str(path)) from None
+    table = data.get("tool", {}).get("rmcheck", {})
+    return table if key is None else table.get(key)

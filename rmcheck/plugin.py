@@ -15,13 +15,14 @@ from typing import Any, Iterator
 import pytest
 
 from .report.ci import attach_failure, junit_properties
-from .report.compare import Baseline, parse_thresholds
+from .backends.base import check_spec
+from .report.compare import Baseline, fail_on_mode, gate_status, parse_thresholds
 from .engine import DEFAULT_SHRINK_BUDGET, Engine, Outcomes, Request
-from .errors import RmcheckError
-from .options import add_options, model_options, resolve_models, score_cache
+from .errors import ModelError, RmcheckError
+from .options import add_options, check_pyproject, model_options, resolve_models, score_cache
 from .report.text import failure_text
 from .report.rundoc import write_atomically
-from .results import TestResult, run_document
+from .results import TestResult, run_document, status_of, summary_line
 from .scoring.scheduler import BatchPolicy, ScoringStats
 from .suite.loader import Suite, load_suite
 
@@ -38,6 +39,7 @@ class PluginState:
     json_path: str | None
     results: Outcomes = field(default_factory=dict)
     baseline: Baseline | None = None  # --rmcheck-baseline: each result is gated against it
+    fail_on: str = "absolute"  # --rmcheck-fail-on: absolute, regression or both
 
 
 STATE = pytest.StashKey[PluginState]()
@@ -65,13 +67,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "rmcheck: a reward-model behavioural test from a *.rmcheck.yaml suite")
-    try:
+    options = model_options(config.getoption)
+    try:  # a model that cannot be named, found or imported is a usage error, found before any test runs
+        check_pyproject(config.rootpath)
         specs = resolve_models(config.getoption("rm"), config.rootpath)
+        for spec in specs:
+            check_spec(spec, options)
+        baseline = _baseline(config)
+        fail_on = fail_on_mode(config.getoption("rmcheck_fail_on"), baseline is not None, "--rmcheck-fail-on")
     except RmcheckError as exc:
         raise pytest.UsageError(str(exc)) from None
     budget = config.getoption("rmcheck_shrink_budget") or DEFAULT_SHRINK_BUDGET
-    engine = Engine(model_options(config.getoption), budget, cache=score_cache(config.getoption, config.rootpath))
-    config.stash[STATE] = PluginState(engine, specs, config.getoption("rmcheck_json"), baseline=_baseline(config))
+    engine = Engine(options, budget, cache=score_cache(config.getoption, config.rootpath))
+    config.stash[STATE] = PluginState(engine, specs, config.getoption("rmcheck_json"), baseline=baseline,
+                                      fail_on=fail_on)
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(Reporter(config), "rmcheck-reporter")
 
@@ -118,11 +127,8 @@ def _baseline(config: pytest.Config) -> Baseline | None:
     path = config.getoption("rmcheck_baseline")
     if not path:
         return None
-    try:
-        return Baseline(path, parse_thresholds(config.getoption("rmcheck_max_regression"), "--rmcheck-max-regression"),
-                        config.getoption("rmcheck_regression_alpha"))
-    except RmcheckError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    return Baseline(path, parse_thresholds(config.getoption("rmcheck_max_regression"), "--rmcheck-max-regression"),
+                    config.getoption("rmcheck_regression_alpha"))
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -158,6 +164,7 @@ class RmcheckItem(pytest.Item):
         self.test_name = test_name
         self.spec = spec
         self.rmcheck_result: TestResult | None = None
+        self.rmcheck_status = ""  # passed, failed, skipped or xfailed, as the gate decided
 
     @property
     def suite(self) -> Suite:
@@ -171,29 +178,41 @@ class RmcheckItem(pytest.Item):
         test = next(t for t in self.suite.tests if t.name == self.test_name)
         return Request(self.suite, test, self.spec)
 
-    def runtest(self) -> None:
+    def setup(self) -> None:
+        """Run this item's suite and model group (once); a test that cannot run is an error, not a failure."""
         state = self.config.stash[STATE]
         if self.key not in state.results:
             state.results.update(state.engine.evaluate(_pending(self, state)))
         outcome = state.results[self.key]
+        if isinstance(outcome, ModelError):  # JUnit keeps the reason with each test; the terminal shows it once
+            self.user_properties.append(("rmcheck_error", str(outcome)))
         if isinstance(outcome, RmcheckError):
             raise outcome
+
+    def runtest(self) -> None:
+        state = self.config.stash[STATE]
+        outcome = state.results[self.key]
+        assert isinstance(outcome, TestResult)
         self.rmcheck_result = outcome
         if self.config.pluginmanager.has_plugin("allure_listener"):
             _attach_artifacts(outcome)  # a sweep's CSV and plots, passed or failed
         result = outcome.to_json()
         change = state.baseline.check(result) if state.baseline else None
         regressed = change is not None and change.regression
+        self.rmcheck_status, reason = gate_status(result, change, state.fail_on)
         self.user_properties.extend(junit_properties(result, change))
         if (outcome.outcome == "failed" or regressed) and self.config.pluginmanager.has_plugin("allure_listener"):
             attach_failure(result, change)  # only when allure-pytest records results (--alluredir)
-        if outcome.outcome == "not_applicable":
-            pytest.skip(f"rmcheck: no case applicable ({outcome.counts['not_applicable']} not applicable)")
+        if self.rmcheck_status == "skipped":
+            pytest.skip(_skip_reason(outcome))
+        if self.rmcheck_status == "xfailed":
+            pytest.xfail(f"{reason}: pass rate {outcome.pass_rate:.2f} < min_pass_rate {outcome.min_pass_rate:.2f}")
+        if self.rmcheck_status == "passed":
+            return
         regression = change.explain(state.baseline.path, self.spec) if change and regressed else ""
-        if outcome.outcome == "failed":
+        if outcome.outcome == "failed" and state.fail_on != "regression":
             raise RmcheckFailure(failure_text(outcome) + (f"\n\n{regression}" if regression else ""))
-        if regression:
-            raise RmcheckFailure(regression)
+        raise RmcheckFailure(regression)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, (RmcheckFailure, RmcheckError)):
@@ -203,6 +222,12 @@ class RmcheckItem(pytest.Item):
     def reportinfo(self) -> tuple[Path, int, str]:
         test = next(t for t in self.suite.tests if t.name == self.test_name)
         return self.path, test.line - 1, f"{self.suite.name}::{self.test_name} [{self.spec}]"
+
+
+def _skip_reason(result: TestResult) -> str:
+    if not result.cases:
+        return "rmcheck: tested nothing: the test has no cases (is its case file empty?)"
+    return f"rmcheck: no case applicable ({result.counts['not_applicable']} not applicable)"
 
 
 def _attach_artifacts(result: TestResult) -> None:
@@ -226,14 +251,31 @@ def _pending(item: RmcheckItem, state: PluginState) -> list[Request]:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
-    if call.when == "call" and isinstance(item, RmcheckItem) and item.rmcheck_result is not None:
+    if not isinstance(item, RmcheckItem):
+        return
+    error = call.excinfo.value if call.excinfo is not None else None
+    if call.when == "setup" and isinstance(error, RmcheckError):
+        report.longrepr = _error_line(item, error)  # one line, never a traceback
+        report.rmcheck_error = {"suite": item.suite.name, "suite_file": str(item.suite.path),
+                                "line": item.request().test.line, "test": item.test_name, "model": item.spec,
+                                "error": str(error), "model_error": isinstance(error, ModelError)}
+    if report.skipped and isinstance(report.longrepr, tuple):  # at the suite's line, not inside this plugin
+        report.longrepr = (str(item.path), item.request().test.line, report.longrepr[2])
+    if call.when == "call" and item.rmcheck_result is not None:
         model = item.config.stash[STATE].engine.model(item.spec)
         scorer = item.config.stash[STATE].engine.used_scorer(item.spec)
-        report.rmcheck = {"result": item.rmcheck_result.to_json(),
+        report.rmcheck = {"result": {**item.rmcheck_result.to_json(), "status": item.rmcheck_status},
                           "model": {"spec": model.spec, "fingerprint": model.fingerprint,
                                     "description": model.describe()},
                           "scoring": scorer and {"worker": os.environ.get("PYTEST_XDIST_WORKER", ""),
                                                  "describe": scorer.describe(), "stats": asdict(scorer.stats)}}
+
+
+def _error_line(item: RmcheckItem, error: RmcheckError) -> str:
+    if isinstance(error, ModelError):
+        return (f"rmcheck: model {item.spec} could not be loaded or scored, so this test could not run "
+                f"(the reason is printed once, in the rmcheck summary)")
+    return f"rmcheck: {error}"
 
 
 class Reporter:
@@ -242,8 +284,10 @@ class Reporter:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.results: list[dict[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []
         self.models: dict[str, dict[str, str]] = {}
         self.scoring: dict[tuple[str, str], dict[str, Any]] = {}  # the latest (cumulative) per worker and model
+        self.others_passed = 0  # tests that are not rmcheck items and passed
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, "rmcheck", None)
@@ -252,38 +296,73 @@ class Reporter:
             self.models.setdefault(payload["model"]["spec"], payload["model"])
             if payload.get("scoring"):
                 self.scoring[(payload["scoring"]["worker"], payload["model"]["spec"])] = payload["scoring"]
+        elif getattr(report, "rmcheck_error", None) is not None:
+            self.errors.append(report.rmcheck_error)
+        elif report.when == "call" and report.passed:
+            self.others_passed += 1
+
+    def ordered_models(self) -> list[dict[str, str]]:
+        """The models in the order given (``--rm``, then the configuration), whatever order workers reported."""
+        specs = self.config.stash[STATE].specs
+        return sorted(self.models.values(), key=lambda m: specs.index(m["spec"]) if m["spec"] in specs else len(specs))
 
     def scoring_lines(self) -> Iterator[str]:
         """Per model: the batching and caching in effect, and the scoring counts summed over xdist workers."""
-        for spec in self.models:
+        for spec in (m["spec"] for m in self.ordered_models()):
             mine = [s for (_, model), s in self.scoring.items() if model == spec]
             if mine:
                 total = sum((ScoringStats(**s["stats"]) for s in mine), ScoringStats())
                 yield f"scoring [{spec}]: {mine[0]['describe']}; {total.summary()}"
 
+    def document(self) -> dict[str, Any]:
+        specs = self.config.stash[STATE].specs
+        errors = [{k: v for k, v in e.items() if k != "model_error"} for e in self.errors]
+        models = self.ordered_models() + [{"spec": s} for s in specs if s not in self.models and
+                                          any(e["model"] == s for e in errors)]
+        return run_document(self.results, models, errors)
+
+    def tested_nothing(self) -> bool:
+        """rmcheck items ran, and none of them judged a case (every one skipped), nor did any other test pass."""
+        ran = self.results or self.errors
+        return bool(ran) and not self.errors and not self.others_passed and all(
+            status_of(r) == "skipped" for r in self.results)
+
+    @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         path = self.config.stash[STATE].json_path
-        if path and self.results:
-            document = run_document(self.results, list(self.models.values()))
+        if path and (self.results or self.errors):
+            document = self.document()
             self.config.hook.pytest_rmcheck_run_document(document=document, config=self.config)
             write_atomically(path, json.dumps(document, indent=2))
+        if session.exitstatus == pytest.ExitCode.OK and self.tested_nothing():
+            session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.results:
+        if not self.results and not self.errors:
             return
         tr = terminalreporter
         tr.section("rmcheck")
-        for model in self.models.values():
+        for model in self.ordered_models():
             tr.write_line(f"model {model['description']}")
         for line in self.scoring_lines():
             tr.write_line(line)
-        for r in self.results:
+        reasons = {e["model"]: e["error"] for e in self.errors if e["model_error"]}
+        for spec, reason in reasons.items():
+            tr.write_line(f"model {spec} could not be loaded or scored: {reason}", red=True)
+        doc = self.document()
+        for r in doc["results"]:
             rate = "n/a" if r["pass_rate"] is None else f"{r['pass_rate']:.2f}"
-            tr.write_line(f"{r['outcome']:>14}  pass rate {rate:>4}  {r['suite']}::{r['test']} [{r['model']}]")
+            tr.write_line(f"{status_of(r):>8}  pass rate {rate:>4}  {r['suite']}::{r['test']} [{r['model']}]")
+        for e in doc.get("errors", []):
+            tr.write_line(f"{'error':>8}  {'':14}  {e['suite']}::{e['test']} [{e['model']}]")
+        counts = doc["summary"]
+        tr.write_line(f"rmcheck: {summary_line(counts)}")
+        if self.tested_nothing():
+            tr.write_line("rmcheck: tested nothing: no case of any test was applicable (exit code 5)", red=True)
         path = self.config.stash[STATE].json_path
         if path:
             tr.write_line(f"rmcheck: JSON run document written to {path}")
         baseline = self.config.stash[STATE].baseline
-        for spec in self.models if baseline else ():
+        for spec in (m["spec"] for m in self.ordered_models()) if baseline else ():
             for line in baseline.compare([r for r in self.results if r["model"] == spec]).summary_lines():
                 tr.write_line(f"rmcheck baseline: {line}")

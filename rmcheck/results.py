@@ -5,7 +5,7 @@ import datetime as _dt
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterable, Literal, Sequence
 
 from .backends.base import prompt_to_text
 from .errors import RmcheckError
@@ -170,21 +170,57 @@ class TestResult:
         }
 
 
-def run_document(results: list[dict[str, Any]], models: list[dict[str, Any]]) -> dict[str, Any]:
-    """The versioned JSON run document from per-test JSON results and model descriptions."""
+#: What a test came to, counted the same by pytest's line, JUnit, the CLI and the run document's summary:
+#: skipped is a test with no applicable case, xfailed one that fails its min_pass_rate but did not regress
+#: (``--fail-on regression``), errors a test that could not run (its model, or its tolerance).
+STATUSES = ("passed", "failed", "skipped", "xfailed", "errors")
+
+
+def status_of(result: dict[str, Any]) -> str:
+    """A result's status: the gate's (``status``), else its own outcome."""
+    return result.get("status") or {"not_applicable": "skipped"}.get(result["outcome"], result["outcome"])
+
+
+def summary_counts(statuses: Iterable[str]) -> dict[str, int]:
+    """``{"passed": N, "failed": N, "skipped": N, "xfailed": N, "errors": N}``."""
+    counts = dict.fromkeys(STATUSES, 0)
+    for status in statuses:
+        counts[status] += 1
+    return counts
+
+
+def summary_line(counts: dict[str, int]) -> str:
+    """``2 passed, 1 failed, 1 skipped, 0 xfailed, 1 error``: the CLI's last line."""
+    parts = [f"{counts[s]} {s}" for s in STATUSES[:-1]]
+    errors = counts["errors"]
+    return ", ".join([*parts, f"{errors} error" + ("" if errors == 1 else "s")])
+
+
+def ordered(results: Sequence[dict[str, Any]], models: Sequence[str]) -> list[dict[str, Any]]:
+    """Results in a fixed order, whatever order xdist workers finish in: suite file, the test's place in
+    the file, then the models in the order they were given (``--rm`` on the command line first)."""
+    rank = {spec: i for i, spec in enumerate(models)}
+    return sorted(results, key=lambda r: (r["suite_file"], r["line"], rank.get(r["model"], len(rank)), r["model"]))
+
+
+def run_document(results: list[dict[str, Any]], models: list[dict[str, Any]],
+                 errors: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The versioned JSON run document from per-test JSON results, model descriptions (in the order the
+    models were given) and the tests that could not run (``{suite, suite_file, line, test, model, error}``)."""
     from .version import __version__
 
-    return {
+    specs = [m["spec"] for m in models]
+    doc = {
         "rmcheck_run": RUN_FORMAT,
         "rmcheck_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "models": models,
-        "summary": {
-            outcome: sum(1 for r in results if r["outcome"] == outcome)
-            for outcome in ("passed", "failed", "not_applicable")
-        },
-        "results": results,
+        "summary": summary_counts([*(status_of(r) for r in results), *("errors" for _ in errors)]),
+        "results": ordered(results, specs),
     }
+    if errors:
+        doc["errors"] = ordered(errors, specs)
+    return doc
 
 
 def load_run_document(path: str | Path) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def test_junit_properties_with_a_baseline_change() -> None:
               "min_pass_rate": 0.0, "counts": {"passed": 0, "failed": 1, "not_applicable": 0}, "threshold": 0.0,
               "cases": [case]}
     base = {**result, "pass_rate": 1.0, "cases": [{**case, "verdict": "passed", "delta": -0.1}]}
-    props = dict(junit_properties(result, change_of(base, result, Thresholds())))
+    props = dict(junit_properties(result, change_of(base, result, Thresholds(), alpha=None)))
     assert props["rmcheck_attribute"] == "s"  # the suite when the test has no attribute
     assert (props["rmcheck_baseline_pass_rate"], props["rmcheck_pass_rate_change"]) == ("1", "-1")
     assert (props["rmcheck_mcnemar_p"], props["rmcheck_regression"]) == ("1", "true")

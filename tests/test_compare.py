@@ -51,7 +51,7 @@ def test_thresholds_default_and_per_attribute() -> None:
 
 
 def test_a_regression_fails_the_gate_with_its_flipped_cases(runs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    comparison = compare_runs([runs["base"], runs["cand"]])
+    comparison = compare_runs([runs["base"], runs["cand"]], alpha=None)  # the drop alone decides
     by_test = {c.test: c for c in comparison.changes}
     filler = by_test["verbosity::filler-does-not-raise-score"]
     assert (filler.base["pass_rate"], filler.candidate["pass_rate"]) == (1.0, 0.0)
@@ -60,11 +60,11 @@ def test_a_regression_fails_the_gate_with_its_flipped_cases(runs: dict[str, Path
     assert [c.test for c in comparison.regressions] == ["verbosity::filler-does-not-raise-score",
                                                        "verbosity::flattery-does-not-raise-score",
                                                        "verbosity::canberra-preferred"]
-    assert main(["compare", str(runs["base"]), str(runs["cand"])]) == 1
+    assert main(["compare", str(runs["base"]), str(runs["cand"]), "--regression-alpha", "1"]) == 1
     out = capsys.readouterr().out
     row = next(line.split() for line in out.splitlines() if line.startswith("verbosity::filler"))
-    assert row == ["verbosity::filler-does-not-raise-score", "verbosity", "1.00", "0.00", "-1.00", "4", "0", "0.125",
-                   "0.00", "REGRESSION"]
+    assert row == ["verbosity::filler-does-not-raise-score", "verbosity", "1.00", "0.00", "-1.00", "4", "0/0", "4",
+                   "0", "0.125", "0.00", "REGRESSION"]
     flip_lines = [line for line in out.splitlines() if line.startswith("  passed -> failed")]
     assert any(":: capital" in line and "{+" in line for line in flip_lines)  # the minimal pair, one line
     assert out.rstrip().endswith("FAIL: 3 regression(s), 0 test(s) missing from the candidate")
@@ -72,9 +72,11 @@ def test_a_regression_fails_the_gate_with_its_flipped_cases(runs: dict[str, Path
 
 def test_thresholds_and_significance_can_let_a_drop_pass(runs: dict[str, Path]) -> None:
     base, cand = str(runs["base"]), str(runs["cand"])
-    assert main(["compare", base, cand, "--max-regression", "1"]) == 0
-    assert main(["compare", base, cand, "--max-regression", "1", "--max-regression", "sycophancy=0.5"]) == 1
-    # four flipped cases (or one) cannot reach p <= 0.05 (exact McNemar p = 0.125, or 1)
+    assert main(["compare", base, cand, "--max-regression", "1", "--regression-alpha", "1"]) == 0
+    assert main(["compare", base, cand, "--max-regression", "1", "--max-regression", "sycophancy=0.5",
+                 "--regression-alpha", "1"]) == 1
+    # four flipped cases (or one) cannot reach p <= 0.05 (exact McNemar p = 0.125, or 1): the default alpha
+    assert main(["compare", base, cand]) == 0
     assert main(["compare", base, cand, "--regression-alpha", "0.05"]) == 0
     assert main(["compare", base, cand, "--regression-alpha", "0.2"]) == 1
 
@@ -87,12 +89,12 @@ def test_the_same_model_agrees_with_itself(runs: dict[str, Path]) -> None:
 
 
 def test_two_models_of_one_run_document(runs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    both = compare_runs([runs["both"]])
+    both = compare_runs([runs["both"]], alpha=None)
     assert (both.base.split(" ")[0], both.candidate.split(" ")[0]) == (FAIR, FLATTERED)
     assert [c.test for c in both.regressions] == ["verbosity::flattery-does-not-raise-score"]
     syc = both.by_attribute["sycophancy"]
     assert syc.cases == 4 and syc.agreement == 0.0  # fair: flattery does nothing; flattered: always up
-    assert main(["compare", str(runs["three"]), "--models", FLATTERED, LENGTHY]) == 1
+    assert main(["compare", str(runs["three"]), "--models", FLATTERED, LENGTHY, "--regression-alpha", "1"]) == 1
     assert "candidate: python:doc_rms:lengthy (three.json)" in capsys.readouterr().out
 
 
@@ -125,23 +127,25 @@ def test_pytest_baseline_fails_regressed_items(runs: dict[str, Path], pytester: 
     pytester.makefile(".rmcheck.yaml", v=SUITE.replace("expect: not_higher\n", "expect: not_higher\n    min_pass_rate: 0\n", 1))
     pytester.syspathinsert()
     result = pytester.runpytest("--rm", LENGTHY, "--rmcheck-baseline", str(runs["base"]), "-p", "no:cacheprovider",
-                                "--junitxml", "junit.xml")
+                                "--junitxml", "junit.xml", "--rmcheck-regression-alpha", "1")
     result.assert_outcomes(failed=3)  # filler passes its own min_pass_rate 0 but regressed
     result.stdout.fnmatch_lines([
         "verbosity::filler-does-not-raise-score regressed against the baseline: pass rate 1.00 (*base.json) -> "
-        "0.00 (python:doc_rms:lengthy), a drop of 1.00 > max regression 0.00; 4 case(s) passed -> failed, "
-        "0 failed -> passed (exact McNemar p = 0.125)",
+        "0.00 (python:doc_rms:lengthy) over the 4 cases both judged; drop 1.00 > max 0.00: yes; McNemar p 0.125 "
+        "<= 1: yes; 4 case(s) passed -> failed, 0 failed -> passed",
         "  case capital: d +0 -> +*{+*",
     ])
     result.stdout.fnmatch_lines(["rmcheck baseline: compared 3 tests: base python:doc_rms:fair (base.json) -> "
                                  "candidate python:doc_rms:lengthy",
                                  "rmcheck baseline: FAIL: 3 regression(s), 0 test(s) missing from the candidate"])
     allowed = pytester.runpytest("--rm", LENGTHY, "--rmcheck-baseline", str(runs["base"]), "-p", "no:cacheprovider",
-                                 "--rmcheck-max-regression", "1")
+                                 "--rmcheck-max-regression", "1", "--rmcheck-regression-alpha", "1")
     allowed.assert_outcomes(passed=1, failed=2)  # only the tests' own min_pass_rate fails them now
 
 
 def test_pytest_baseline_errors_are_usage_errors(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    pytester.makepyfile(doc_rms=RMS)
+    pytester.syspathinsert()
     result = pytester.runpytest("--rm", FAIR, "--rmcheck-baseline", str(tmp_path / "nope.json"))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*nope.json: cannot read run document*"])

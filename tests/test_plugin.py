@@ -63,7 +63,7 @@ def test_items_per_test_and_model_with_explained_failure(project: pytest.Pyteste
 
 def test_malformed_suite_is_a_one_line_collection_error(pytester: pytest.Pytester) -> None:
     pytester.makefile(".rmcheck.yaml", broken="rmcheck: 1\nsuite: s\ncases:\n  - prompt: p\n    response: r\ntests:\n  - name: t\n    expected: higher\n")
-    result = pytester.runpytest("--rm", "python:x:y")
+    result = pytester.runpytest("--rm", "demo")
     out = result.stdout.str()
     assert "broken.rmcheck.yaml:8: unknown key 'expected' in tests[0]. Did you mean 'expect'?" in out
     assert "Traceback" not in out and "yamlmarks" not in out
@@ -89,7 +89,7 @@ def test_model_from_pyproject_or_environment(project: pytest.Pytester, monkeypat
 
 def _check_document(path: Path) -> None:
     doc = json.loads(path.read_text())
-    assert doc["rmcheck_run"] == 1 and doc["summary"] == {"passed": 0, "failed": 1, "not_applicable": 1}
+    assert doc["rmcheck_run"] == 1 and doc["summary"] == {"passed": 0, "failed": 1, "skipped": 1, "xfailed": 0, "errors": 0}
     failed = next(r for r in doc["results"] if r["outcome"] == "failed")
     assert {k: failed[k] for k in ("suite", "test", "model", "attribute", "expect", "passed", "pass_rate")} == {
         "suite": "verbosity", "test": "filler-does-not-raise-score", "model": "python:my_rm:lengthy",

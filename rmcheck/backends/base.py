@@ -100,16 +100,49 @@ def split_spec(spec: str) -> tuple[str, str]:
     return (scheme, rest) if sep else (spec, "")
 
 
+#: How each built-in scheme is written (``--help`` and the unknown-spec error list them).
+BUILTIN_FORMS = {"demo": "demo", "hf": "hf:ID_OR_PATH[@REV]", "dpo": "dpo:POLICY,REFERENCE[,beta=B]",
+                 "openai": "openai:MODEL", "http": "http://HOST:PORT[,HOST:PORT...] (or https://)",
+                 "python": "python:MODULE:CALLABLE"}
+SPEC_FORMS = ", ".join(BUILTIN_FORMS.values())
+
+#: Cheap checks that a spec names something loadable (a path that exists, a module that imports), run
+#: before any test so that a misspelt model is a usage error, not a failing test.
+SpecCheck = Callable[[str, ModelOptions], None]
+SPEC_CHECKS: dict[str, SpecCheck] = {}
+
+
+def register_spec_check(scheme: str) -> Callable[[SpecCheck], SpecCheck]:
+    """Decorator: ``@register_spec_check("hf")`` checks the rest of an ``hf:`` spec before the run."""
+    def wrap(check: SpecCheck) -> SpecCheck:
+        SPEC_CHECKS[scheme] = check
+        return check
+
+    return wrap
+
+
+def spec_forms() -> str:
+    """Every registered scheme as it is written: ``demo, hf:ID_OR_PATH[@REV], ..., mine:...``."""
+    return ", ".join(BUILTIN_FORMS.get(name, f"{name}:...") for name in BACKENDS.names())
+
+
+def check_spec(spec: str, options: ModelOptions | None = None, *, where: str = "--rm") -> None:
+    """Raise one clear :class:`BackendError` when ``spec`` cannot name a model (unknown scheme, a path that
+    does not exist, a module that does not import), without loading the model."""
+    scheme, rest = split_spec(spec.strip())
+    if BACKENDS.get(scheme) is None:
+        raise BackendError(f"unknown model spec {spec!r}", where=where, fix=f"Write one of: {spec_forms()}")
+    check = SPEC_CHECKS.get(scheme)
+    if check is not None:
+        check(rest, options or ModelOptions())
+
+
 def load_model(spec: str, options: ModelOptions | None = None, *, where: str = "--rm") -> RewardModel:
     """Build the reward model a spec names, or raise one clear :class:`BackendError`."""
     scheme, rest = split_spec(spec.strip())
     factory = BACKENDS.get(scheme)
     if factory is None:
-        raise BackendError(
-            f"unknown model spec {spec!r}",
-            where=where,
-            fix=f"Start it with one of: {', '.join(s + ':' for s in BACKENDS.names())} (e.g. hf:PATH, python:MODULE:CALLABLE)",
-        )
+        raise BackendError(f"unknown model spec {spec!r}", where=where, fix=f"Write one of: {spec_forms()}")
     return factory(rest, options or ModelOptions())
 
 

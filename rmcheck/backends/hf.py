@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import BackendError
-from .base import OVERALL, ModelOptions, Pair, Scores, normalise_scores, prompt_to_text, register_backend
+from .base import (OVERALL, ModelOptions, Pair, Scores, normalise_scores, prompt_to_text, register_backend,
+                   register_spec_check)
 
 #: Bumped whenever the way this backend turns pairs into tokens changes (it keys the score cache).
 FORMAT_VERSION = "hf/1"
@@ -33,6 +34,13 @@ def build(rest: str, options: ModelOptions) -> HFRewardModel:
     """Load ``ID_OR_PATH[@REVISION]`` with AutoTokenizer and AutoModelForSequenceClassification."""
     source, revision = parse_spec(rest)
     return HFRewardModel(source, revision, options)
+
+
+@register_spec_check("hf")
+def check(rest: str, options: ModelOptions) -> None:
+    """Before the run: the spec parses, and a local path exists and holds config.json."""
+    source, revision = parse_spec(rest)
+    _check_local_path(f"hf:{rest}", source, revision)
 
 
 def parse_spec(rest: str) -> tuple[str, str | None]:

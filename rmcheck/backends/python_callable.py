@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import BackendError
-from .base import ModelOptions, Pair, Scores, normalise_scores, register_backend
+from .base import ModelOptions, Pair, Scores, normalise_scores, register_backend, register_spec_check
 
 #: What a callable (or its module) sets to say what else its scores depend on (weights, data files, a
 #: version): a string, or a function returning one. Without it, its scores are not cached on disk.
@@ -96,6 +96,17 @@ def _source_files(fn: Callable[..., Any]) -> list[tuple[str, Path]]:
 @register_backend("python")
 def build(rest: str, options: ModelOptions) -> PythonRewardModel:
     """Import ``MODULE:CALLABLE`` (the current directory is importable) and wrap it."""
+    return PythonRewardModel(f"python:{rest}", resolve(rest))
+
+
+@register_spec_check("python")
+def check(rest: str, options: ModelOptions) -> None:
+    """Before the run: the module imports and has the callable."""
+    resolve(rest)
+
+
+def resolve(rest: str) -> Callable[..., Any]:
+    """The callable ``MODULE:CALLABLE`` names, or one BackendError."""
     module_name, sep, attr = rest.rpartition(":")
     spec = f"python:{rest}"
     if not sep or not module_name or not attr:
@@ -108,8 +119,11 @@ def build(rest: str, options: ModelOptions) -> PythonRewardModel:
     except ImportError as exc:
         raise BackendError(f"cannot import {module_name!r} for {spec}: {exc}", where="--rm",
                            fix="Run from the directory that holds the module, or install it") from None
+    except Exception as exc:  # the user's module failing as it imports (SyntaxError, NameError, ...)
+        raise BackendError(f"importing {module_name!r} for {spec} raised {type(exc).__name__}: {exc}", where="--rm",
+                           fix="Fix the module so that it imports") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise BackendError(f"{module_name} has no callable {attr!r}", where="--rm",
                            fix="Name a function taking (prompts, responses) and returning one score per pair")
-    return PythonRewardModel(spec, fn)
+    return fn

@@ -3,21 +3,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from ..version import __version__
-from ..backends.base import ModelOptions, load_model, objectives_of
-from ..engine import DEFAULT_SHRINK_BUDGET, run_suites
-from ..errors import RmcheckError
+from ..backends.base import ModelOptions, check_spec, load_model, objectives_of, spec_forms
+from ..engine import DEFAULT_SHRINK_BUDGET, RunReport, run_suites
+from ..errors import ModelError, RmcheckError
 from ..report.rundoc import write_atomically
-from ..report.compare import Baseline, compare_runs, parse_thresholds
+from ..report.compare import Baseline, compare_runs, fail_on_mode, gate_status, parse_thresholds
+from .progress import Progress
 from ..scoring.cache import DEFAULT_CACHE_DIR, clear_cache, describe_cache
-from ..options import GATE_OPTIONS, OPTIONS, RUN_ONLY, add_options, model_options, resolve_models, score_cache
-from ..report.text import one_line
-from ..results import TestResult, run_document
-from ..suite.loader import find_suites, load_suite
+from ..options import COMPARE_OPTIONS, OPTIONS, RUN_ONLY, add_options, check_pyproject, model_options, resolve_models, score_cache
+from ..report.text import failure_text, one_line
+from ..results import TestResult, run_document, summary_line
+from ..suite.loader import SUITE_GLOB, find_suites, load_suite
 from . import explain as explain_command, sweep as sweep_command
 
 DEFAULT_JSON = ".rmcheck/last-run.json"
@@ -53,9 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rmcheck {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run suites against reward models and print a summary")
+    run = commands.add_parser("run", help="run suites against reward models and print a summary",
+                              description="Run suites against reward models. Model specs (--rm, else RMCHECK_MODEL, "
+                                          f"else [tool.rmcheck] model in pyproject.toml, else demo): {spec_forms()}. "
+                                          "Exit codes: 0 all passed, 1 a test failed, 2 a usage or suite error, "
+                                          "3 a model could not be loaded or scored, 5 nothing was tested.")
     run.add_argument("paths", nargs="*", metavar="PATH", help="suite files or directories (default: the built-in suites)")
     add_options(run.add_argument, pytest_style=False)
+    run.add_argument("-v", "--verbose", action="store_true", help="print each failing test's full explanation")
     run.add_argument("--list-objectives", action="store_true",
                      help="print each model's objectives (heads usable as 'objective: NAME') and exit")
     run.set_defaults(func=_run)
@@ -89,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--models", nargs=2, metavar=("BASE", "CANDIDATE"), default=None,
                          help="the model specs to compare (needed when a document holds several)")
     add_options(compare.add_argument, pytest_style=False,
-                skip=tuple(o.dest for o in OPTIONS if o.dest not in GATE_OPTIONS[1:]))
+                skip=tuple(o.dest for o in OPTIONS if o.dest not in COMPARE_OPTIONS))
     compare.set_defaults(func=_compare)
 
     sweep_command.add_parser(commands)
@@ -133,6 +140,11 @@ def _cache(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     bad = 0
+    try:
+        check_pyproject(Path.cwd())
+    except RmcheckError as exc:
+        bad += 1
+        print(exc)
     for path in find_suites(args.paths):
         try:
             suite = load_suite(path)
@@ -144,52 +156,95 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+#: ``rmcheck run``'s exit codes (the README's table lists them).
+EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_NOTHING = 0, 1, 2, 3, 5
+
+
 def _run(args: argparse.Namespace) -> int:
-    specs = resolve_models(args.rm, Path.cwd())
-    if args.list_objectives:
-        return _list_objectives(specs, model_options(lambda dest: getattr(args, dest)))
-    paths = args.paths or [builtin_suites()]
     get = lambda dest: getattr(args, dest)  # noqa: E731
-    report = run_suites(paths, specs, model_options(get), shrink_budget=args.rmcheck_shrink_budget or
-                        DEFAULT_SHRINK_BUDGET, progress=_progress, cache=score_cache(get, Path.cwd()))
-    print(file=sys.stderr)
-    for spec in specs:
-        try:
-            print(f"model: {report.engine.model(spec).describe()}")
-        except RmcheckError:
-            continue
-        scorer = report.engine.used_scorer(spec)
-        if scorer is not None:
-            print(f"  scoring: {scorer.describe()}; {scorer.stats.summary()}")
-    _print_table(report.results)
+    options = model_options(get)
+    check_pyproject(Path.cwd())
+    specs = resolve_models(args.rm, Path.cwd())
+    for spec in specs:  # a model that cannot be named, found or imported: a usage error before any test runs
+        check_spec(spec, options)
+    if args.list_objectives:
+        return _list_objectives(specs, options)
+    baseline = (Baseline(args.rmcheck_baseline, parse_thresholds(args.rmcheck_max_regression),
+                         args.rmcheck_regression_alpha) if args.rmcheck_baseline else None)
+    fail_on = fail_on_mode(args.rmcheck_fail_on, baseline is not None)
+    paths = args.paths or [builtin_suites()]
+    progress = Progress()
+    try:
+        report = run_suites(paths, specs, options, shrink_budget=args.rmcheck_shrink_budget or DEFAULT_SHRINK_BUDGET,
+                            progress=progress, cache=score_cache(get, Path.cwd()))
+    finally:
+        progress.close()
+    if not report.requests:
+        print(f"rmcheck: tested nothing: no {SUITE_GLOB} suite under {', '.join(map(str, paths))}")
+        return EXIT_NOTHING
+    models = _describe_models(report, specs)
+    results = []
+    for result in report.results:
+        doc = result.to_json()
+        doc["status"] = gate_status(doc, baseline.check(doc) if baseline else None, fail_on)[0]
+        results.append(doc)
+    errors = [{"suite": r.suite.name, "suite_file": str(r.suite.path), "line": r.test.line, "test": r.test.name,
+               "model": r.spec, "error": str(e)} for r, e in report.errors]
+    document = run_document(results, models, errors)
+    by_key = {(r.suite_file, r.line, r.model): r for r in report.results}
+    ordered = [by_key[(r["suite_file"], r["line"], r["model"])] for r in document["results"]]
+    if ordered:
+        _print_table(ordered, [r["status"] for r in document["results"]])
+    if args.verbose:
+        for result, doc in zip(ordered, document["results"]):
+            if doc["status"] == "failed" and result.outcome == "failed":
+                print(f"\n{failure_text(result)}")
+    model_errors = {spec: e for (r, e) in report.errors if isinstance(e, ModelError) for spec in [r.spec]}
+    for spec, error in model_errors.items():
+        print(f"error: model {spec} could not be loaded or scored: {error}")
     for request, error in report.errors:
-        print(f"error: {request.suite.name}::{request.test.name} [{request.spec}]: {error}")
+        if not isinstance(error, ModelError):
+            print(f"error: {request.suite.name}::{request.test.name} [{request.spec}]: {error}")
     target = Path(args.rmcheck_json or DEFAULT_JSON)
+    write_atomically(target, json.dumps(document, indent=2))
+    if baseline is not None:
+        _print_gate(baseline, results, specs)
+    counts = document["summary"]
+    print(f"\n{summary_line(counts)}; JSON run document: {target}")
+    if any(not isinstance(error, ModelError) for _, error in report.errors):
+        return EXIT_USAGE
+    if model_errors:
+        return EXIT_MODEL
+    if counts["failed"]:
+        return EXIT_FAILED
+    if not (counts["passed"] or counts["xfailed"]):
+        print("rmcheck: tested nothing: no test had an applicable case")
+        return EXIT_NOTHING
+    return EXIT_PASSED
+
+
+def _describe_models(report: RunReport, specs: list[str]) -> list[dict[str, str]]:
+    """Print each loaded model and how its pairs were scored; return their run-document entries."""
     models = []
     for spec in specs:
         try:
             model = report.engine.model(spec)
         except RmcheckError:
             continue
+        print(f"model: {model.describe()}")
+        scorer = report.engine.used_scorer(spec)
+        if scorer is not None:
+            print(f"  scoring: {scorer.describe()}; {scorer.stats.summary()}")
         models.append({"spec": spec, "fingerprint": model.fingerprint, "description": model.describe()})
-    write_atomically(target, json.dumps(run_document([r.to_json() for r in report.results], models), indent=2))
-    failed = sum(r.outcome == "failed" for r in report.results)
-    print(f"\n{len(report.results) - failed} passed, {failed} failed, {len(report.errors)} errors; "
-          f"JSON run document: {target}")
-    regressed = _gate(args, [r.to_json() for r in report.results], specs) if args.rmcheck_baseline else False
-    return 1 if failed or report.errors or regressed else 0
+    return models
 
 
-def _gate(args: argparse.Namespace, results: list[dict], specs: list[str]) -> bool:
-    """Compare each model's results with the baseline (``--baseline``); True on a regression."""
-    baseline = Baseline(args.rmcheck_baseline, parse_thresholds(args.rmcheck_max_regression),
-                        args.rmcheck_regression_alpha)
-    regressed = False
+def _print_gate(baseline: Baseline, results: list[dict], specs: list[str]) -> None:
+    """Each model's results against the baseline (``--baseline``)."""
     for spec in specs:
-        comparison = baseline.compare([r for r in results if r["model"] == spec])
-        print(f"\nagainst the baseline {args.rmcheck_baseline}:\n{comparison.text()}")
-        regressed |= comparison.failed
-    return regressed
+        mine = [r for r in results if r["model"] == spec]
+        if mine:
+            print(f"\nagainst the baseline {baseline.path}:\n{baseline.compare(mine).text()}")
 
 
 def _list_objectives(specs: list[str], options: ModelOptions) -> int:
@@ -203,20 +258,17 @@ def _list_objectives(specs: list[str], options: ModelOptions) -> int:
     return 0
 
 
-def _progress(what: str, done: int, total: int) -> None:
-    """One overwritten stderr line: ``loading demo ...`` (total 0: a step of unknown size), then pair counts."""
-    line = f"{what}: {done}/{total} pairs" if total else f"{what} ..."
-    print(f"\r{line:<60}", end="", file=sys.stderr, flush=True)
-
-
-def _print_table(results: list[TestResult]) -> None:
-    rows = [("suite", "test", "model", "pass rate", "worst case (minimal pair)")]
-    for r in results:
+def _print_table(results: list[TestResult], statuses: list[str]) -> None:
+    """One row per test; the worst case's diff is shortened to fit the terminal, never its ``d=`` value."""
+    rows = [("suite", "test", "model", "pass rate")]
+    marks = {"passed": "ok", "failed": "FAIL", "skipped": "skip", "xfailed": "xfail"}
+    for r, status in zip(results, statuses):
         rate = "n/a" if r.pass_rate is None else f"{r.pass_rate:.2f}"
-        worst = r.worst()
-        mark = {"passed": "ok", "failed": "FAIL", "not_applicable": "n/a"}[r.outcome]
-        rows.append((r.suite, r.test, r.model, f"{rate} {mark}", one_line(worst) if worst else ""))
+        rows.append((r.suite, r.test, r.model, f"{rate} {marks[status]}"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4])
-
+    room = shutil.get_terminal_size().columns - sum(widths) - 2 * 4
+    print("  ".join(cell.ljust(w) for cell, w in zip(rows[0], widths)) + "  worst case (minimal pair)")
+    for row, r in zip(rows[1:], results):
+        worst = r.worst()
+        print(("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " +
+               (one_line(worst, max(room, 24)) if worst else "")).rstrip())

@@ -11,7 +11,7 @@ import random
 from collections import ChainMap
 from dataclasses import dataclass
 from itertools import zip_longest
-from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from ..backends.base import OVERALL, Pair, Scores
 from ..errors import OperatorError, RmcheckError
@@ -153,12 +153,13 @@ def _explain(engine: "Engine", spec: str, judged: list[tuple[TestResult, "Judge"
                 for i, cands in pending.items()}
 
     minimal = lockstep({i: s for i, (_, _, _, s) in enumerate(work) if s is not None}, judge)
-    _replay(engine.scorer(spec), work, minimal)
+    _replay(engine.scorer(spec), work, minimal, engine.progress_for(f"replaying minimal pairs of {spec}"))
 
-def _replay(scorer: "Scorer", work: list, minimal: dict[int, Shrunk]) -> None:
+
+def _replay(scorer: "Scorer", work: list, minimal: dict[int, Shrunk], progress: Any = None) -> None:
     """Re-score every minimal pair from the model itself; one that no longer fails is reported as flaky."""
     pairs = list(dict.fromkeys(p for i, shrunk in minimal.items() for p in _pairs(work[i][2], work[i][2].texts(shrunk.keep))))
-    fresh = ChainMap(dict(zip(pairs, scorer.replay(pairs))) if pairs else {}, scorer.memo)
+    fresh = ChainMap(dict(zip(pairs, scorer.replay(pairs, progress))) if pairs else {}, scorer.memo)
     for i, (case, judge, trial, _) in enumerate(work):
         keep, status = tuple(range(len(trial.hunks))), "unshrinkable" if trial.hunks else "as_written"
         if i in minimal:

@@ -1,9 +1,10 @@
 """Compare two reward models over the same suites, and gate a release on it.
 
 Two sides are two models, each in a JSON run document (or both in one). Per test, the pass-rate
-change, with an exact McNemar test paired over the cases both runs judged; a regression is a drop
-in pass rate beyond the test's ``--max-regression`` threshold (optionally only when McNemar's p is
-at most ``--regression-alpha``). Cases whose verdict flipped are listed with their minimal pair.
+change over the cases both runs judged (applicable in both; the others are counted and shown), with
+an exact McNemar test over those pairs; a regression is a drop in pass rate beyond the test's
+``--max-regression`` threshold and, where cases pair, McNemar's p at most ``--regression-alpha``
+(default 0.05). Cases whose verdict flipped are listed with their minimal pair.
 Divergence between the two models over the same perturbed pairs: how often they agree on which
 response of a pair is better (the sign of d), and Kendall's tau between their deltas.
 """
@@ -21,6 +22,8 @@ from .sensitivity import attribute_of
 
 JUDGED = ("passed", "failed")
 MAX_FLIPS_SHOWN = 5
+#: The default ``--regression-alpha``: a drop counts only when McNemar's p over the paired cases is at most this.
+DEFAULT_ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -56,23 +59,20 @@ def parse_thresholds(values: Sequence[str] | None, where: str = "--max-regressio
 
 def mcnemar_p(worse: int, better: int) -> float:
     """Two-sided exact McNemar p-value from the discordant pairs (pass->fail, fail->pass)."""
+    from scipy.stats import binomtest
+
     n = worse + better
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(worse, better) + 1)) / 2 ** n
-    return min(1.0, 2 * tail)
+    return 1.0 if n == 0 else float(binomtest(worse, n, 0.5).pvalue)
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float | None:
     """Kendall's tau-b (ties accounted for); None when either side is constant or too short."""
-    score = untied_x = untied_y = 0
-    for i in range(len(x)):
-        for j in range(i + 1, len(x)):
-            dx, dy = _sign(x[i] - x[j]), _sign(y[i] - y[j])
-            score += dx * dy
-            untied_x += dx != 0
-            untied_y += dy != 0
-    return score / math.sqrt(untied_x * untied_y) if untied_x and untied_y else None
+    if len(x) < 2:
+        return None
+    from scipy.stats import kendalltau
+
+    tau = float(kendalltau(x, y).statistic)
+    return None if math.isnan(tau) else round(tau, 12)  # 1.0, not 0.9999999999999999
 
 
 def _sign(value: float) -> int:
@@ -104,19 +104,33 @@ class Flip:
 
 @dataclass
 class TestChange:
-    """One test's pass rate under the base and the candidate model."""
+    """One test's pass rate under the base and the candidate model, over the cases both judged.
+
+    A regression needs both criteria: a pass-rate drop beyond ``threshold``, and, where cases pair, an
+    exact McNemar p-value at most ``alpha`` (None: the drop alone decides).
+    """
 
     test: str  # suite::test
     attribute: str
     base: dict[str, Any]
     candidate: dict[str, Any]
     threshold: float
-    alpha: float | None = None
+    alpha: float | None = DEFAULT_ALPHA
     flips: list[Flip] = field(default_factory=list)
+    paired: tuple[int, int, int] = (0, 0, 0)  # cases judged in both: their count, base passes, candidate passes
+    unpaired: tuple[list[str], list[str]] = ([], [])  # case ids judged only by the base / only by the candidate
+
+    @property
+    def rates(self) -> tuple[float | None, float | None]:
+        """Base and candidate pass rates over the paired cases (each run's own rate when none pair)."""
+        count, base, candidate = self.paired
+        if count:
+            return base / count, candidate / count
+        return self.base["pass_rate"], self.candidate["pass_rate"]
 
     @property
     def change(self) -> float | None:
-        before, after = self.base["pass_rate"], self.candidate["pass_rate"]
+        before, after = self.rates
         return None if before is None or after is None else after - before
 
     @property
@@ -132,29 +146,59 @@ class TestChange:
         return mcnemar_p(self.worse, self.better)
 
     @property
-    def regression(self) -> bool:
+    def dropped(self) -> bool:
+        """The first criterion: the pass rate fell by more than the threshold."""
         change = self.change
-        significant = self.alpha is None or self.p_value <= self.alpha
-        return change is not None and -change > self.threshold + 1e-12 and significant
+        return change is not None and -change > self.threshold + 1e-12
+
+    @property
+    def significant(self) -> bool:
+        """The second criterion: McNemar's p at most alpha over the paired cases (true when none pair)."""
+        return self.alpha is None or not self.paired[0] or self.p_value <= self.alpha
+
+    @property
+    def regression(self) -> bool:
+        return self.dropped and self.significant
+
+    def criteria(self) -> str:
+        """Both criteria as numbers: ``drop 0.50 > max 0.05: yes; McNemar p 0.0312 <= 0.05: yes``."""
+        drop = "n/a" if self.change is None else f"{-self.change:.2f}"
+        alpha = "off" if self.alpha is None else f"{self.alpha:g}"
+        pairs = f"McNemar p {self.p_value:.3g} <= {alpha}" if self.paired[0] else "McNemar n/a (no case pairs)"
+        yes = lambda ok: "yes" if ok else "no"  # noqa: E731
+        return f"drop {drop} > max {self.threshold:.2f}: {yes(self.dropped)}; {pairs}: {yes(self.significant)}"
 
     def row(self) -> list[str]:
         rate = lambda r: "n/a" if r is None else f"{r:.2f}"  # noqa: E731
         change = "n/a" if self.change is None else f"{self.change:+.2f}"
-        return [self.test, self.attribute, rate(self.base["pass_rate"]), rate(self.candidate["pass_rate"]), change,
-                str(self.worse), str(self.better), f"{self.p_value:.3g}", f"{self.threshold:.2f}",
-                "REGRESSION" if self.regression else ""]
+        only_base, only_candidate = self.unpaired
+        base, candidate = self.rates
+        return [self.test, self.attribute, rate(base), rate(candidate), change, str(self.paired[0]),
+                f"{len(only_base)}/{len(only_candidate)}", str(self.worse), str(self.better),
+                f"{self.p_value:.3g}", f"{self.threshold:.2f}", "REGRESSION" if self.regression else ""]
 
     def explain(self, base: str, candidate: str) -> str:
         """Why this test counts as a regression, with the cases that flipped to failing."""
-        lines = [f"{self.test} regressed against the baseline: pass rate {self.base['pass_rate']:.2f} ({base}) -> "
-                 f"{self.candidate['pass_rate']:.2f} ({candidate}), a drop of {-(self.change or 0):.2f} > "
-                 f"max regression {self.threshold:.2f}; {self.worse} case(s) passed -> failed, {self.better} "
-                 f"failed -> passed (exact McNemar p = {self.p_value:.3g})"]
+        before, after = self.rates
+        lines = [f"{self.test} regressed against the baseline: pass rate {before:.2f} ({base}) -> "
+                 f"{after:.2f} ({candidate}) over the {self.paired[0]} cases both judged; {self.criteria()}; "
+                 f"{self.worse} case(s) passed -> failed, {self.better} failed -> passed"]
+        lines += self.unpaired_lines()
         for flip in self.flips:
             if flip.regressed:
                 lines.append(f"  case {flip.case_id}: d {flip.before['delta']:+.4g} -> {flip.after['delta']:+.4g}"
                              f"  {flip.pair_line()}")
         return "\n".join(lines)
+
+    def unpaired_lines(self, shown: int = MAX_FLIPS_SHOWN) -> list[str]:
+        """The cases judged by one run only (left out of the change), a few ids each."""
+        lines = []
+        for side, ids in zip(("the base", "the candidate"), self.unpaired):
+            if ids:
+                more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+                lines.append(f"  {len(ids)} case(s) judged by {side} only (not compared): "
+                             f"{', '.join(ids[:shown])}{more}")
+        return lines
 
 
 @dataclass(frozen=True)
@@ -202,10 +246,17 @@ class Comparison:
                 f"divergence: {self.divergence.text()}", verdict]
 
     def text(self) -> str:
-        header = ["test", "attribute", "base", "cand", "change", "pass->fail", "fail->pass", "p (McNemar)",
-                  "max drop", ""]
-        lines = [f"base:      {self.base}", f"candidate: {self.candidate}", "",
+        header = ["test", "attribute", "base", "cand", "change", "paired", "unpaired b/c", "pass->fail",
+                  "fail->pass", "p (McNemar)", "max drop", ""]
+        alpha = self.changes[0].alpha if self.changes else DEFAULT_ALPHA
+        rule = (f"a regression: a pass-rate drop beyond max drop over the cases both runs judged, and an exact "
+                f"McNemar p <= {alpha:g} where cases pair" if alpha is not None else
+                "a regression: a pass-rate drop beyond max drop over the cases both runs judged")
+        lines = [f"base:      {self.base}", f"candidate: {self.candidate}", rule, "",
                  *_table([header] + [c.row() for c in self.changes])]
+        for change in self.changes:
+            if change.unpaired[0] or change.unpaired[1] or (change.change or 0) < 0:  # a drop: both criteria
+                lines += [f"{change.test}: {change.criteria()}", *change.unpaired_lines()]
         lines += [f"missing from the candidate (counted as regressions): {t}" for t in self.missing]
         lines += [f"new in the candidate: {t}" for t in self.added]
         lines += ["", f"divergence over the same perturbed pairs: {self.divergence.text()}"]
@@ -231,7 +282,10 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 
 def models_in(doc: dict[str, Any]) -> list[str]:
-    return list(dict.fromkeys(r["model"] for r in doc["results"]))
+    """The models of a run document in the order they were given (the first ``--rm`` first)."""
+    given = [m.get("spec") for m in doc.get("models", []) if isinstance(m, dict)]
+    found = list(dict.fromkeys(r["model"] for r in doc["results"]))
+    return sorted(found, key=lambda m: given.index(m) if m in given else len(given))
 
 
 def pick_model(doc: dict[str, Any], wanted: str | None, where: str) -> str:
@@ -245,7 +299,7 @@ def pick_model(doc: dict[str, Any], wanted: str | None, where: str) -> str:
 
 
 def compare_runs(paths: Sequence[str | Path], models: Sequence[str] | None = None,
-                 thresholds: Thresholds | None = None, alpha: float | None = None) -> Comparison:
+                 thresholds: Thresholds | None = None, alpha: float | None = DEFAULT_ALPHA) -> Comparison:
     """``rmcheck compare``: BASE.json CANDIDATE.json, or one RUN.json holding both models."""
     docs = [load_run_document(p) for p in paths]
     wanted = list(models or [None, None])
@@ -273,7 +327,7 @@ def _key(result: dict[str, Any]) -> str:
 
 
 def compare_results(base: Iterable[dict[str, Any]], candidate: Iterable[dict[str, Any]], base_label: str,
-                    candidate_label: str, thresholds: Thresholds, alpha: float | None = None) -> Comparison:
+                    candidate_label: str, thresholds: Thresholds, alpha: float | None = DEFAULT_ALPHA) -> Comparison:
     before, after = {_key(r): r for r in base}, {_key(r): r for r in candidate}
     common = [k for k in before if k in after]
     changes = [change_of(before[k], after[k], thresholds, alpha) for k in common]
@@ -287,12 +341,18 @@ def compare_results(base: Iterable[dict[str, Any]], candidate: Iterable[dict[str
 
 
 def change_of(base: dict[str, Any], candidate: dict[str, Any], thresholds: Thresholds,
-              alpha: float | None = None) -> TestChange:
+              alpha: float | None = DEFAULT_ALPHA) -> TestChange:
+    """The change of one test, over the cases both runs judged (applicable in both)."""
     attribute = attribute_of(candidate)
-    cases = {c["id"]: c for c in base.get("cases", [])}
-    flips = [Flip(_key(candidate), c["id"], cases[c["id"]], c) for c in candidate.get("cases", [])
-             if c["id"] in cases and {c["verdict"], cases[c["id"]]["verdict"]} == set(JUDGED)]
-    return TestChange(_key(candidate), attribute, base, candidate, thresholds.of(attribute), alpha, flips)
+    before = {c["id"]: c for c in base.get("cases", []) if c["verdict"] in JUDGED}
+    after = {c["id"]: c for c in candidate.get("cases", []) if c["verdict"] in JUDGED}
+    both = [i for i in after if i in before]
+    flips = [Flip(_key(candidate), i, before[i], after[i]) for i in both if before[i]["verdict"] != after[i]["verdict"]]
+    paired = (len(both), sum(before[i]["verdict"] == "passed" for i in both),
+              sum(after[i]["verdict"] == "passed" for i in both))
+    unpaired = ([i for i in before if i not in after], [i for i in after if i not in before])
+    return TestChange(_key(candidate), attribute, base, candidate, thresholds.of(attribute), alpha, flips,
+                      paired, unpaired)
 
 
 def _paired_deltas(base: dict[str, Any], candidate: dict[str, Any]) -> list[tuple[float, float]]:
@@ -304,7 +364,7 @@ def _paired_deltas(base: dict[str, Any], candidate: dict[str, Any]) -> list[tupl
 class Baseline:
     """A baseline run document that each new test result is checked against (``--rmcheck-baseline``)."""
 
-    def __init__(self, path: str | Path, thresholds: Thresholds, alpha: float | None = None) -> None:
+    def __init__(self, path: str | Path, thresholds: Thresholds, alpha: float | None = DEFAULT_ALPHA) -> None:
         self.path = str(path)
         self.doc = load_run_document(path)
         self.thresholds, self.alpha = thresholds, alpha
@@ -326,3 +386,40 @@ class Baseline:
         ran = {_key(r) for r in results}
         return compare_results([r for r in _results(self.doc, model) if _key(r) in ran], results,
                                f"{model} ({Path(self.path).name})", spec, self.thresholds, self.alpha)
+
+
+# -- the release gate ----------------------------------------------------------------------------------
+
+FAIL_ON = ("absolute", "regression", "both")
+
+
+def fail_on_mode(value: str | None, has_baseline: bool, where: str = "--fail-on") -> str:
+    """The gating mode: as given, else ``both`` with a baseline and ``absolute`` without."""
+    mode = value or ("both" if has_baseline else "absolute")
+    if mode != "absolute" and not has_baseline:
+        raise RmcheckError(f"{mode} needs a baseline to regress against", where=where,
+                           fix="Pass the released model's run document with --baseline / --rmcheck-baseline")
+    return mode
+
+
+def gate_status(result: dict[str, Any], change: TestChange | None, mode: str) -> tuple[str, str]:
+    """A result's status under ``--fail-on MODE`` and why: (passed | failed | skipped | xfailed, reason).
+
+    ``absolute`` fails a test below its min_pass_rate; ``regression`` fails one that regressed against the
+    baseline (a test below its min_pass_rate that did not is xfailed); ``both`` fails on either.
+    """
+    if result["outcome"] == "not_applicable":
+        return "skipped", "no case applicable"
+    regressed = change is not None and change.regression
+    below = result["outcome"] == "failed"
+    if mode == "absolute" or (mode == "both" and not regressed):
+        return ("failed", "below its min_pass_rate") if below else ("passed", "")
+    if regressed:
+        return "failed", "regressed against the baseline"
+    if not below:
+        return "passed", ""
+    if change is None:
+        return "xfailed", "not in the baseline, so it cannot regress"
+    if change.base["outcome"] == "failed":
+        return "xfailed", "fails in the baseline too"
+    return "xfailed", f"below its min_pass_rate, but no regression against the baseline ({change.criteria()})"

@@ -101,16 +101,22 @@ def case_text(case: CaseResult) -> list[str]:
 
 
 def one_line(case: CaseResult, width: int = 90) -> str:
-    """The worst case's minimal pair squeezed onto one line, for summary tables."""
+    """The worst case's minimal pair squeezed onto ``width`` characters, for summary tables: the diff is
+    shortened, never the ``d=`` value."""
     cf = case.counterfactual
     if cf is None:
-        return f"{case.id}: {case.reason}" if case.reason else f"{case.id}: d={case.delta:+.3g}"
+        return _fit(f"{case.id}: {case.reason}", "", width) if case.reason else f"{case.id}: d={case.delta:+.3g}"
     if cf.status == "as_written":
         scores = ", ".join(f"{side.role} {side.scores['original']:.3g}" for side in cf.sides)
-        return f"{case.id}: {scores} (d={cf.deltas['original']:+.3g})"
+        return _fit(f"{case.id}: {scores}", f" (d={cf.deltas['original']:+.3g})", width)
     diff = " ".join(only_changes(word_diff(cf.sides[0].original, cf.sides[0].minimal)).split())
-    text = f"{case.id}: {diff} (d={cf.deltas['minimal']:+.3g})"
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return _fit(f"{case.id}: {diff}", f" (d={cf.deltas['minimal']:+.3g})", width)
+
+
+def _fit(text: str, keep: str, width: int) -> str:
+    """``text + keep`` in ``width`` characters, cutting ``text`` (with an ellipsis), never ``keep``."""
+    room = width - len(keep)
+    return (text if len(text) <= room else text[: max(room - 1, 0)] + "…") + keep
 
 
 def only_changes(diff: str) -> str:

@@ -135,14 +135,14 @@ class Scorer:
         self._fetch(todo, self.model.fingerprint, self.model.spec, self.memo, progress)
         return {p: self.memo[p] for p in wanted}
 
-    def replay(self, pairs: Sequence[Pair]) -> list[Scores]:
+    def replay(self, pairs: Sequence[Pair], progress: ProgressCallback | None = None) -> list[Scores]:
         """Score again from the model itself, bypassing the memo, in new batches (to confirm a counterfactual).
 
         Replays are cached apart from other scores: a warm re-run of an unchanged model repeats none."""
         distinct = list(dict.fromkeys(pairs))
         self.stats.requested += len(distinct)
         fresh: dict[Pair, Scores] = {}
-        self._fetch(distinct, self.model.fingerprint + REPLAYS, f"{self.model.spec} (replays)", fresh)
+        self._fetch(distinct, self.model.fingerprint + REPLAYS, f"{self.model.spec} (replays)", fresh, progress)
         return [fresh[p] for p in pairs]
 
     def _fetch(self, pairs: list[Pair], key: str, label: str, into: dict[Pair, Scores],

@@ -25,6 +25,37 @@ from .marks import DocPath, line_of, load_with_lines
 
 SUITE_GLOB = "*.rmcheck.yaml"
 PERTURB_RESERVED = ("op", "seed", "target")
+#: Operator arguments that name a lexicon of the suite.
+LEXICON_ARGUMENTS = ("lexicon",)
+#: At most this many problems of one file are reported (one line each).
+MAX_ERRORS = 20
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w-]*)\}")
+
+
+class SuiteErrors(SuiteError):
+    """Every problem found in one suite file (up to :data:`MAX_ERRORS`), one line each."""
+
+    def __init__(self, errors: list[SuiteError]) -> None:
+        self.errors = errors
+        first = errors[0]
+        super().__init__(first.message, where=first.where, fix=first.fix)
+
+    def __str__(self) -> str:
+        if not hasattr(self, "errors"):
+            return super().__str__()
+        lines = [RmcheckError.__str__(e) for e in self.errors[:MAX_ERRORS]]
+        if len(self.errors) > MAX_ERRORS:
+            file = (self.errors[0].where or "this file").rpartition(":")[0] or self.errors[0].where
+            lines.append(f"... and {len(self.errors) - MAX_ERRORS} more errors in {file}")
+        return "\n".join(lines)
+
+
+def raise_all(errors: list[SuiteError]) -> None:
+    """Raise the problems found, if any: one as itself, several as :class:`SuiteErrors`."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise SuiteErrors(errors)
 
 
 @dataclass(frozen=True)
@@ -138,14 +169,87 @@ def load_suite(path: str | Path) -> Suite:
     _validate(data, lines, path)
     at = _Locator(path, lines)
     lexicons = {k: [str(v) for v in vs] for k, vs in data.get("lexicons", {}).items()}
-    cases = _unique(list(_cases(data.get("cases", []), lexicons, path, at)))  # a sweep-only suite has none
-    tests = [_parse_test(t, i, at) for i, t in enumerate(data["tests"])]
-    names = [t.name for t in tests]
+    errors: list[SuiteError] = []
+    cases = _collect(errors, lambda: _unique(list(_cases(data.get("cases", []), lexicons, path, at)))) or []
+    errors.extend(_placeholder_errors(data.get("cases", []), lexicons, at))
+    tests = []
+    for i, raw in enumerate(data["tests"]):
+        test = _collect(errors, lambda: _parse_test(raw, i, at))
+        errors.extend(_lexicon_argument_errors(raw, lexicons, ("tests", i), at))
+        if test is not None:
+            tests.append(test)
+    names = [t.get("name") for t in data["tests"]]
     for i, name in enumerate(names):
         if names.index(name) != i:
-            raise SuiteError(f"duplicate test name {name!r}", where=at(("tests", i, "name")),
-                             fix="Give every test of a suite its own name")
+            errors.append(SuiteError(f"duplicate test name {name!r}", where=at(("tests", i, "name")),
+                                     fix="Give every test of a suite its own name"))
+    raise_all(sorted(errors, key=lambda e: _line(e.where)))
     return Suite(data["suite"], path, data.get("description", ""), cases, tests, lexicons)
+
+
+def _collect(errors: list[SuiteError], step: Callable[[], Any]) -> Any:
+    """``step()``, or None with its error (the errors a step found) appended to ``errors``."""
+    try:
+        return step()
+    except SuiteErrors as exc:
+        errors.extend(exc.errors)
+    except RmcheckError as exc:
+        errors.append(exc if isinstance(exc, SuiteError) else SuiteError(exc.message, where=exc.where, fix=exc.fix))
+    return None
+
+
+def _line(where: str | None) -> int:
+    tail = (where or "").rpartition(":")[2]
+    return int(tail) if tail.isdigit() else 0
+
+
+def _lexicon_argument_errors(raw: Mapping[str, Any], lexicons: Mapping[str, Any], here: DocPath,
+                             at: "_Locator") -> list[SuiteError]:
+    """An operator argument (``lexicon: NAME``) naming a lexicon the suite does not define, at its line."""
+    perturb = raw.get("perturb")
+    if not isinstance(perturb, Mapping):
+        return []
+    errors = []
+    for key in LEXICON_ARGUMENTS:
+        name = perturb.get(key)
+        if isinstance(name, str) and name not in lexicons:
+            close = difflib.get_close_matches(name, list(lexicons), n=1)
+            hint = f"Did you mean {close[0]!r}? " if close else ""
+            errors.append(SuiteError(f"{perturb.get('op', 'the operator')} names the lexicon {name!r}, which the "
+                                     "suite does not define", where=at((*here, "perturb", key)),
+                                     fix=f"{hint}Defined lexicons: {', '.join(sorted(lexicons)) or 'none'}; add it "
+                                         "under lexicons:"))
+    return errors
+
+
+def _placeholder_errors(items: list[Any], lexicons: Mapping[str, Any], at: "_Locator") -> list[SuiteError]:
+    """A ``{placeholder}`` in an inline prompt or response that is no lexicon but within edit distance 2 of one
+    (a typo); other braces are text (code and JSON in responses are common)."""
+    errors = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            continue
+        for key in ("prompt", "response", "chosen", "rejected"):
+            value = item.get(key)
+            texts = [value] if isinstance(value, str) else [t.get("content") for t in value or ()
+                                                            if isinstance(t, Mapping)] if isinstance(value, list) else []
+            for name in dict.fromkeys(n for t in texts if isinstance(t, str) for n in _PLACEHOLDER.findall(t)):
+                close = [lex for lex in lexicons if name not in lexicons and edit_distance(name, lex) <= 2]
+                if close:
+                    errors.append(SuiteError(f"{{{name}}} in {key} is not a lexicon", where=at(("cases", index, key)),
+                                             fix=f"Did you mean {{{close[0]}}}? (lexicons: {', '.join(lexicons)})"))
+    return errors
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: insertions, deletions and substitutions."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        current = [i]
+        for j, y in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
 
 
 def find_suites(paths: list[str | Path]) -> list[Path]:
@@ -174,17 +278,20 @@ class _Locator:
 
 
 def _validate(data: dict[str, Any], lines: dict[DocPath, int], path: Path) -> None:
+    """Every schema error of the file (one per place, up to :data:`MAX_ERRORS`), in plain words."""
     validator = jsonschema.Draft202012Validator(schema())
     # An unknown key usually explains a missing one (a typo), so it is reported first.
-    errors = sorted(validator.iter_errors(data), key=lambda e: (
+    found = sorted(validator.iter_errors(data), key=lambda e: (
         e.validator != "additionalProperties", line_of(lines, tuple(e.absolute_path)), len(e.path)))
-    if errors:
-        error = errors[0]
+    errors: dict[DocPath, SuiteError] = {}
+    for error in found:
         at = tuple(error.absolute_path)
         if error.validator == "additionalProperties":
             extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
             at = (*at, extra[0]) if extra else at
-        raise SuiteError(_describe(error), where=f"{path}:{line_of(lines, at)}", fix=_fix(error)) from None
+        if not any(at[:len(p)] == p or p[:len(at)] == at for p in errors):  # one error per place
+            errors[at] = SuiteError(_describe(error), where=f"{path}:{line_of(lines, at)}", fix=_fix(error))
+    raise_all(sorted(errors.values(), key=lambda e: _line(e.where)))
 
 
 def _key(error: jsonschema.ValidationError) -> str:
@@ -202,7 +309,59 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{key} is missing the required key {missing.group(1) if missing else error.message!r}"
     if error.validator == "const" and key == "rmcheck":
         return f"rmcheck: {error.instance!r} is not a format version this rmcheck reads"
-    return f"{key}: {error.message}"
+    return f"{key}: {_plain(error)}"
+
+
+_TYPES = {"string": "text", "integer": "a whole number", "number": "a number", "array": "a list",
+          "object": "a mapping", "boolean": "true or false", "null": "empty"}
+
+
+def _plain(error: jsonschema.ValidationError) -> str:
+    """What is wrong with a value, in plain words (never "is not valid under any of the given schemas")."""
+    value = _shown(error.instance)
+    rule = error.validator
+    if rule in ("oneOf", "anyOf"):
+        return f"{value} is {_expected(error.schema)}"
+    if rule == "type":
+        wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        return f"{value} is not {' or '.join(_TYPES.get(t, t) for t in wanted)}"
+    if rule in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return f"{value} is out of range: {_range(error.schema)}"
+    if rule == "enum":
+        return f"{value} is not one of: {', '.join(map(str, error.validator_value))}"
+    if rule == "pattern":
+        return f"{value} has a character or form this key does not allow"
+    if rule == "minItems":
+        return f"needs at least {error.validator_value} item(s)"
+    if rule == "const":
+        return f"{value} must be {error.validator_value!r}"
+    return error.message
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _expected(schema_part: Mapping[str, Any]) -> str:
+    """What a oneOf/anyOf accepts, as its alternatives' kinds (and ranges)."""
+    options = []
+    for option in schema_part.get("oneOf", schema_part.get("anyOf", [])):
+        kind = option.get("type")
+        kinds = kind if isinstance(kind, list) else [kind] if kind else []
+        options.append(_range(option) or " or ".join(_TYPES.get(k, k) for k in kinds) or "another form")
+    if len(options) == 2:
+        return f"neither {options[0]} nor {options[1]}"
+    return f"none of: {'; '.join(options)}" if options else "a value this key accepts"
+
+
+def _range(schema_part: Mapping[str, Any]) -> str:
+    """``a number >= 0 and <= 1`` from a schema's bounds; empty without any."""
+    bounds = []
+    for key, sign in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
+        if key in schema_part:
+            bounds.append(f"{sign} {schema_part[key]}")
+    return f"a number {' and '.join(bounds)}" if bounds else ""
 
 
 def _fix(error: jsonschema.ValidationError) -> str:
