@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .backends.base import OVERALL, ModelOptions, Pair, RewardModel, Scores, load_model, model_inputs, split_spec
 from .backends.quiet import LOADED_BY_TRANSFORMERS, quiet_transformers
-from .errors import BackendError, ModelError, RmcheckError
+from .errors import BackendError, RmcheckError
 from .expect import Threshold
 from .kinds.registry import kind_of
 from .results import TestResult
@@ -157,7 +157,8 @@ class Engine:
                     with quiet_transformers():
                         out.update(kind.evaluate(self, spec, mine))
                 except BackendError as exc:  # the model could not be loaded or scored: every test of it is an error
-                    out.update((r.key, exc if isinstance(exc, ModelError) else ModelError(spec, exc)) for r in mine)
+                    exc.failed_model = exc.failed_model or spec
+                    out.update((r.key, exc) for r in mine)
                 except RmcheckError as exc:
                     out.update((r.key, exc) for r in mine)
         return out

@@ -29,14 +29,15 @@ class OperatorError(RmcheckError):
 class BackendError(RmcheckError):
     """A model spec that cannot be resolved, loaded or scored."""
 
+    #: Set (to the model's spec) when the model failed during a run, so that every test of it is an error
+    #: whose reason is shown once; None for a problem of one test (e.g. an objective the model lacks).
+    failed_model: str | None = None
+
+
+def model_failure(error: BaseException) -> str | None:
+    """The spec of the model whose failure ``error`` is, or None."""
+    return getattr(error, "failed_model", None) if isinstance(error, BackendError) else None
+
 
 class ScoreError(BackendError):
     """A model returned scores that cannot be trusted (NaN, wrong count, wrong type)."""
-
-
-class ModelError(BackendError):
-    """A model that could not be loaded or scored during a run: its tests are errors, not failures."""
-
-    def __init__(self, spec: str, cause: RmcheckError) -> None:
-        super().__init__(cause.message, where=cause.where, fix=cause.fix)
-        self.spec = spec

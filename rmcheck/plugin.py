@@ -18,7 +18,7 @@ from .report.ci import attach_failure, junit_properties
 from .backends.base import check_spec
 from .report.compare import Baseline, fail_on_mode, gate_status, parse_thresholds
 from .engine import DEFAULT_SHRINK_BUDGET, Engine, Outcomes, Request
-from .errors import ModelError, RmcheckError
+from .errors import RmcheckError, model_failure
 from .options import add_options, check_pyproject, model_options, resolve_models, score_cache
 from .report.text import failure_text
 from .report.rundoc import write_atomically
@@ -184,7 +184,7 @@ class RmcheckItem(pytest.Item):
         if self.key not in state.results:
             state.results.update(state.engine.evaluate(_pending(self, state)))
         outcome = state.results[self.key]
-        if isinstance(outcome, ModelError):  # JUnit keeps the reason with each test; the terminal shows it once
+        if model_failure(outcome):  # JUnit keeps the reason with each test; the terminal shows it once
             self.user_properties.append(("rmcheck_error", str(outcome)))
         if isinstance(outcome, RmcheckError):
             raise outcome
@@ -258,7 +258,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = _error_line(item, error)  # one line, never a traceback
         report.rmcheck_error = {"suite": item.suite.name, "suite_file": str(item.suite.path),
                                 "line": item.request().test.line, "test": item.test_name, "model": item.spec,
-                                "error": str(error), "model_error": isinstance(error, ModelError)}
+                                "error": str(error), "model_error": bool(model_failure(error))}
     if report.skipped and isinstance(report.longrepr, tuple):  # at the suite's line, not inside this plugin
         report.longrepr = (str(item.path), item.request().test.line, report.longrepr[2])
     if call.when == "call" and item.rmcheck_result is not None:
@@ -272,7 +272,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _error_line(item: RmcheckItem, error: RmcheckError) -> str:
-    if isinstance(error, ModelError):
+    if model_failure(error):
         return (f"rmcheck: model {item.spec} could not be loaded or scored, so this test could not run "
                 f"(the reason is printed once, in the rmcheck summary)")
     return f"rmcheck: {error}"

@@ -124,7 +124,7 @@ tests:
     assert "loading demo ..." in err and "scoring demo:" in err
     assert "model: all-MiniLM-L6-v2 + linear Bradley-Terry head" in out
     # all-MiniLM is uncased: CANBERRA and Canberra are the same tokens, so the edit is not applicable (issue 17)
-    assert re.search(r"^short +shouting-costs-nothing +demo +n/a n/a", out, re.M)
+    assert re.search(r"^short +shouting-costs-nothing +demo +n/a skip", out, re.M)
     assert re.search(r"^short +capital-matters +demo +(1\.00 ok|0\.00 FAIL +capital: .*\[-Canberra-\] \{\+Sydney\+\})",
                      out, re.M)
     document = json.loads((tmp_path / ".rmcheck" / "last-run.json").read_text())

@@ -11,7 +11,7 @@ from typing import Sequence
 from ..version import __version__
 from ..backends.base import ModelOptions, check_spec, load_model, objectives_of, spec_forms
 from ..engine import DEFAULT_SHRINK_BUDGET, RunReport, run_suites
-from ..errors import ModelError, RmcheckError
+from ..errors import RmcheckError, model_failure
 from ..report.rundoc import write_atomically
 from ..report.compare import Baseline, compare_runs, fail_on_mode, gate_status, parse_thresholds
 from .progress import Progress
@@ -199,11 +199,11 @@ def _run(args: argparse.Namespace) -> int:
         for result, doc in zip(ordered, document["results"]):
             if doc["status"] == "failed" and result.outcome == "failed":
                 print(f"\n{failure_text(result)}")
-    model_errors = {spec: e for (r, e) in report.errors if isinstance(e, ModelError) for spec in [r.spec]}
+    model_errors = {r.spec: e for r, e in report.errors if model_failure(e)}
     for spec, error in model_errors.items():
         print(f"error: model {spec} could not be loaded or scored: {error}")
     for request, error in report.errors:
-        if not isinstance(error, ModelError):
+        if not model_failure(error):
             print(f"error: {request.suite.name}::{request.test.name} [{request.spec}]: {error}")
     target = Path(args.rmcheck_json or DEFAULT_JSON)
     write_atomically(target, json.dumps(document, indent=2))
@@ -211,7 +211,7 @@ def _run(args: argparse.Namespace) -> int:
         _print_gate(baseline, results, specs)
     counts = document["summary"]
     print(f"\n{summary_line(counts)}; JSON run document: {target}")
-    if any(not isinstance(error, ModelError) for _, error in report.errors):
+    if any(not model_failure(error) for _, error in report.errors):
         return EXIT_USAGE
     if model_errors:
         return EXIT_MODEL
