@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -133,7 +134,7 @@ class TestChange:
         before, after = self.rates
         return None if before is None or after is None else after - before
 
-    @property
+    @cached_property
     def worse(self) -> int:
         return sum(f.regressed for f in self.flips)
 
@@ -141,7 +142,7 @@ class TestChange:
     def better(self) -> int:
         return len(self.flips) - self.worse
 
-    @property
+    @cached_property
     def p_value(self) -> float:
         return mcnemar_p(self.worse, self.better)
 
