@@ -130,6 +130,8 @@ def test_scorecard_ranks_models_with_pass_rates_and_accuracy() -> None:
     pairs = next(t for t in card.tests if t.test == "pairs")
     assert {m[-2:]: accuracy(r) for m, r in pairs.by_model.items()} == {"v1": pytest.approx(2 / 3), "v2": pytest.approx(2 / 3)}
     assert accuracy({"details": {"accuracy": {"easy": 1.0, "normal": 0.5, "hard": None}}}) == 0.75
+    assert accuracy({"details": {"accuracy": {"easy": 1.0}, "overall": 0.625}}) == 0.625  # RM-Bench's figure
+    assert accuracy({"details": {"accuracy": 0.4, "subsets": {"a": 0.2, "b": 0.6}}}) == 0.4  # best_of_n
     assert accuracy({"expect": "higher", "cases": []}) is None
     # worst first: v1's padding case 3 * 2.0 = 6 is 5.5 beyond its threshold of 0.5
     worst = card.failures[0]

@@ -3,8 +3,9 @@ test and suite, accuracy for pair-preference tests, a ranking) and the worst fai
 
 - A model's rank: the share of its applicable tests that passed, then its mean pass rate.
 - Accuracy: for ``prefers_chosen``, the share of applicable pair cases where chosen scored higher
-  (whatever the tolerance); for kinds that report it in ``details.accuracy`` (``style_substance``,
-  ``best_of_n``), that number (the mean of its groups when it has several).
+  (whatever the tolerance); for kinds that report it in ``details`` (``style_substance``'s RM-Bench
+  ``overall``, else ``accuracy`` as ``best_of_n`` gives it), that number (the mean of its groups when
+  it has several).
 - A failure's severity: how far its delta lies beyond the test's threshold, in units of the model's
   score sd (the sensitivity scale), so failures of different tests and models sort together.
 """
@@ -38,7 +39,9 @@ def accuracy(result: dict[str, Any]) -> float | None:
         deltas = [c["delta"] for c in result.get("cases", []) if c.get("verdict") in ("passed", "failed")
                   and isinstance(c.get("delta"), (int, float))]
         return sum(d > 0 for d in deltas) / len(deltas) if deltas else None
-    found = (result.get("details") or {}).get("accuracy")
+    details = result.get("details") or {}
+    overall = details.get("overall")  # style_substance's RM-Bench figure (mean over domains), when it has one
+    found = overall if isinstance(overall, (int, float)) and not isinstance(overall, bool) else details.get("accuracy")
     if isinstance(found, dict):
         values = [v for v in found.values() if isinstance(v, (int, float))]
         return statistics.fmean(values) if values else None
