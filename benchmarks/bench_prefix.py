@@ -1,7 +1,8 @@
 """Shared-prefix scoring against full forward passes, on multi-turn HH-RLHF cases from ../shared/data.
 
     python benchmarks/bench_prefix.py                     # 60 cases, the tiny Llama RM, best of 3
-    python benchmarks/bench_prefix.py --cases 100 --repeats 5
+    python benchmarks/bench_prefix.py --cases 100 --repeats 5 --threads 1
+    python benchmarks/bench_prefix.py --device cuda --dtype bfloat16 --model DIR   # benchmarks/gpu_check.sh
 
 The benchmark suite's built-in perturbation tests (benchmarks/hh_suite.py) run over multi-turn cases
 (two human turns or more) with both scoring paths, interleaved, each run in a fresh process so that
@@ -39,13 +40,18 @@ PATHS = ("shared", "full")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=60, help="multi-turn HH-RLHF cases (default 60)")
+    parser.add_argument("--min-turns", type=int, default=2, help="human turns a case's prompt has at least (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each path, interleaved; the best is kept")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads per run (default torch's; 1 is steadier on a busy machine)")
+    parser.add_argument("--device", default=None, help="torch device (default cpu)")
+    parser.add_argument("--dtype", default=None, help="torch dtype (default float32)")
+    parser.add_argument("--model", default=None, metavar="DIR",
+                        help="an hf: sequence-classification model directory (default: a tiny Llama built from a config)")
     parser.add_argument("--worker", nargs=3, metavar=("PATH", "MODEL", "SUITE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        return worker(*args.worker, threads=args.threads)
+        return worker(*args.worker, threads=args.threads, options={"device": args.device, "dtype": args.dtype})
     if not HH_RLHF.is_file():
         print(f"bench_prefix: {HH_RLHF} not found (the shared data ships beside the checkout)", file=sys.stderr)
         return 2
@@ -53,25 +59,25 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         from fixtures.tiny_models import build_tiny_llama_rm
 
-        model = build_tiny_llama_rm(work / "tiny-llama", positions=POSITIONS)
-        suite = write_multi_turn_suite(work, args.cases)
+        model = Path(args.model) if args.model else build_tiny_llama_rm(work / "tiny-llama", positions=POSITIONS)
+        suite = write_multi_turn_suite(work, args.cases, args.min_turns)
         runs: dict[str, list[dict[str, Any]]] = {path: [] for path in PATHS}
         for _ in range(args.repeats):
             for path in PATHS:
-                runs[path].append(run_worker(path, model, suite, work, args.threads))
-        report(runs, args.cases, args.threads)
+                runs[path].append(run_worker(path, model, suite, work, args))
+        report(runs, f"{args.cases} HH-RLHF cases of {args.min_turns}+ human turns", args.threads)
     return 0
 
 
-def write_multi_turn_suite(folder: Path, cases: int) -> Path:
-    """The benchmark tests over the first ``cases`` HH-RLHF cases whose prompt has two human turns or more."""
+def write_multi_turn_suite(folder: Path, cases: int, turns: int = 2) -> Path:
+    """The benchmark tests over the first ``cases`` HH-RLHF cases whose prompt has ``turns`` human turns or more."""
     from rmcheck.suite.datasets import hh_rlhf_case
 
     rows = []
     with gzip.open(HH_RLHF, "rt", encoding="utf-8") as handle:
         for line in handle:
             case = hh_rlhf_case(json.loads(line))
-            if not case or sum(t["role"] == "user" for t in case["prompt"]) < 2:
+            if not case or sum(t["role"] == "user" for t in case["prompt"]) < turns:
                 continue
             if sum(len(t["content"]) for t in case["prompt"]) + max(len(case["chosen"]), len(case["rejected"])) \
                     <= MAX_CHARS:
@@ -84,15 +90,17 @@ def write_multi_turn_suite(folder: Path, cases: int) -> Path:
     return path
 
 
-def run_worker(path: str, model: Path, suite: Path, work: Path, threads: int | None) -> dict[str, Any]:
+def run_worker(path: str, model: Path, suite: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One path in a fresh process: its timings, counts, verdicts and scores."""
     command = [sys.executable, __file__, "--worker", path, str(model), str(suite)]
-    out = subprocess.run(command + (["--threads", str(threads)] if threads else []), cwd=work,
-                         capture_output=True, text=True, check=True)
+    for flag in ("threads", "device", "dtype"):
+        if getattr(args, flag):
+            command += [f"--{flag}", str(getattr(args, flag))]
+    out = subprocess.run(command, cwd=work, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def worker(path: str, model_dir: str, suite_path: str, threads: int | None) -> int:
+def worker(path: str, model_dir: str, suite_path: str, threads: int | None, options: dict[str, Any]) -> int:
     """Load the model, run the suite with one path, print one JSON line."""
     warnings.simplefilter("ignore")
     if threads:
@@ -104,7 +112,7 @@ def worker(path: str, model_dir: str, suite_path: str, threads: int | None) -> i
     from rmcheck.suite import load_suite
 
     spec = f"hf:{model_dir}"
-    engine = Engine(ModelOptions(prefix_sharing=path == "shared"))
+    engine = Engine(ModelOptions(prefix_sharing=path == "shared", **options))
     engine.model(spec)
     suite = load_suite(suite_path)
     requests = [Request(suite, test, spec) for test in suite.tests]
@@ -116,6 +124,7 @@ def worker(path: str, model_dir: str, suite_path: str, threads: int | None) -> i
     results = [outcomes[r.key].to_json() for r in requests]
     print(json.dumps({
         "wall": wall, "rss": _rss_mib(), "rss_loaded": loaded, "path": scorer.path,
+        "model": engine.model(spec).describe().split(";")[0] + f", {engine.model(spec).dtype} on {engine.model(spec).device}",
         "stats": scorer.stats.__dict__,
         "verdicts": [(r["test"], r["counts"]) for r in results],
         "minimal": [_minimal(r) for r in results],
@@ -132,7 +141,7 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def report(runs: dict[str, list[dict[str, Any]]], cases: int, threads: int | None) -> None:
+def report(runs: dict[str, list[dict[str, Any]]], cases: str, threads: int | None) -> None:
     shared, full = (min(runs[p], key=lambda r: r["wall"]) for p in PATHS)
     stats = shared["stats"]
     scores = {pair: value for pair, value in full["scores"]}
@@ -142,7 +151,7 @@ def report(runs: dict[str, list[dict[str, Any]]], cases: int, threads: int | Non
     tokens = stats["tokens"] / max(stats["computed_tokens"], 1)
     wall = full["wall"] / shared["wall"]
     rss = (shared["rss"] - shared["rss_loaded"] + 1) / (full["rss"] - full["rss_loaded"] + 1)
-    print(f"shared-prefix scoring, tiny Llama RM, {cases} multi-turn HH-RLHF cases x {len(shared['verdicts'])} tests "
+    print(f"shared-prefix scoring, {shared['model']}, {cases} x {len(shared['verdicts'])} tests "
           f"(best of {len(runs['shared'])} interleaved runs per path"
           f"{f', {threads} torch thread(s)' if threads else ''})")
     print(f"  path: {shared['path']}")

@@ -22,7 +22,7 @@ from .kv import Decoder, PrefixKV, Row, Unsupported, tolerance
 #: Pairs scored both ways by the probe.
 PROBE = 8
 #: Tokens a subgroup must save ((members - 1) x extra shared tokens) to be worth extending its prefix.
-MIN_GAIN = 128
+MIN_GAIN = 64
 #: Tokens pairs must share to be scored from a shared prefix at all, rather than in ordinary batches.
 MIN_PREFIX = 64
 #: Padded suffix tokens per packed forward pass (rows x width).
