@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -96,7 +97,8 @@ def run_worker(path: str, model: Path, suite: Path, work: Path, args: argparse.N
     for flag in ("threads", "device", "dtype"):
         if getattr(args, flag):
             command += [f"--{flag}", str(getattr(args, flag))]
-    out = subprocess.run(command, cwd=work, capture_output=True, text=True, check=True)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same set and dict orders in every run
+    out = subprocess.run(command, cwd=work, capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -147,7 +149,7 @@ def report(runs: dict[str, list[dict[str, Any]]], cases: str, threads: int | Non
     scores = {pair: value for pair, value in full["scores"]}
     delta = max((abs(value - scores[pair]) for pair, value in shared["scores"] if pair in scores), default=0.0)
     same = all(a["verdicts"] == b["verdicts"] and a["minimal"] == b["minimal"]
-               for a in runs["shared"] for b in runs["full"])
+               for a, b in zip(runs["shared"], runs["full"]))
     tokens = stats["tokens"] / max(stats["computed_tokens"], 1)
     wall = full["wall"] / shared["wall"]
     rss = (shared["rss"] - shared["rss_loaded"] + 1) / (full["rss"] - full["rss_loaded"] + 1)
@@ -168,7 +170,7 @@ def report(runs: dict[str, list[dict[str, Any]]], cases: str, threads: int | Non
               ("peak RSS growth, shared / full", rss, rss <= TARGETS["rss"], f"<= {TARGETS['rss']}x")]
     for name, value, met, target in checks:
         print(f"  {name}: {value:.3g} (target {target}: {'met' if met else 'MISSED'})")
-    print(f"  verdicts and minimal pairs equal on every run: {'yes' if same else 'NO'}")
+    print(f"  verdicts and minimal pairs equal between the paths in every round: {'yes' if same else 'NO'}")
 
 
 if __name__ == "__main__":
