@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from rmcheck import cli
+from rmcheck.cli.app import builtin_suites
 from rmcheck.backends.base import Pair, load_model
 from rmcheck.demo.build import HEAD_FILE, encoder_dir, model_dir, read_head
 from rmcheck.demo.train import DATA, TRAIN_PAIRS, accuracy, fit, load_pairs, split
@@ -141,3 +142,15 @@ def test_the_wheel_ships_the_built_in_suites_and_the_head(tmp_path: Path) -> Non
     shipped = sorted(p.name for p in (tmp_path / "rmcheck" / "suites").iterdir())
     assert shipped == sorted(p.name for p in (ROOT / "suites").glob("*.rmcheck.yaml")) and len(shipped) >= 9
     assert (tmp_path / "rmcheck" / "demo" / "head.json").read_bytes() == HEAD_FILE.read_bytes()
+
+
+def test_rmcheck_run_without_a_path_runs_the_built_in_suites(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The README's main command: no path means every built-in suite (here against the clean planted RM)."""
+    monkeypatch.chdir(tmp_path)
+    assert builtin_suites() == ROOT / "suites"
+    code = cli.main(["run", "--rm", "python:tests.planted_rms:clean"])
+    out, _ = capsys.readouterr()
+    document = json.loads((tmp_path / ".rmcheck" / "last-run.json").read_text())
+    ran = {Path(r["suite_file"]).name for r in document["results"]}
+    assert ran == {p.name for p in (ROOT / "suites").glob("*.rmcheck.yaml")}
+    assert code == 0, out

@@ -51,7 +51,9 @@ def test_length_loving_rm_has_a_verbosity_counterfactual_and_the_clean_rm_none(
         for entry in doc["comparisons"][0]["attributes"]:
             assert CONTRACT <= set(entry) and isinstance(entry["counterfactuals"], int)
         found[rm] = doc
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "explaining 1 comparison(s)" in captured.err  # progress on stderr, plain lines off a terminal
     assert "minimal counterfactuals (fewest edits that still flip, replayed):" in out
     assert "no counterfactual: no perturbation flipped the preference" in out
     clean, loving = found["clean"], found["length_loving"]

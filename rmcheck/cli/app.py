@@ -29,8 +29,9 @@ DEFAULT_REPORT = ".rmcheck/report.html"
 def builtin_suites() -> Path:
     """The built-in suite library: ``rmcheck/suites`` in an installed wheel (copied there from the
     repository's ``suites/`` by setup.py), else ``suites/`` beside the package (a checkout or editable install)."""
-    packaged = Path(__file__).resolve().parent / "suites"
-    return packaged if packaged.is_dir() else packaged.parent.parent / "suites"
+    package = Path(__file__).resolve().parent.parent
+    packaged = package / "suites"
+    return packaged if packaged.is_dir() else package.parent / "suites"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

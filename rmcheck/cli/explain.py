@@ -7,6 +7,7 @@ from typing import Any
 
 from ..contrastive import explain
 from ..engine import DEFAULT_SHRINK_BUDGET
+from .progress import Progress
 from ..options import RUN_ONLY, add_options, model_options, resolve_models, score_cache
 from ..errors import RmcheckError
 from ..stats import SEMIFACTUAL_MARGIN
@@ -57,11 +58,15 @@ def run(args: argparse.Namespace) -> int:
         raise RmcheckError(f"--limit {args.limit} is not a positive whole number", where="--limit", fix="Write e.g. --limit 50")
     get = lambda dest: getattr(args, dest)  # noqa: E731
     attributes = [a.strip() for a in (args.attributes or "").split(",") if a.strip()]
-    report = explain(spec, prompt=args.prompt, chosen=args.chosen, rejected=args.rejected, file=args.file,
-                     format=args.format, limit=args.limit, attributes=attributes, llm_attributes=args.llm_attribute,
-                     semifactual_margin=args.semifactual_margin, options=model_options(get),
-                     cache=score_cache(get, Path.cwd()), seed=args.seed,
-                     shrink_budget=args.rmcheck_shrink_budget or DEFAULT_SHRINK_BUDGET)
+    progress = Progress()
+    try:
+        report = explain(spec, prompt=args.prompt, chosen=args.chosen, rejected=args.rejected, file=args.file,
+                         format=args.format, limit=args.limit, attributes=attributes,
+                         llm_attributes=args.llm_attribute, semifactual_margin=args.semifactual_margin,
+                         options=model_options(get), cache=score_cache(get, Path.cwd()), seed=args.seed,
+                         shrink_budget=args.rmcheck_shrink_budget or DEFAULT_SHRINK_BUDGET, progress=progress)
+    finally:
+        progress.close()
     print(report.text())
     print(f"JSON: {report.write_json(args.explain_json or DEFAULT_JSON)}")
     return 0
