@@ -412,3 +412,15 @@ def test_every_subset_of_hunks_is_well_formed(name: str, check, text: str, data:
     result = change.apply(keep)
     assert (result == text) == (not keep)
     check(text, result)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("42.", r"^(?:[A-Z][^.]*\. ){2}42\.$"),  # fillers go before a bare "42." line (never "42..")
+    ("Cat sat", r"^Cat sat\. [A-Z][^.]*\. [A-Z][^.]*$"),  # the stop is added once per filler, never doubled
+])
+def test_pad_with_filler_never_doubles_a_full_stop(text: str, expected: str) -> None:
+    change = applied("pad_with_filler", text, "s", n=2)
+    for keep in ([0], [1], [0, 1]):
+        result = change.apply(keep)
+        assert ".." not in result
+    assert re.match(expected, change.text), change.text

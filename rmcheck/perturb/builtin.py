@@ -163,16 +163,21 @@ def pad_with_filler(text: str, ctx: OperatorContext, /, *, n: int = 3) -> Change
     n = _count("pad_with_filler", "n", n)
     sentences = sentence_spans(text)
     # Not after a bare "42." line: the filler would turn it into a numbered list item.
-    slots = [(end, " ") for start, end in sentences
+    slots = [(end, " ", "") for start, end in sentences
              if is_terminated(text[start:end]) and not MARKER_ONLY.fullmatch(text[start:end])]
     if not slots and sentences:
-        slots = [(sentences[-1][1], ". ")]
+        start, end = sentences[-1]
+        # After an unterminated last sentence each filler opens with the full stop and leaves its own off, so
+        # any subset of them reads "Cat sat. F1. F2"; text of bare "42." lines only gets fillers before it.
+        slots = [(end, ". ", "")] if not is_terminated(text[start:end]) else [(sentences[0][0], "", " ")]
     if not slots:
         return None
     chosen = sorted(ctx.rng.sample(slots, min(n, len(slots))))
     places = sorted(chosen + [ctx.rng.choice(chosen) for _ in range(n - len(chosen))])
     order = ctx.rng.sample(FILLERS, len(FILLERS))
-    hunks = [Hunk(pos, pos, glue + order[i % len(order)]) for i, (pos, glue) in enumerate(places)]
+    fillers = [order[i % len(order)] for i in range(n)]
+    hunks = [Hunk(pos, pos, before + (filler.removesuffix(".") if before == ". " else filler) + after)
+             for filler, (pos, before, after) in zip(fillers, places)]
     return _change(text, hunks, f"pad_with_filler: {n} filler sentence(s)")
 
 
