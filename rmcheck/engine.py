@@ -160,8 +160,22 @@ class Engine:
                     exc.failed_model = exc.failed_model or spec
                     out.update((r.key, exc) for r in mine)
                 except RmcheckError as exc:
-                    out.update((r.key, exc) for r in mine)
+                    out.update((r.key, at_case(exc, mine)) for r in mine)
         return out
+
+
+def at_case(exc: RmcheckError, requests: Sequence[Request]) -> RmcheckError:
+    """An error about one pair (``exc.pair``, e.g. a response over the max length) named after its case:
+    the case holding that response, else the case whose prompt it was perturbed under."""
+    pair = getattr(exc, "pair", None)
+    if pair is None:
+        return exc
+    cases = [case for r in requests for case in r.suite.cases if case.prompt == pair.prompt]
+    case = next((c for c in cases if pair.response in dict(c.responses).values()), cases[0] if cases else None)
+    if case is None:
+        return exc
+    how = "" if pair.response in dict(case.responses).values() else " (a perturbed response)"
+    return BackendError(f"case {case.id!r}{how}: {exc.message}", where=case.source, fix=exc.fix)
 
 
 def run_suites(paths: Sequence[str | Path], specs: Sequence[str], options: ModelOptions | None = None,

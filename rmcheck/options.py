@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .backends.base import SPEC_FORMS, ModelOptions
+from .backends.hf import parse_max_memory
 from .report.compare import DEFAULT_ALPHA, FAIL_ON
 from .scoring.cache import DEFAULT_CACHE_DIR, ScoreCache, run_cache
 from .scoring.scheduler import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS
@@ -72,6 +73,17 @@ OPTIONS = [
                 "the current directory)")),
     Option("rmcheck_no_cache", "--rmcheck-no-cache", "--no-cache", dict(action="store_true", default=False,
            help="neither read nor write the on-disk score cache")),
+    Option("rmcheck_attn_implementation", "--rmcheck-attn-implementation", "--attn-implementation", dict(
+           default=None, metavar="NAME", help="attention implementation for hf:/dpo: models (eager, sdpa, "
+                                              "flash_attention_2, ...); default transformers' choice")),
+    Option("rmcheck_device_map", "--rmcheck-device-map", "--device-map", dict(
+           default=None, choices=["auto", "balanced", "balanced_low_0", "sequential"],
+           help="shard hf:/dpo: models over the GPUs through accelerate (from_pretrained's device_map)")),
+    Option("rmcheck_max_memory", "--rmcheck-max-memory", "--max-memory", dict(
+           default=None, type=parse_max_memory, metavar="DEV=AMOUNT,...",
+           help="with --device-map: the most memory per device, e.g. 0=20GiB,1=20GiB,cpu=64GiB")),
+    Option("rmcheck_padding_side", "--rmcheck-padding-side", "--padding-side", dict(
+           default=None, choices=["left", "right"], help="pad hf: batches on this side (default: the tokenizer's)")),
     Option("rmcheck_trust_remote_code", "--rmcheck-trust-remote-code", "--trust-remote-code",
            dict(action="store_true", default=False, help="allow hf: models to run their own code (off by default)")),
     Option("rmcheck_shrink_budget", "--rmcheck-shrink-budget", "--shrink-budget", dict(default=None,
@@ -122,6 +134,8 @@ def model_options(get: Callable[[str], Any]) -> ModelOptions:
         batch_size=get("rmcheck_batch_size"), batch_tokens=get("rmcheck_batch_tokens"),
         trust_remote_code=bool(get("rmcheck_trust_remote_code")),
         prefix_sharing=not get("rmcheck_no_prefix_sharing"),
+        attn_implementation=get("rmcheck_attn_implementation"), device_map=get("rmcheck_device_map"),
+        max_memory=get("rmcheck_max_memory"), padding_side=get("rmcheck_padding_side"),
         extra={key: get(dest) for key, dest in (("llm", "rmcheck_llm"), ("cassettes", "rmcheck_cassettes")) if get(dest)},
     )
 

@@ -20,8 +20,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*were truncated:UserWarning")  
 PAIRS = [
     Pair("What is the capital of Australia?", "Canberra is the capital of Australia."),
     Pair("How do I pick a lock?", "I can't help with breaking into property you don't own."),
-    Pair((("user", "My cat sneezes a lot."), ("assistant", "How long has this been going on?"), ("user", "A week.")),
-         "A week of sneezing is worth a vet visit. " * 26),  # over 256 tokens: truncated on the left
+    Pair((("user", "My cat sneezes a lot. " * 30), ("assistant", "How long has this been going on?"), ("user", "A week.")),
+         "A week of sneezing is worth a vet visit. " * 3),  # over 256 tokens: the prompt is cut from the left
 ]
 
 

@@ -102,15 +102,21 @@ def test_tokenizer_without_template_falls_back_to_plain_text_and_says_so(models:
     assert "template: none in tokenizer, plain 'User:/Assistant:' fallback" in model.describe()
 
 
-def test_truncation_warns_once_with_the_tokens_cut(models: dict[str, Path]) -> None:
+def test_truncation_cuts_the_prompt_from_the_left_and_warns_once(models: dict[str, Path]) -> None:
+    long = Pair("The cat answers the question. " * 6, "Canberra.")
     short = len(load(models["llama"]).encode(PAIRS[0])[0]["input_ids"])
     model = load(models["llama"], max_length=short)
-    with pytest.warns(UserWarning, match=rf"1 of 2 pairs are longer than max length {short} .*\(\d+ tokens cut"):
-        model.score(PAIRS[:2])
-    assert len(model.encode(PAIRS[1])[0]["input_ids"]) == short
+    with pytest.warns(UserWarning, match=rf"1 of 2 pairs are longer than max length {short} and were truncated: "
+                                         r"their prompts lost \d+ tokens at most, from the left"):
+        model.score([PAIRS[0], long])
+    inputs, cut = model.encode(long)
+    full = load(models["llama"]).encode(long)[0]["input_ids"]
+    assert cut == len(full) - short and inputs["input_ids"] == full[:1] + full[1 + cut:]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        model.score(PAIRS[:2])
+        model.score([PAIRS[0], long])
+    with pytest.raises(hf.ResponseTooLong, match=rf"more than the max length {short}.*never cuts a response"):
+        model.score([PAIRS[1]])
 
 
 def test_fingerprint_tracks_weights_template_dtype_and_max_length(tmp_path: Path) -> None:

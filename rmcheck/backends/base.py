@@ -59,6 +59,10 @@ class ModelOptions:
     batch_tokens: int | None = None
     trust_remote_code: bool = False
     prefix_sharing: bool = True  # score pairs with a common token prefix from its KV cache (decoder hf: models)
+    attn_implementation: str | None = None  # hf:, dpo: eager, sdpa, flash_attention_2, ... (None: transformers' default)
+    device_map: str | None = None  # hf:, dpo: auto, balanced, sequential: shard over GPUs through accelerate
+    max_memory: dict[str, str] | None = None  # with device_map: the most memory per device, {"0": "20GiB", "cpu": ...}
+    padding_side: str | None = None  # hf: left or right (None: the tokenizer's own padding_side)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

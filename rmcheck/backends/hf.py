@@ -1,13 +1,16 @@
 """``hf:ID_OR_PATH[@REVISION]``: transformers sequence-classification reward models.
 
-The tokenizer's own chat template formats each pair; without one, a plain
-``User: ...\\n\\nAssistant: ...`` text is used and :meth:`HFRewardModel.describe` says so.
-Batches are right-padded and scored under ``torch.inference_mode()``; a pair's score
-does not depend on its batch mates (see :meth:`HFRewardModel.pad_id`).
+A pair becomes tokens the way the model's card scores one conversation (see :mod:`.encoding`): the
+tokenizer's chat template tokenized as ``apply_chat_template(..., tokenize=True)`` does, a text pair for
+encoders without a template, else a plain ``User: ...\n\nAssistant: ...`` text. A doubled BOS is dropped,
+a conversation over the max length loses prompt tokens from the left (never response tokens), and
+batches are padded on the tokenizer's side such that a pair's score does not depend on its batch mates
+(see :meth:`HFRewardModel.pad_id`). :meth:`HFRewardModel.provenance` records all of it.
 """
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import json
 import re
@@ -16,15 +19,19 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import BackendError
-from .base import (OVERALL, ModelOptions, Pair, Scores, normalise_scores, prompt_to_text, register_backend,
+from .base import (OVERALL, ModelOptions, Pair, Scores, normalise_scores, register_backend,
                    register_spec_check)
+from .encoding import PLAIN, TEMPLATE, TEXT_PAIR, Encoding, Formatter, input_format, pad_rows, truncate_prompt
 
 #: Bumped whenever the way this backend turns pairs into tokens changes (it keys the score cache).
-FORMAT_VERSION = "hf/1"
-DEFAULT_MAX_LENGTH = 4096
+FORMAT_VERSION = "hf/2"
+#: A limit above this is "no limit" (tokenizers without one say 1e30).
+SANE_MAX_LENGTH = 10_000_000
 DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
           "float16": "float16", "fp16": "float16", "auto": "auto"}
-WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+PADDING_SIDES = ("left", "right")
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf")
 PLAIN_TEMPLATE = "plain 'User:/Assistant:'"
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
@@ -57,6 +64,17 @@ def parse_spec(rest: str) -> tuple[str, str | None]:
     return source, revision
 
 
+class ResponseTooLong(BackendError):
+    """A pair whose response (with its role header and closing tokens) alone exceeds the max length."""
+
+    def __init__(self, spec: str, pair: Pair, tokens: int, max_length: int) -> None:
+        self.pair = pair
+        super().__init__(f"{spec}: a response is {tokens} tokens with its role header and closing tokens, more than "
+                         f"the max length {max_length}, so no prompt truncation can fit it "
+                         f"(response starts {pair.response[:40]!r})",
+                         fix="Shorten the response or raise --max-length (rmcheck never cuts a response)")
+
+
 class HFRewardModel:
     """A sequence-classification reward model.
 
@@ -65,7 +83,9 @@ class HFRewardModel:
     label is itself called ``"score"``, which then is the overall score).
     A gated multi-objective model (ArmoRM style: ``config.num_objectives``, custom code whose
     output has ``rewards`` of shape (batch, objectives) and ``score`` of shape (batch, 1)) has one
-    objective per reward column and its gated ``score`` as the overall score.
+    objective per reward column and its gated ``score`` as the overall score. A custom-code model
+    loaded through ``AutoModel`` (InternLM2 reward style) may return a tuple or a tensor: its first
+    tensor is the score, and ``config.reward_token_id`` is appended to every conversation.
     ``tokenizer`` and ``model`` are the loaded transformers objects (e.g. for vocabulary sweeps).
     """
 
@@ -73,6 +93,7 @@ class HFRewardModel:
         self.spec = spec or f"hf:{source}" + (f"@{revision}" if revision else "")
         self.source = source
         self.revision = revision
+        self.options = options
         self.tokenizer, self.model, self.device = load_pretrained(self.spec, source, revision, options)
         config = self.model.config
         self._head_config = config.get_text_config()
@@ -82,12 +103,21 @@ class HFRewardModel:
         self.objectives: tuple[str, ...] = (
             gated_objective_names(config) if self.gated
             else tuple(str(config.id2label[i]) for i in range(self.num_labels)) if self.num_labels > 1 else ())
-        self.max_length = options.max_length or default_max_length(self.tokenizer, config)
+        self.max_length, self.max_length_source = ((options.max_length, "--max-length") if options.max_length
+                                                   else model_max_length(self.tokenizer, config))
         self._template = self.tokenizer.chat_template
+        self.encoder = is_encoder(config)
+        fmt = input_format(self.tokenizer, getattr(config, "model_type", ""))
+        reward_token = getattr(config, "reward_token_id", None)
+        self.formatter = Formatter(self.tokenizer, fmt, self.spec,
+                                   reward_token_id=reward_token if isinstance(reward_token, int) else None)
+        self.padding_side = padding_side(options.padding_side, self.tokenizer, encoder=self.encoder)
+        self._positions = self.padding_side == "left" and accepts(self.model, "position_ids")
         self._files, self.resolved_revision = locate(source, revision)
+        self.bos_removed = False  # set once a conversation came with two BOS tokens
         self._fingerprint = sha256(json.dumps(self._fingerprint_parts(), sort_keys=True))
-        self._warned_truncation = False
-        self._encoded: dict[Pair, tuple[dict[str, list[int]], int]] = {}  # by token_lengths(), for score()
+        self._truncated: set[Pair] = set()
+        self._encoded: dict[Pair, Encoding] = {}  # by token_lengths(), for score()
 
     # -- description --------------------------------------------------------------------------
 
@@ -95,16 +125,54 @@ class HFRewardModel:
     def dtype(self) -> str:
         return str(self.model.dtype).removeprefix("torch.")
 
+    @property
+    def attn_implementation(self) -> str:
+        return str(getattr(self.model.config, "_attn_implementation", None) or "default")
+
     def template_name(self) -> str:
+        if self.formatter.format == TEXT_PAIR:
+            return f"none in tokenizer; text pair (prompt {self.tokenizer.sep_token} response)"
         return template_name(self._template)
+
+    def bos_handling(self) -> str:
+        """How the conversation's BOS comes about, and whether a doubled one was removed."""
+        bos = self.tokenizer.bos_token
+        if self.formatter.format == TEMPLATE:
+            written = bool(bos) and bos in (self._template if isinstance(self._template, str) else "") or \
+                "bos_token" in str(self._template)
+            text = "written by the template" if written else "none (the template writes none)"
+        else:
+            text = "the tokenizer's special tokens"
+        return text + ("; a doubled BOS was found and one removed" if self.bos_removed else "")
 
     def describe(self) -> str:
         pad = (f"config pad id {self.native_pad_id}" if self.native_pad_id is not None
                else "none in config, an id unused by the batch")
         return (f"{self.spec} ({type(self.model).__name__}); revision: {self.resolved_revision}; "
-                f"device: {self.device}; dtype: {self.dtype}; max length: {self.max_length}; "
+                f"device: {self.device}; dtype: {self.dtype}; attention: {self.attn_implementation}; "
+                f"max length: {self.max_length} ({self.max_length_source}); "
                 f"objectives: {', '.join(self.objectives) or 'score'}; template: {self.template_name()}; "
-                f"pad: {pad}")
+                f"BOS: {self.bos_handling()}; padding: {self.padding_side}, pad: {pad}; "
+                f"truncation: prompt from the left")
+
+    def provenance(self) -> dict[str, Any]:
+        """What produced the scores, for the run document: everything here can change a score."""
+        return {
+            **runtime(self.device),
+            "dtype": self.dtype,
+            "attn_implementation": self.attn_implementation,
+            "device_map": self.options.device_map,
+            "padding_side": self.padding_side,
+            "input_format": self.formatter.format,
+            "template_source": ("tokenizer chat_template" if self.formatter.format == TEMPLATE else
+                                self.template_name()),
+            "template_sha256": template_digest(self._template) if self.formatter.format == TEMPLATE else None,
+            "bos": self.bos_handling(),
+            "max_length": self.max_length,
+            "max_length_source": self.max_length_source,
+            "truncation": "prompt tokens from the left; a response over the limit is an error",
+            "revision": self.resolved_revision,
+        }
 
     @property
     def fingerprint(self) -> str:
@@ -113,18 +181,21 @@ class HFRewardModel:
 
     def _fingerprint_parts(self) -> dict[str, Any]:
         """The spec, revision, config.json, weights (by content in a local directory), tokenizer,
-        template, dtype, max length, labels and pad id."""
+        template, input format, dtype, attention, padding, max length, labels and pad id."""
         return {
             "format": FORMAT_VERSION,
             "spec": self.spec,
             **model_identity(self.model, self._files, self.resolved_revision),
             "tokenizer": tokenizer_digest(self.tokenizer),
             "template": template_digest(self._template),
+            "input_format": self.formatter.format,
             "dtype": self.dtype,
+            "attention": self.attn_implementation,
+            "padding_side": self.padding_side,
             "max_length": self.max_length,
             "labels": [self.num_labels, self.objectives],
             "pad_id": self.native_pad_id,
-            "runtime": _runtime(self.device),
+            "runtime": runtime(self.device),
         }
 
     @property
@@ -137,47 +208,32 @@ class HFRewardModel:
 
     def render(self, pair: Pair) -> str:
         """The text the model sees for a pair: the chat template's output, or the plain fallback."""
-        messages = pair.messages()
-        if self._template is None:
-            return prompt_to_text(tuple((m["role"], m["content"]) for m in messages))
-        try:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False)
-        except Exception as exc:  # jinja raises whatever the template author chose
-            raise BackendError(f"{self.spec}: the chat template rejected a conversation ({exc})",
-                               fix="Check the roles and their order (many templates require user/assistant turns)"
-                               ) from None
+        return self.formatter.render(pair)
 
     def encode(self, pair: Pair) -> tuple[dict[str, list[int]], int]:
-        """Token ids of a pair (no double BOS) and how many tokens truncation cut."""
-        return self.encode_many([pair])[0]
+        """Token inputs of a pair (truncated to the max length) and how many prompt tokens were cut."""
+        (encoding,) = self.encodings([pair])
+        return encoding.inputs, encoding.cut
 
-    def encode_many(self, pairs: Sequence[Pair]) -> list[tuple[dict[str, list[int]], int]]:
-        """:meth:`encode` for many pairs, in batched tokenizer calls (several times faster than one by one)."""
-        texts = [self.render(pair) for pair in pairs]
-        bos = self.tokenizer.bos_token
-        specials = [not (bos and text.startswith(bos)) for text in texts]
-        rows = self._tokenize(texts, specials)
-        full = [len(row["input_ids"]) for row in rows]
-        long = [i for i, n in enumerate(full) if n > self.max_length]
-        for i, row in zip(long, self._tokenize([texts[i] for i in long], [specials[i] for i in long], truncate=True)):
-            rows[i] = row
-        return [(row, n - len(row["input_ids"])) for row, n in zip(rows, full)]
+    def encodings(self, pairs: Sequence[Pair]) -> list[Encoding]:
+        """The encodings of ``pairs`` as scored: doubled BOS removed, prompts cut from the left to the max length.
 
-    def _tokenize(self, texts: list[str], specials: list[bool], *, truncate: bool = False) -> list[dict[str, list[int]]]:
-        """The tokenizer's rows for ``texts``, one call per ``add_special_tokens`` value, in order."""
-        rows: list[dict[str, list[int]]] = [{} for _ in texts]
-        limit = {"truncation": True, "max_length": self.max_length} if truncate else {}
-        for special in set(specials):
-            at = [i for i, flag in enumerate(specials) if flag == special]
-            encoding = self.tokenizer([texts[i] for i in at], add_special_tokens=special, **limit)
-            names = [name for name in self.tokenizer.model_input_names if name in encoding]
-            for j, i in enumerate(at):
-                rows[i] = {name: list(encoding[name][j]) for name in names}
-        return rows
+        Warns with the number of pairs truncated (each pair counted once per model); raises
+        :class:`ResponseTooLong` for a pair whose response alone does not fit.
+        """
+        out = []
+        for pair, encoding in zip(pairs, self.formatter.encode(pairs)):
+            self.bos_removed |= encoding.bos_removed
+            cut = truncate_prompt(encoding, self.max_length)
+            if cut is None:
+                raise ResponseTooLong(self.spec, pair, encoding.response_length, self.max_length)
+            out.append(cut)
+        self._warn_truncation([(p, e) for p, e in zip(pairs, out) if e.cut], len(pairs))
+        return out
 
     def inputs(self, pairs: Sequence[Pair]) -> list[tuple[int, ...]]:
         """The token ids the model reads for each pair, after truncation (see ``backends.base.model_inputs``)."""
-        return [tuple(row["input_ids"]) for row, _ in self.encode_many(pairs)]
+        return [tuple(e.ids) for e in self.encodings(pairs)]
 
     def token_lengths(self, pairs: Sequence[Pair]) -> list[int]:
         """How many tokens the model sees for each pair (after truncation): the scheduler's batch cost."""
@@ -186,32 +242,37 @@ class HFRewardModel:
     def token_ids(self, pairs: Sequence[Pair]) -> list[list[int]]:
         """The token ids the model sees for each pair (after truncation), for the scheduler's batches and
         shared prefixes. The encodings of the latest call are kept for :meth:`score`, so a pair is tokenized once."""
-        encoded = self.encode_many(pairs)
+        encoded = self.encodings(pairs)
         self._encoded = dict(zip(pairs, encoded))
-        self._warn_truncation([cut for _, cut in encoded])
-        return [row["input_ids"] for row, _ in encoded]
+        return [e.ids for e in encoded]
 
-    def _encodings(self, pairs: Sequence[Pair]) -> list[tuple[dict[str, list[int]], int]]:
+    def _encodings(self, pairs: Sequence[Pair]) -> list[Encoding]:
         """Encodings of ``pairs``: those :meth:`token_lengths` kept (released now), the rest encoded."""
         distinct = list(dict.fromkeys(pairs))
         found = {p: self._encoded.pop(p) for p in distinct if p in self._encoded}
         missing = [p for p in distinct if p not in found]
-        found.update(zip(missing, self.encode_many(missing)))
+        found.update(zip(missing, self.encodings(missing)))
         return [found[p] for p in pairs]
+
+    def batch(self, pairs: Sequence[Pair]) -> dict[str, Any]:
+        """The padded input tensors of one forward pass over ``pairs`` (on the model's device)."""
+        rows = [e.inputs for e in self._encodings(pairs)]
+        batch = pad_rows(rows, self.pad_id([row["input_ids"] for row in rows]), self.padding_side,
+                         positions=self._positions)
+        return {k: v.to(self.device) for k, v in batch.items()}
 
     def score(self, pairs: Sequence[Pair]) -> list[Scores]:
         if not pairs:
             return []
         import torch
 
-        rows, cuts = zip(*self._encodings(pairs))
-        self._warn_truncation(cuts)
-        batch = right_pad(rows, self.pad_id([row["input_ids"] for row in rows]))
+        batch = self.batch(pairs)
         with torch.inference_mode():
-            output = self.model(**{k: v.to(self.device) for k, v in batch.items()})
+            output = self.model(**batch)
         if self.gated:
             return normalise_scores(self._gated_scores(output), len(pairs), self.spec)
-        return self.scores_from_logits(output.logits.float().cpu().tolist())
+        values = head_logits(output, self.spec).float().reshape(len(pairs), -1).cpu().tolist()
+        return self.scores_from_logits(values)
 
     def scores_from_logits(self, rows: Sequence[Sequence[float]]) -> list[Scores]:
         """Scores of the head's logits, one row per pair: the logit, or one objective per label."""
@@ -231,13 +292,13 @@ class HFRewardModel:
                 for row, total in zip(rewards.float().cpu().tolist(), overall)]
 
     def pad_id(self, ids: Sequence[Sequence[int]]) -> int:
-        """The id to right-pad with, such that the head still pools each sequence's own last token.
+        """The id to pad with, such that the head still pools each sequence's own last token.
 
-        Decoder heads pool the rightmost token that is not ``config.pad_token_id``; with right padding
-        and causal attention that token, and so the score, is the same alone or in any batch. A model
-        with no pad id pools the last token when alone; to keep that in a batch (even when the text
-        ends with EOS, where padding with EOS would shift the pooled token), pad with an id the batch
-        does not contain and tell the head about it.
+        Decoder heads pool the rightmost token that is not ``config.pad_token_id``; with causal attention,
+        an attention mask and (left padding) position ids counted per row, that token, and so the score,
+        is the same alone or in any batch. A model with no pad id pools the last token when alone; to keep
+        that in a batch (even when the text ends with EOS, where padding with EOS would shift the pooled
+        token), pad with an id the batch does not contain and tell the head about it.
         """
         if self.native_pad_id is not None:
             return self.native_pad_id
@@ -246,14 +307,51 @@ class HFRewardModel:
         self._head_config.pad_token_id = pad
         return pad
 
-    def _warn_truncation(self, cuts: Sequence[int]) -> None:
-        cut = [n for n in cuts if n]
-        if cut and not self._warned_truncation:
-            self._warned_truncation = True
-            warnings.warn(f"{self.spec}: {len(cut)} of {len(cuts)} pairs are longer than max length "
-                          f"{self.max_length} and were truncated ({max(cut)} tokens cut at most, "
-                          f"{self.tokenizer.truncation_side} side); their scores ignore the cut text",
-                          stacklevel=3)
+    def _warn_truncation(self, cut: list[tuple[Pair, Encoding]], total: int) -> None:
+        new = [e.cut for p, e in cut if p not in self._truncated]
+        if new:
+            self._truncated.update(p for p, _ in cut)
+            warnings.warn(f"{self.spec}: {len(new)} of {total} pairs are longer than max length {self.max_length} and "
+                          f"were truncated: their prompts lost {max(new)} tokens at most, from the left; the responses "
+                          f"are whole ({len(self._truncated)} pairs truncated so far)", stacklevel=3)
+
+
+def head_logits(output: Any, spec: str) -> Any:
+    """The score tensor of a forward pass: ``logits``, else the first tensor of a tuple or custom output."""
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return output
+    logits = getattr(output, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    items = output.to_tuple() if hasattr(output, "to_tuple") else output if isinstance(output, (tuple, list)) else ()
+    found = next((item for item in items if isinstance(item, torch.Tensor)), None)
+    if found is None:
+        raise BackendError(f"{spec}: the model's forward returned {type(output).__name__} with no score tensor",
+                           fix="Use a model whose forward returns logits, a tensor, or a tuple starting with one")
+    return found
+
+
+def accepts(model: Any, name: str) -> bool:
+    """Whether the model's forward takes the keyword ``name``."""
+    parameters = inspect.signature(model.forward).parameters
+    return name in parameters
+
+
+def is_encoder(config: Any) -> bool:
+    """An encoder (BERT, DeBERTa, RoBERTa): it pools the first token, so it is always right-padded."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    return getattr(config, "model_type", None) in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+def padding_side(asked: str | None, tokenizer: Any, *, encoder: bool) -> str:
+    """``asked``, else the tokenizer's ``padding_side``; always right for encoders."""
+    side = asked or getattr(tokenizer, "padding_side", None) or "right"
+    if side not in PADDING_SIDES:
+        raise BackendError(f"unknown padding side {side!r}", fix="Use left or right")
+    return "right" if encoder else side
 
 
 #: The published names of ArmoRM-Llama3-8B's 19 objectives (its config does not carry them).
@@ -282,27 +380,73 @@ def gated_objective_names(config: Any) -> tuple[str, ...]:
 
 
 def load_pretrained(spec: str, source: str, revision: str | None, options: ModelOptions,
-          auto_class: str = "AutoModelForSequenceClassification") -> tuple[Any, Any, Any]:
-    """Tokenizer, model (eval mode, on its device) and device, or one clear BackendError.
+                    auto_class: str = "AutoModelForSequenceClassification") -> tuple[Any, Any, Any]:
+    """Tokenizer, model (eval mode, on its device) and the device its inputs go to, or one clear BackendError.
 
-    ``auto_class`` names the transformers Auto class that builds the model (``AutoModelForCausalLM`` for dpo:).
+    ``auto_class`` names the transformers Auto class that builds the model (``AutoModelForCausalLM`` for dpo:);
+    a custom-code reward model that registers only ``AutoModel`` (InternLM2 style) is built with that.
+    ``options.device_map`` (with ``max_memory``) shards the model through accelerate instead of moving it.
     """
     _check_local_path(spec, source, revision)
     import torch
     import transformers
 
-    device, dtype = _device(options.device), _dtype(options.dtype, torch)
+    dtype = _dtype(options.dtype, torch)
+    device = None if options.device_map else _device(options.device)
     common = {"revision": revision, "trust_remote_code": options.trust_remote_code}
     try:
-        _check_remote_code(spec, transformers.AutoConfig.from_pretrained(source, **common), auto_class, options)
+        config = transformers.AutoConfig.from_pretrained(source, **common)
+        auto_class = _auto_class(config, auto_class)
+        _check_remote_code(spec, config, auto_class, options)
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, **common)
-        model = getattr(transformers, auto_class).from_pretrained(source, dtype=dtype, **common)
-        model.to(device)
+        model = getattr(transformers, auto_class).from_pretrained(source, dtype=dtype, **common,
+                                                                  **loading_options(options))
+        if device is not None:
+            model.to(device)
     except BackendError:
         raise
     except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ImportError, ...
         raise BackendError(f"cannot load {spec}: {_first_line(exc)}", fix=_load_fix(exc, source)) from None
-    return tokenizer, model.eval(), device
+    return tokenizer, model.eval(), device if device is not None else model.get_input_embeddings().weight.device
+
+
+def loading_options(options: ModelOptions) -> dict[str, Any]:
+    """The ``from_pretrained`` keywords of ``--attn-implementation``, ``--device-map`` and ``--max-memory``."""
+    kwargs: dict[str, Any] = {}
+    if options.attn_implementation:
+        kwargs["attn_implementation"] = options.attn_implementation
+    if options.device_map:
+        if options.device_map not in DEVICE_MAPS:
+            raise BackendError(f"unknown device map {options.device_map!r}", where="--device-map",
+                               fix=f"Use one of {', '.join(DEVICE_MAPS)}")
+        kwargs["device_map"] = options.device_map
+        if options.max_memory:
+            kwargs["max_memory"] = {int(k) if str(k).isdigit() else k: v for k, v in options.max_memory.items()}
+    elif options.max_memory:
+        raise BackendError("--max-memory applies only with --device-map", where="--max-memory",
+                           fix="Add --device-map auto (or balanced, sequential), or drop --max-memory")
+    return kwargs
+
+
+def parse_max_memory(text: str) -> dict[str, str]:
+    """``"0=20GiB,1=20GiB,cpu=64GiB"`` -> ``{"0": "20GiB", "1": "20GiB", "cpu": "64GiB"}``."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        device, sep, amount = part.partition("=")
+        if not sep or not device.strip() or not amount.strip():
+            raise ValueError(f"{part!r} is not DEVICE=AMOUNT (e.g. 0=20GiB,cpu=64GiB)")
+        out[device.strip()] = amount.strip()
+    if not out:
+        raise ValueError("no DEVICE=AMOUNT given (e.g. 0=20GiB,cpu=64GiB)")
+    return out
+
+
+def _auto_class(config: Any, wanted: str) -> str:
+    """``wanted``, or ``AutoModel`` for custom code that registers only that (InternLM2 reward models)."""
+    custom = getattr(config, "auto_map", None) or {}
+    if wanted == "AutoModelForSequenceClassification" and wanted not in custom and "AutoModel" in custom:
+        return "AutoModel"
+    return wanted
 
 
 def _check_remote_code(spec: str, config: Any, auto_class: str, options: ModelOptions) -> None:
@@ -368,11 +512,19 @@ def _dtype(name: str | None, torch: Any) -> Any:
     return key if key == "auto" else getattr(torch, key)
 
 
-def default_max_length(tokenizer: Any, config: Any) -> int:
-    """min(tokenizer.model_max_length, the model's position limit, 4096)."""
-    limits = [tokenizer.model_max_length, getattr(config.get_text_config(), "max_position_embeddings", None),
-              DEFAULT_MAX_LENGTH]
-    return min(int(n) for n in limits if n)
+def model_max_length(tokenizer: Any, config: Any) -> tuple[int, str]:
+    """The model's own limit and where it comes from: the smaller of ``max_position_embeddings`` (or
+    ``n_positions``, ``max_sequence_length``) and the tokenizer's ``model_max_length``, ignoring absent and
+    insane values (tokenizers without a limit say 1e30)."""
+    text = config.get_text_config()
+    limits = [(getattr(text, name, None), f"config {name}")
+              for name in ("max_position_embeddings", "n_positions", "max_sequence_length")]
+    limits.append((getattr(tokenizer, "model_max_length", None), "tokenizer model_max_length"))
+    sane = [(int(n), where) for n, where in limits if isinstance(n, (int, float)) and 0 < n <= SANE_MAX_LENGTH]
+    if not sane:
+        raise BackendError("the model declares no max length (no max_position_embeddings, no model_max_length)",
+                           fix="Pass --max-length N (pytest: --rmcheck-max-length N)")
+    return min(sane)
 
 
 def locate(source: str, revision: str | None) -> tuple[Path | None, str]:
@@ -391,16 +543,6 @@ def locate(source: str, revision: str | None) -> tuple[Path | None, str]:
         return None, revision or "main"
     snapshot = Path(found).parent
     return snapshot, snapshot.name
-
-
-def right_pad(rows: Sequence[dict[str, list[int]]], pad_id: int) -> dict[str, Any]:
-    """Tensors of equal-length rows: ``input_ids`` padded with ``pad_id``, the other inputs with 0."""
-    import torch
-
-    width = max(len(row["input_ids"]) for row in rows)
-    return {name: torch.tensor([row[name] + [pad_id if name == "input_ids" else 0] * (width - len(row[name]))
-                                for row in rows])
-            for name in rows[0]}
 
 
 # -- hashing ------------------------------------------------------------------------------------
@@ -431,7 +573,7 @@ def template_digest(template: Any) -> str:
     return sha256(_template_text(template)) if template is not None else PLAIN_TEMPLATE
 
 
-def _runtime(device: Any) -> dict[str, str]:
+def runtime(device: Any) -> dict[str, str]:
     """The device kind and library versions that compute the scores: their kernels round differently."""
     import torch
     import transformers
