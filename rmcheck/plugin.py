@@ -20,6 +20,7 @@ from .report.compare import Baseline, fail_on_mode, gate_status, parse_threshold
 from .engine import DEFAULT_SHRINK_BUDGET, Engine, Outcomes, Request
 from .errors import RmcheckError, model_failure
 from .options import add_options, check_pyproject, model_options, resolve_models, score_cache
+from .provenance import provenance
 from .report.text import failure_text
 from .report.rundoc import write_atomically
 from .results import TestResult, run_document, status_of, summary_line
@@ -266,7 +267,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         scorer = item.config.stash[STATE].engine.used_scorer(item.spec)
         report.rmcheck = {"result": {**item.rmcheck_result.to_json(), "status": item.rmcheck_status},
                           "model": {"spec": model.spec, "fingerprint": model.fingerprint,
-                                    "description": model.describe()},
+                                    "description": model.describe(),
+                                    "provenance": provenance(model, item.config.stash[STATE].engine.options)},
                           "scoring": scorer and {"worker": os.environ.get("PYTEST_XDIST_WORKER", ""),
                                                  "describe": scorer.describe(), "stats": asdict(scorer.stats)}}
 

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Sequence
 
 from ..errors import RmcheckError
 from .text import only_changes, word_diff
+from ..provenance import differences, model_provenance
 from ..results import load_run_document
 from .sensitivity import attribute_of
 
@@ -231,6 +232,7 @@ class Comparison:
     added: list[str]
     divergence: Divergence
     by_attribute: dict[str, Divergence]
+    provenance: list[str] = field(default_factory=list)  # score-changing differences between the runs
 
     @property
     def regressions(self) -> list[TestChange]:
@@ -253,7 +255,8 @@ class Comparison:
         rule = (f"a regression: a pass-rate drop beyond max drop over the cases both runs judged, and an exact "
                 f"McNemar p <= {alpha:g} where cases pair" if alpha is not None else
                 "a regression: a pass-rate drop beyond max drop over the cases both runs judged")
-        lines = [f"base:      {self.base}", f"candidate: {self.candidate}", rule, "",
+        lines = [f"base:      {self.base}", f"candidate: {self.candidate}", rule,
+                 *(f"warning: {line}" for line in self.provenance), "",
                  *_table([header] + [c.row() for c in self.changes])]
         for change in self.changes:
             if change.unpaired[0] or change.unpaired[1] or (change.change or 0) < 0:  # a drop: both criteria
@@ -314,9 +317,11 @@ def compare_runs(paths: Sequence[str | Path], models: Sequence[str] | None = Non
         docs, paths = docs * 2, [paths[0]] * 2
     sides = [(pick_model(doc, name, str(path)), doc, path) for doc, name, path in zip(docs, wanted, paths)]
     (base, base_doc, base_path), (cand, cand_doc, cand_path) = sides
-    return compare_results(_results(base_doc, base), _results(cand_doc, cand),
-                           f"{base} ({Path(base_path).name})", f"{cand} ({Path(cand_path).name})",
-                           thresholds or Thresholds(), alpha)
+    comparison = compare_results(_results(base_doc, base), _results(cand_doc, cand),
+                                 f"{base} ({Path(base_path).name})", f"{cand} ({Path(cand_path).name})",
+                                 thresholds or Thresholds(), alpha)
+    comparison.provenance = differences(model_provenance(base_doc, base), model_provenance(cand_doc, cand))
+    return comparison
 
 
 def _results(doc: dict[str, Any], model: str) -> list[dict[str, Any]]:
