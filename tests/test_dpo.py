@@ -111,17 +111,26 @@ def test_reference_free_reward_and_a_policy_against_itself(lms: dict[str, Path])
 
 
 def test_without_a_template_the_plain_user_assistant_text_is_used(lms: dict[str, Path]) -> None:
-    model = load(f"dpo:{lms['policy_plain']},none")
+    model = load(f"dpo:{lms['policy_plain']},none,span=content")
     ids, start = model.encode(PAIRS[0])
     assert model.tokenizer.decode(ids) == "<s>User: What is the capital of Australia?\n\nAssistant: Canberra is the capital."
+    trl = load(f"dpo:{lms['policy_plain']},none")  # TRL appends EOS to a plain completion
+    assert trl.tokenizer.decode(trl.encode(PAIRS[0])[0]) == model.tokenizer.decode(ids) + EOS
     assert model.tokenizer.decode(ids[start:]).endswith("Canberra is the capital.")
     assert "Assistant:" in model.tokenizer.decode(ids[:start]) and "plain 'User:/Assistant:'" in model.describe()
 
 
-def test_templates_without_a_generation_prompt_skip_the_role_header(lms: dict[str, Path]) -> None:
+def test_span_content_skips_the_role_header_that_span_trl_counts(lms: dict[str, Path]) -> None:
+    """Without a generation prompt, TRL's span starts at the assistant's role header; content at the response."""
     with_gen = load(f"dpo:{lms['policy']},{lms['reference']}").score(PAIRS)
-    without = load(f"dpo:{lms['policy_no_gen']},{lms['reference']}").score(PAIRS)
-    assert [s["score"] for s in without] == pytest.approx([s["score"] for s in with_gen], abs=1e-5)
+    content = load(f"dpo:{lms['policy_no_gen']},{lms['reference']},span=content").score(PAIRS)
+    trl = load(f"dpo:{lms['policy_no_gen']},{lms['reference']},span=trl").score(PAIRS)
+    assert [s["score"] for s in content] == pytest.approx([s["score"] for s in with_gen], abs=1e-5)
+    assert all(abs(t["score"] - c["score"]) > 1e-4 for t, c in zip(trl, content))  # the header's log-ratio
+    same_prompt = [Pair("Hi", "Canberra is the capital."), Pair("Hi", "The cat answers the question.")]
+    margin = lambda model: (lambda a, b: a["score"] - b["score"])(*model.score(same_prompt))  # noqa: E731
+    assert margin(load(f"dpo:{lms['policy_no_gen']},{lms['reference']},span=trl")) == pytest.approx(
+        margin(load(f"dpo:{lms['policy_no_gen']},{lms['reference']},span=content")), abs=1e-4)
 
 
 def test_scores_do_not_depend_on_batch_mates(lms: dict[str, Path]) -> None:
@@ -192,3 +201,45 @@ def test_implicit_and_explicit_rm_compare_within_one_run(lms: dict[str, Path], t
                  for c in r.to_json()["cases"])
     assert comparison.divergence.cases == judged == 9
     assert 0 <= comparison.divergence.agreement <= 1 and -1 <= comparison.divergence.tau <= 1
+
+
+def trl_rewards(policy: Path, reference: Path, pairs: list[Pair], beta: float) -> list[float]:
+    """Rewards of ``pairs`` as TRL's DPOTrainer computes them: its own dataset tokenization, collator and
+    log-probabilities, beta * (policy - reference) summed over its completion mask."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(policy))
+    conversational = tokenizer.chat_template is not None
+    rows = [{"prompt": prompt_messages(p.prompt), "chosen": [{"role": "assistant", "content": p.response}],
+             "rejected": [{"role": "assistant", "content": p.response}]} if conversational else
+            {"prompt": dpo_plain_prompt(p), "chosen": p.response, "rejected": p.response} for p in pairs]
+    args = DPOConfig(output_dir=str(policy.parent / "trl"), beta=beta, report_to=[], max_length=None, use_cpu=True,
+                     bf16=False)  # TRL turns on bf16 autocast by default; rmcheck compares in float32
+    trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(str(policy)),
+                         ref_model=AutoModelForCausalLM.from_pretrained(str(reference)), args=args,
+                         train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))])
+    chosen, _ = trainer.compute_ref_log_probs(trainer.model, batch)
+    chosen_ref, _ = trainer.compute_ref_log_probs(trainer.ref_model, batch)
+    return (beta * (chosen - chosen_ref)).tolist()
+
+
+def dpo_plain_prompt(pair: Pair) -> str:
+    """The prompt text of a template-less policy, as the dpo: backend writes it."""
+    from rmcheck.backends.base import prompt_to_text
+
+    return prompt_to_text(tuple((m["role"], m["content"]) for m in prompt_messages(pair.prompt))) + "\n\nAssistant: "
+
+
+@pytest.mark.parametrize("policy", ["policy", "policy_no_gen", "policy_plain"])
+def test_span_trl_is_trls_own_reward(lms: dict[str, Path], policy: str) -> None:
+    """The default span against TRL's DPOTrainer itself, with and without a generation prompt or a template."""
+    pytest.importorskip("trl", reason="TRL's reward computation is the reference (pip install trl)")
+    model = load(f"dpo:{lms[policy]},{lms['reference']},beta=0.1")
+    expected = trl_rewards(lms[policy], lms["reference"], PAIRS, 0.1)
+    assert [s["score"] for s in model.score(PAIRS)] == pytest.approx(expected, abs=1e-5)
+    content = [s["score"] for s in load(f"dpo:{lms[policy]},{lms['reference']},beta=0.1,span=content").score(PAIRS)]
+    if policy == "policy_no_gen":  # TRL counts the role header: span=content differs from TRL, as documented
+        assert max(abs(a - b) for a, b in zip(content, expected)) > 1e-3

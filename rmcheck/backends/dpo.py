@@ -1,14 +1,23 @@
-"""``dpo:POLICY,REFERENCE[,beta=B][,norm=sum|mean]``: the reward a DPO policy implies.
+"""``dpo:POLICY,REFERENCE[,beta=B][,norm=sum|mean][,span=trl|content]``: the reward a DPO policy implies.
 
 r(x, y) = B * (log pi(y|x) - log pi_ref(y|x)), where the log-probabilities are taken over the
-response tokens of the conversation as the policy tokenizer's chat template lays it out, and
-summed (``norm=sum``, the DPO reward) or averaged (``norm=mean``). ``REFERENCE`` may be ``none``:
-the reference-free reward B * log pi(y|x). POLICY and REFERENCE are hub ids or local directories
-(``ID[@REVISION]``) of causal LMs sharing one tokenizer.
+response tokens of the conversation as the policy tokenizer's chat template lays it out (tokenized as
+``apply_chat_template(..., tokenize=True)`` does), and summed (``norm=sum``, the DPO reward) or averaged
+(``norm=mean``). ``REFERENCE`` may be ``none``: the reference-free reward B * log pi(y|x). POLICY and
+REFERENCE are hub ids or local directories (``ID[@REVISION]``) of causal LMs sharing one tokenizer.
 
-The response tokens are those from the first character of the response (as it appears in the
-rendered conversation) to the end, so the template's end-of-turn tokens count (the policy
-generates them); the role header before the response does not.
+Which tokens are the response (``span``):
+
+- ``trl`` (the default): as TRL's DPOTrainer counts them when it trains a policy: the tokens after the
+  longest common prefix of the prompt tokenized with its generation prompt and the whole conversation.
+  With a template that has no generation prompt, the assistant's role header counts too; without a
+  template, the text is ``User: ...\n\nAssistant: `` + response + EOS, as TRL appends EOS to plain
+  completions;
+- ``content``: from the first token of the response text on (its end-of-turn tokens count, the role
+  header never does), whatever the template.
+
+Margins between two responses to one prompt agree under both; absolute rewards differ by the header's
+log-ratio when the template has no generation prompt.
 """
 from __future__ import annotations
 
@@ -20,13 +29,15 @@ from typing import Any, Sequence
 
 from ..errors import BackendError
 from . import hf
+from .encoding import pad_rows
 from .base import (OVERALL, ModelOptions, Pair, Scores, normalise_scores, prompt_messages, prompt_to_text,
                    register_backend)
 
 #: Bumped whenever the way this backend turns pairs into tokens or rewards changes (it keys the score cache).
-FORMAT_VERSION = "dpo/1"
+FORMAT_VERSION = "dpo/2"
 DEFAULT_BETA = 0.1
 NORMS = ("sum", "mean")
+SPANS = ("trl", "content")
 NO_REFERENCE = "none"
 
 
@@ -38,18 +49,20 @@ class DPOSpec:
     reference: str | None  # None: reference-free
     beta: float = DEFAULT_BETA
     norm: str = "sum"
+    span: str = "trl"
 
 
 def parse_spec(rest: str) -> DPOSpec:
     """``"pol,ref,beta=0.5,norm=mean"`` -> :class:`DPOSpec`, or one BackendError naming the fix."""
-    usage = "Write dpo:POLICY,REFERENCE[,beta=B][,norm=sum|mean], with REFERENCE 'none' for the reference-free reward"
+    usage = ("Write dpo:POLICY,REFERENCE[,beta=B][,norm=sum|mean][,span=trl|content], with REFERENCE 'none' for the "
+             "reference-free reward")
     parts = [p.strip() for p in rest.split(",")]
     if len(parts) < 2 or not parts[0] or not parts[1] or "=" in parts[0] or "=" in parts[1]:
         raise BackendError(f"dpo:{rest} needs a policy and a reference model", where="--rm", fix=usage)
     settings: dict[str, str] = {}
     for part in parts[2:]:
         key, sep, value = part.partition("=")
-        if not sep or key not in ("beta", "norm"):
+        if not sep or key not in ("beta", "norm", "span"):
             raise BackendError(f"dpo:{rest}: unknown setting {part!r}", where="--rm", fix=usage)
         settings[key] = value
     try:
@@ -62,8 +75,11 @@ def parse_spec(rest: str) -> DPOSpec:
     norm = settings.get("norm", "sum")
     if norm not in NORMS:
         raise BackendError(f"dpo:{rest}: norm must be sum or mean, not {norm!r}", where="--rm", fix=usage)
+    span = settings.get("span", "trl")
+    if span not in SPANS:
+        raise BackendError(f"dpo:{rest}: span must be trl or content, not {span!r}", where="--rm", fix=usage)
     reference = None if parts[1].lower() == NO_REFERENCE else parts[1]
-    return DPOSpec(parts[0], reference, beta, norm)
+    return DPOSpec(parts[0], reference, beta, norm, span)
 
 
 @register_backend("dpo")
@@ -114,6 +130,7 @@ class ImplicitRewardModel:
     def __init__(self, spec: str, parsed: DPOSpec, options: ModelOptions) -> None:
         self.spec = spec
         self.parsed = parsed
+        self.options = options
         self.policy = _LM(spec, parsed.policy, options)
         self.reference = _LM(spec, parsed.reference, options) if parsed.reference else None
         self.tokenizer = self.policy.tokenizer
@@ -122,7 +139,7 @@ class ImplicitRewardModel:
             raise BackendError(f"{spec}: the policy and the reference have different tokenizers", where="--rm",
                                fix="Use the reference the policy was trained from (the same tokenizer)")
         self.objectives: tuple[str, ...] = ("policy_logp",) + (("reference_logp",) if self.reference else ())
-        self.max_length = options.max_length or hf.default_max_length(self.tokenizer, self.policy.model.config)
+        self.max_length = options.max_length or hf.model_max_length(self.tokenizer, self.policy.model.config)[0]
         self._template = self.tokenizer.chat_template
         self._pad_id = next(i for i in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0) if i is not None)
         self._fingerprint = hf.sha256(json.dumps(self._fingerprint_parts(), sort_keys=True))
@@ -139,6 +156,7 @@ class ImplicitRewardModel:
             "reference": self.reference.identity if self.reference else None,
             "beta": self.parsed.beta,
             "norm": self.parsed.norm,
+            "span": self.parsed.span,
             "tokenizer": hf.tokenizer_digest(self.tokenizer),
             "template": hf.template_digest(self._template),
             "dtype": self.dtype,
@@ -153,18 +171,39 @@ class ImplicitRewardModel:
         reward = (f"{self.parsed.beta:g} * (log pi - log pi_ref)" if self.reference else
                   f"{self.parsed.beta:g} * log pi (reference-free)")
         reference = self.reference.describe() if self.reference else "none"
-        return (f"{self.spec} (implicit DPO reward {reward}, {self.parsed.norm} over response tokens); "
+        return (f"{self.spec} (implicit DPO reward {reward}, {self.parsed.norm} over response tokens, "
+                f"span {SPAN_TEXT[self.parsed.span]}); "
                 f"policy: {self.policy.describe()}; reference: {reference}; device: {self.policy.device}; "
                 f"dtype: {self.dtype}; max length: {self.max_length}; template: {hf.template_name(self._template)}")
 
+    def provenance(self) -> dict[str, Any]:
+        """What produced the rewards, for the run document (see :mod:`rmcheck.provenance`)."""
+        model = self.policy.model
+        return {
+            **hf.runtime(self.policy.device),
+            "dtype": self.dtype,
+            "attn_implementation": str(getattr(model.config, "_attn_implementation", None) or "default"),
+            "device_map": self.options.device_map,
+            "input_format": "template" if self._template is not None else "plain",
+            "template_source": "tokenizer chat_template" if self._template is not None else hf.PLAIN_TEMPLATE,
+            "template_sha256": hf.template_digest(self._template) if self._template is not None else None,
+            "max_length": self.max_length,
+            "truncation": "prompt tokens from the left",
+            "span": self.parsed.span,
+            "beta": self.parsed.beta,
+            "norm": self.parsed.norm,
+        }
+
     # -- tokens -------------------------------------------------------------------------------
 
-    def render(self, pair: Pair) -> tuple[str, int]:
-        """The conversation as text and the character offset where the response begins in it."""
+    def render(self, pair: Pair) -> tuple[str, str, int]:
+        """The conversation as text, the prompt as the policy would be asked it (with the generation prompt),
+        and the character offset where the response text begins in the conversation."""
         if self._template is None:  # the plain text hf: uses: "User: ...\n\nAssistant: ..."
             prompt = prompt_to_text(tuple((m["role"], m["content"]) for m in prompt_messages(pair.prompt)))
             prompt += "\n\nAssistant: "
-            return prompt + pair.response, len(prompt)
+            eos = (self.tokenizer.eos_token or "") if self.parsed.span == "trl" else ""
+            return prompt + pair.response + ("" if pair.response.endswith(eos) else eos), prompt, len(prompt)
         try:
             prompt = self.tokenizer.apply_chat_template(prompt_messages(pair.prompt), add_generation_prompt=True,
                                                         tokenize=False)
@@ -173,27 +212,26 @@ class ImplicitRewardModel:
             raise BackendError(f"{self.spec}: the chat template rejected a conversation ({exc})",
                                fix="Check the roles and their order (many templates require user/assistant turns)"
                                ) from None
-        if not full.startswith(prompt):
-            raise BackendError(f"{self.spec}: the chat template does not render the prompt as a prefix of the "
-                               f"conversation, so the response tokens cannot be told apart",
-                               fix="Use a policy whose chat template extends the prompt when the response is added")
         # past any role header the template adds after the prompt; some templates strip the content
+        after = len(prompt) if full.startswith(prompt) else 0
         found = next((at for content in (pair.response, pair.response.strip()) if content
-                      for at in [full.rfind(content, len(prompt))] if at >= 0), len(prompt))
-        return full, found
+                      for at in [full.rfind(content, after)] if at >= 0), after)
+        return full, prompt, found
 
     def encode(self, pair: Pair) -> tuple[list[int], int]:
         """Token ids of the conversation and the index of its first response token (>= 1)."""
-        text, boundary = self.render(pair)
-        bos = self.tokenizer.bos_token
+        text, prompt, boundary = self.render(pair)
+        special = self._template is None  # a rendered template is tokenized as apply_chat_template does
         try:
-            encoding = self.tokenizer(text, add_special_tokens=not (bos and text.startswith(bos)),
-                                      return_offsets_mapping=True)
+            encoding = self.tokenizer(text, add_special_tokens=special, return_offsets_mapping=True)
         except NotImplementedError:
             raise BackendError(f"{self.spec}: the policy's tokenizer is not a fast tokenizer",
                                fix="Save the policy with its fast tokenizer (tokenizer.json)") from None
         ids = list(encoding["input_ids"])
-        start = next((i for i, (_, end) in enumerate(encoding["offset_mapping"]) if end > boundary), len(ids))
+        if self.parsed.span == "trl":
+            start = common_prefix_length(self.tokenizer(prompt, add_special_tokens=special)["input_ids"], ids)
+        else:
+            start = next((i for i, (_, end) in enumerate(encoding["offset_mapping"]) if end > boundary), len(ids))
         cut = max(0, len(ids) - self.max_length)
         if cut:
             self._warn_truncation(cut)
@@ -209,7 +247,7 @@ class ImplicitRewardModel:
         if not pairs:
             return []
         rows, starts = zip(*(self.encode(pair) for pair in pairs))
-        batch = hf.right_pad([{"input_ids": ids, "attention_mask": [1] * len(ids)} for ids in rows], self._pad_id)
+        batch = pad_rows([{"input_ids": ids, "attention_mask": [1] * len(ids)} for ids in rows], self._pad_id)
         first = min(starts)
         logps = {"policy_logp": self.policy.token_logps(batch, first)}
         if self.reference is not None:
@@ -227,6 +265,15 @@ class ImplicitRewardModel:
             self._warned_truncation = True
             warnings.warn(f"{self.spec}: conversations longer than max length {self.max_length} lose their "
                           f"first tokens ({cut} in the first one); the response is kept", stacklevel=4)
+
+
+SPAN_TEXT = {"trl": "trl (TRL DPOTrainer's: after the common prefix with the prompt and its generation prompt)",
+             "content": "content (from the response text's first token)"}
+
+
+def common_prefix_length(ids: Sequence[int], other: Sequence[int]) -> int:
+    """How many leading tokens two sequences share (TRL's rule for where a completion starts)."""
+    return next((i for i, (a, b) in enumerate(zip(ids, other)) if a != b), min(len(ids), len(other)))
 
 
 def _reduce(values: list[float], norm: str) -> float:
