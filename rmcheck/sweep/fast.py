@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ..backends.base import Pair, Prompt, Scores
+from ..backends.encoding import PLAIN, TEXT_PAIR
 from ..errors import BackendError
 from ..scoring.kv import Decoder, PrefixKV, Row, Unsupported, tolerance
 
@@ -47,15 +48,16 @@ def split_template(rm: Any, prompt: Prompt) -> Template:
     A token that straddles the slot's start may carry only white space (byte-level BPE glues a
     space to the next word): it is dropped, and the candidate token stands in its place.
     """
+    formatter = rm.formatter
+    if formatter.format == TEXT_PAIR:
+        raise Unsupported("the model reads (prompt, response) as a text pair, not one token sequence")
     text = rm.render(Pair(prompt, SENTINEL))
     start = text.find(SENTINEL)
     if start < 0 or text.find(SENTINEL, start + 1) >= 0:
         raise Unsupported("the chat template does not show the assistant response exactly once")
     end = start + len(SENTINEL)
-    bos = rm.tokenizer.bos_token
-    try:
-        encoding = rm.tokenizer(text, add_special_tokens=not (bos and text.startswith(bos)),
-                                return_offsets_mapping=True)
+    try:  # the hf: backend's tokens: a rendered template gets no added special tokens
+        encoding = rm.tokenizer(text, add_special_tokens=formatter.format == PLAIN, return_offsets_mapping=True)
     except NotImplementedError:
         raise Unsupported("the tokenizer gives no character offsets (a slow tokenizer)") from None
     ids, offsets = list(encoding["input_ids"]), list(encoding["offset_mapping"])
@@ -65,7 +67,11 @@ def split_template(rm: Any, prompt: Prompt) -> Template:
     first, last = inside[0], inside[-1]
     if offsets[last][1] > end or text[offsets[first][0]:start].strip():
         raise Unsupported("the template's text merges with the response into one token")
-    return Template(tuple(ids[:first]), tuple(ids[last + 1:]))
+    prefix, bos = ids[:first], rm.tokenizer.bos_token_id
+    if bos is not None and prefix[:2] == [bos, bos]:  # the hf: backend drops a doubled BOS
+        prefix = prefix[1:]
+    reward = [formatter.reward_token_id] if formatter.reward_token_id is not None else []
+    return Template(tuple(prefix), tuple(ids[last + 1:] + reward))
 
 
 class IdScorer:
