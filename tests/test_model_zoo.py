@@ -8,6 +8,7 @@ cut from the left to the max length; bfloat16 and float16 within the tolerances 
 """
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from pathlib import Path
@@ -64,7 +65,7 @@ def bench(request: pytest.FixtureRequest) -> Bench:
 
 def test_rmcheck_tokens_are_the_cards_tokens(bench: Bench) -> None:
     """Templating: the ids rmcheck scores are the card's ids (no doubled BOS, no added or missing specials)."""
-    rm = bench.rmcheck()
+    rm = bench.default
     for pair, card in zip(bench.pairs, bench.card_inputs()):
         inputs, cut = rm.encode(pair)
         assert cut == 0
@@ -177,7 +178,7 @@ def test_device_map_reaches_from_pretrained_and_leaves_cpu_scores_unchanged(zoo:
     original = transformers.AutoModelForSequenceClassification.from_pretrained
 
     def spy(*args, **kwargs):
-        seen.append({k: kwargs.get(k) for k in ("device_map", "max_memory")})
+        seen.append(copy.deepcopy({k: kwargs.get(k) for k in ("device_map", "max_memory")}))  # accelerate edits it
         return original(*args, **kwargs)
 
     monkeypatch.setattr(transformers.AutoModelForSequenceClassification, "from_pretrained", spy)
@@ -203,7 +204,6 @@ def test_scoring_and_the_sweep_fast_path_use_current_transformers_apis(zoo: dict
     rm = bench.rmcheck(padding_side="left")
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
-        warnings.simplefilter("error", DeprecationWarning)
         bench.scores(rm)
         for strategy in ("packed", "expanded"):
             scorer = IdScorer(rm, "What, in one word, is the greatest thing ever?", strategies=(strategy,))

@@ -7,7 +7,8 @@ head (``model.score``) reads each suffix's pooled position; or, with ``keep``, t
 row's prefix by its suffix and returns the new caches. Little padding is computed and no prefix is
 computed twice. Both the vocabulary sweep (:mod:`rmcheck.sweep.fast`) and shared-prefix scoring
 (:mod:`rmcheck.scoring.prefix`) use it; each checks it against full forward passes (:func:`tolerance`)
-before trusting it. Uses transformers' current cache API (``cache=``).
+before trusting it. Uses transformers' current cache API (``cache=``), and ``past_key_values=`` on the
+transformers versions that know only that (:func:`cache_argument`).
 """
 from __future__ import annotations
 
@@ -24,6 +25,21 @@ def tolerance(dtype: Any, reference: float) -> float:
     import torch
 
     return 1e-4 if dtype in (torch.float32, torch.float64) else 2e-2 * max(1.0, abs(reference))
+
+
+def cache_argument(module: Any, cache: Any) -> dict[str, Any]:
+    """``{"cache": cache}`` for a forward that takes ``cache`` (transformers 5.2x, where ``past_key_values`` is
+    deprecated), else ``{"past_key_values": cache}`` (older transformers)."""
+    import inspect
+
+    keyword = "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
+    return {keyword: cache}
+
+
+def returned_cache(output: Any) -> Any:
+    """The KV cache a forward returned, under its current name or its older one."""
+    found = output.get("cache") if hasattr(output, "get") else None
+    return found if found is not None else getattr(output, "past_key_values", None)
 
 
 @dataclass(frozen=True)
@@ -100,12 +116,14 @@ class Decoder:
                                           lowest)
         try:
             out = self.base(input_ids=torch.tensor(ids, device=self.device), attention_mask=mask[:, None],
-                            position_ids=slots + prefix[:, None], cache=self._stacked(rows, longest), use_cache=True)
+                            position_ids=slots + prefix[:, None],
+                            **cache_argument(self.base, self._stacked(rows, longest)), use_cache=True)
         except TypeError as exc:  # a body that takes no cache at all
             raise Unsupported(f"the model takes no KV cache (an encoder?): {exc}") from None
         if keep:
-            layers = getattr(getattr(out, "cache", None), "layers", None)
-            if not layers or out.cache.get_seq_length() != longest + width:
+            cache = returned_cache(out)
+            layers = getattr(cache, "layers", None)
+            if not layers or cache.get_seq_length() != longest + width:
                 raise Unsupported("the model returned no KV cache for the prefix (an encoder, which attends both ways)")
             return [PrefixKV(tuple((_join(layer.keys, r, p, longest, len(row.suffixes[0])),
                                     _join(layer.values, r, p, longest, len(row.suffixes[0]))) for layer in layers),

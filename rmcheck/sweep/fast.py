@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 from ..backends.base import Pair, Prompt, Scores
 from ..backends.encoding import PLAIN, TEXT_PAIR
 from ..errors import BackendError
-from ..scoring.kv import Decoder, PrefixKV, Row, Unsupported, tolerance
+from ..scoring.kv import Decoder, PrefixKV, Row, Unsupported, cache_argument, tolerance
 
 SENTINEL = "RMCHECKSWEEPSLOT"
 PROBE = 8
@@ -180,7 +180,8 @@ class IdScorer:
         import torch
 
         suffix = torch.tensor([[i, *self.template.closing] for i in ids], device=self.device)
-        return self.model(input_ids=suffix, cache=self.decoder.cache(self._prefix(), len(ids)), use_cache=True).logits
+        cache = self.decoder.cache(self._prefix(), len(ids))
+        return self.model(input_ids=suffix, **cache_argument(self.model, cache), use_cache=True).logits
 
     def _pooled(self, suffix: Any) -> Any:
         """The suffix position the head pools: the rightmost token that is not padding."""
