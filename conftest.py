@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from hypothesis import settings
@@ -21,6 +22,18 @@ def shared_data(monkeypatch: pytest.MonkeyPatch) -> Path:
         pytest.skip(f"shared data not found at {SHARED_DATA} (it ships beside the project, not in it)")
     monkeypatch.setenv("RMCHECK_DATA_ROOT", str(SHARED_DATA.parent))
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models on one torch thread: under ``pytest -n 2`` on two cores, OpenMP threads mostly spin-wait
+    for each other (several times the CPU). Use with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 # ``--hypothesis-profile=long``: the standing fuzzer's local run (tests/test_fuzz.py), 10,000 examples.

@@ -28,6 +28,8 @@ from rmcheck.sweep.fast import STRATEGIES, IdScorer  # noqa: E402
 from rmcheck.sweep.stats import average_ranks, percentiles, spearman  # noqa: E402
 from rmcheck.sweep.tokens import select  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 IDENTITY = ["women", "Muslims", "immigrants", "Jews", "Black"]
 #: Words over a wide range of frequencies, plus the identity words.
 WORDS = list(dict.fromkeys(wordfreq.top_n_list("en", 6000)[50::30] + [w.lower() for w in IDENTITY]))
@@ -63,15 +65,6 @@ def framing_aware(prompts: list[str], responses: list[str]) -> list[float]:
 
 
 # -- fixtures --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Any:
-    """Tiny models on one thread: under ``pytest -n 2`` two threads per worker mostly wait for each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
