@@ -26,6 +26,8 @@ from rmcheck.engine import run_suites  # noqa: E402
 from rmcheck.errors import BackendError  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+#: SmolLM2 (135M parameters) is scored over fewer, shorter-batched conversations than the tiny families.
+SMOLLM2_CONVERSATIONS = 8
 
 #: max |score - float32 card score| measured per family on CPU (``python -m fixtures.zoo DIR``), with margin.
 DTYPE_TOLERANCE = {
@@ -55,7 +57,7 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Bench:
                     "SmolLM2-135M-Instruct GGUF that the ChatML pad = EOS family uses")
     pytest.importorskip("gguf", reason="transformers reads GGUF files with the gguf package")
     family = FAMILIES["smollm2"]
-    return Bench(family, family.build(tmp_path_factory.mktemp("zoo") / "smollm2"), count=32)
+    return Bench(family, family.build(tmp_path_factory.mktemp("zoo") / "smollm2"), count=SMOLLM2_CONVERSATIONS)
 
 
 @pytest.fixture(params=list(FAMILIES))
@@ -63,6 +65,14 @@ def bench(request: pytest.FixtureRequest) -> Bench:
     if request.param == "smollm2":
         return request.getfixturevalue("smollm2")
     return request.getfixturevalue("zoo")[request.param]
+
+
+def runs(bench: Bench, axis: str) -> None:
+    """Skip the axes a big family leaves to ``python -m fixtures.zoo`` (the test suite's CPU budget)."""
+    quick = bench.family.quick_axes
+    if quick is not None and axis not in quick:
+        pytest.skip(f"{bench.family.name}: {axis} is in `python -m fixtures.zoo DIR {bench.family.name}` only "
+                    f"(a 135M-parameter model on CPU; the suite runs {', '.join(quick)})")
 
 
 def test_rmcheck_tokens_are_the_cards_tokens(bench: Bench) -> None:
@@ -76,6 +86,7 @@ def test_rmcheck_tokens_are_the_cards_tokens(bench: Bench) -> None:
 
 @pytest.mark.parametrize("axis", [a for a in AXES if a not in ("bfloat16", "float16")])
 def test_float32_score_equals_the_cards(bench: Bench, axis: str) -> None:
+    runs(bench, axis)
     if not bench.applies(axis):
         with pytest.raises(BackendError, match="attention implementation|does not support"):
             bench.rmcheck(attn_implementation=axis.partition("=")[2])
@@ -85,6 +96,7 @@ def test_float32_score_equals_the_cards(bench: Bench, axis: str) -> None:
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_half_precision_is_within_the_measured_tolerance(bench: Bench, dtype: str) -> None:
+    runs(bench, dtype)
     assert bench.delta(dtype) <= DTYPE_TOLERANCE[bench.family.name][dtype]
 
 
