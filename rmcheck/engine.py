@@ -157,14 +157,15 @@ class Engine:
                     with quiet_transformers():
                         out.update(kind.evaluate(self, spec, mine))
                 except BackendError as exc:  # the model could not be loaded or scored: every test of it is an error
+                    exc = at_case(exc, mine)
                     exc.failed_model = exc.failed_model or spec
                     out.update((r.key, exc) for r in mine)
                 except RmcheckError as exc:
-                    out.update((r.key, at_case(exc, mine)) for r in mine)
+                    out.update((r.key, exc) for r in mine)
         return out
 
 
-def at_case(exc: RmcheckError, requests: Sequence[Request]) -> RmcheckError:
+def at_case(exc: BackendError, requests: Sequence[Request]) -> BackendError:
     """An error about one pair (``exc.pair``, e.g. a response over the max length) named after its case:
     the case holding that response, else the case whose prompt it was perturbed under."""
     pair = getattr(exc, "pair", None)
