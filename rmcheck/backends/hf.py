@@ -113,6 +113,10 @@ class HFRewardModel:
                                    reward_token_id=reward_token if isinstance(reward_token, int) else None)
         self.padding_side = padding_side(options.padding_side, self.tokenizer, encoder=self.encoder)
         self._positions = self.padding_side == "left" and accepts(self.model, "position_ids")
+        # Tokenizers may return inputs the model does not take (GPT-NeoX's token_type_ids on transformers 4.x).
+        self._forward_inputs = {"input_ids", "attention_mask", "token_type_ids", "position_ids"}
+        if not takes_any_keyword(self.model):
+            self._forward_inputs = {k for k in self._forward_inputs if k == "input_ids" or accepts(self.model, k)}
         self._files, self.resolved_revision = locate(source, revision)
         self.bos_removed = False  # set once a conversation came with two BOS tokens
         self._fingerprint = sha256(json.dumps(self._fingerprint_parts(), sort_keys=True))
@@ -259,7 +263,7 @@ class HFRewardModel:
         rows = [e.inputs for e in self._encodings(pairs)]
         batch = pad_rows(rows, self.pad_id([row["input_ids"] for row in rows]), self.padding_side,
                          positions=self._positions)
-        return {k: v.to(self.device) for k, v in batch.items()}
+        return {k: v.to(self.device) for k, v in batch.items() if k in self._forward_inputs}
 
     def score(self, pairs: Sequence[Pair]) -> list[Scores]:
         if not pairs:
@@ -337,6 +341,11 @@ def accepts(model: Any, name: str) -> bool:
     """Whether the model's forward takes the keyword ``name``."""
     parameters = inspect.signature(model.forward).parameters
     return name in parameters
+
+
+def takes_any_keyword(model: Any) -> bool:
+    """Whether the model's forward takes ``**kwargs``."""
+    return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(model.forward).parameters.values())
 
 
 def is_encoder(config: Any) -> bool:
