@@ -10,13 +10,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from fixtures.tiny_models import CHAT_TEMPLATE, EOS, train_tokenizer  # noqa: E402
+from fixtures.tiny_models import CHAT_TEMPLATE, EOS, GEN_TEMPLATE, build_tiny_lm, train_tokenizer  # noqa: E402
 from rmcheck.backends import dpo  # noqa: E402
 from rmcheck.backends.base import ModelOptions, Pair, load_model, prompt_messages  # noqa: E402
 from rmcheck.errors import BackendError  # noqa: E402
-
-#: The fixture template plus a generation prompt, as most chat templates have.
-GEN_TEMPLATE = CHAT_TEMPLATE + "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 
 PAIRS = [
     Pair("What is the capital of Australia?", "Canberra is the capital."),
@@ -33,18 +30,7 @@ def trained_tokenizer(vocab_size: int) -> object:
 
 def build_lm(out: Path, seed: int, template: str | None = GEN_TEMPLATE, vocab_size: int = 512) -> Path:
     """A 2-layer Llama causal LM with the fixture tokenizer; different seeds give different weights."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = copy.deepcopy(trained_tokenizer(vocab_size))
-    tokenizer.chat_template = template
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         num_key_value_heads=2, intermediate_size=64, max_position_embeddings=256,
-                         initializer_range=0.2, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    torch.manual_seed(seed)
-    LlamaForCausalLM(config).save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    return out
+    return build_tiny_lm(out, seed, template=template, tokenizer=copy.deepcopy(trained_tokenizer(vocab_size)))
 
 
 @pytest.fixture(scope="module")

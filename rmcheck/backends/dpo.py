@@ -18,6 +18,10 @@ Which tokens are the response (``span``):
 
 Margins between two responses to one prompt agree under both; absolute rewards differ by the header's
 log-ratio when the template has no generation prompt.
+
+Pairs that share a long token prefix (a prompt, a response's unchanged head) are scored from its KV
+cache in both models (:mod:`rmcheck.scoring.prefix`, through :meth:`ImplicitRewardModel.token_ids`,
+``causal_lms`` and :meth:`ImplicitRewardModel.scores_from_logps`); full passes otherwise.
 """
 from __future__ import annotations
 
@@ -144,6 +148,12 @@ class ImplicitRewardModel:
         self._pad_id = next(i for i in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0) if i is not None)
         self._fingerprint = hf.sha256(json.dumps(self._fingerprint_parts(), sort_keys=True))
         self._warned_truncation = False
+        self._encoded: dict[Pair, tuple[list[int], int]] = {}  # by token_ids(), for score()
+
+    @property
+    def causal_lms(self) -> tuple[_LM, ...]:
+        """The models whose log-probabilities make the reward, in the order of :attr:`objectives`."""
+        return (self.policy,) + ((self.reference,) if self.reference is not None else ())
 
     @property
     def fingerprint(self) -> str:
@@ -241,24 +251,43 @@ class ImplicitRewardModel:
         """The token ids each policy reads for each pair after truncation, and where the response starts."""
         return [(tuple(ids), start) for ids, start in map(self.encode, pairs)]
 
+    def token_ids(self, pairs: Sequence[Pair]) -> list[list[int]]:
+        """The token ids both models read for each pair, for shared prefixes; the encodings of the latest call
+        are kept for :meth:`score` and :meth:`scores_from_logps`, so a pair is tokenized once."""
+        self._encoded = {pair: self.encode(pair) for pair in dict.fromkeys(pairs)}
+        return [self._encoded[pair][0] for pair in pairs]
+
+    def _encoding(self, pair: Pair) -> tuple[list[int], int]:
+        found = self._encoded.get(pair)
+        return found if found is not None else self.encode(pair)
+
     # -- scoring ------------------------------------------------------------------------------
 
     def score(self, pairs: Sequence[Pair]) -> list[Scores]:
         if not pairs:
             return []
-        rows, starts = zip(*(self.encode(pair) for pair in pairs))
+        rows, starts = zip(*map(self._encoding, pairs))
         batch = pad_rows([{"input_ids": ids, "attention_mask": [1] * len(ids)} for ids in rows], self._pad_id)
         first = min(starts)
         logps = {"policy_logp": self.policy.token_logps(batch, first)}
         if self.reference is not None:
             logps["reference_logp"] = self.reference.token_logps(batch, first)
-        out: list[dict[str, float]] = []
-        for i, (ids, start) in enumerate(zip(rows, starts)):
-            span = slice(start - first, len(ids) - first)
-            values = {name: _reduce(lp[i, span].tolist(), self.parsed.norm) for name, lp in logps.items()}
-            values[OVERALL] = self.parsed.beta * (values["policy_logp"] - values.get("reference_logp", 0.0))
-            out.append(values)
+        out = [self._reward({name: lp[i, start - first:len(ids) - first].tolist() for name, lp in logps.items()})
+               for i, (ids, start) in enumerate(zip(rows, starts))]
         return normalise_scores(out, len(pairs), self.spec)
+
+    def scores_from_logps(self, pairs: Sequence[Pair], logps: Sequence[Sequence[list[float]]]) -> list[Scores]:
+        """Rewards of ``pairs`` from each causal LM's log-probabilities of every token of their conversation
+        after the first (``logps[i][model][t - 1]`` is token ``t``'s), as shared prefixes compute them."""
+        out = [self._reward({name: values[self._encoding(pair)[1] - 1:] for name, values in zip(self.objectives, row)})
+               for pair, row in zip(pairs, logps)]
+        return normalise_scores(out, len(pairs), self.spec)
+
+    def _reward(self, spans: dict[str, list[float]]) -> dict[str, float]:
+        """Each objective (its models' log-probabilities over the response span, reduced) and the reward."""
+        values = {name: _reduce(span, self.parsed.norm) for name, span in spans.items()}
+        values[OVERALL] = self.parsed.beta * (values["policy_logp"] - values.get("reference_logp", 0.0))
+        return values
 
     def _warn_truncation(self, cut: int) -> None:
         if not self._warned_truncation:

@@ -1,10 +1,11 @@
-"""Running a transformers decoder with a sequence-classification head from cached token prefixes.
+"""Running a transformers decoder (a sequence-classification head, or a causal LM) from cached token prefixes.
 
-One primitive, :meth:`Decoder.rows`: a batched forward pass whose rows each continue their own cached
-prefix (:class:`PrefixKV`, or none) with several suffixes side by side. A block-causal 4D mask keeps
-each suffix to its row's prefix and itself, position ids continue from the prefix length, and the
-head (``model.score``) reads each suffix's pooled position; or, with ``keep``, the pass extends each
-row's prefix by its suffix and returns the new caches. Little padding is computed and no prefix is
+One primitive: a batched forward pass whose rows each continue their own cached prefix
+(:class:`PrefixKV`, or none) with several suffixes side by side. A block-causal 4D mask keeps each
+suffix to its row's prefix and itself, and position ids continue from the prefix length. Read two
+ways: :meth:`Decoder.rows`, the head (``model.score``) at each suffix's pooled position, and
+:meth:`Decoder.logps`, a causal LM's log-probability of every suffix token; with ``keep``, the pass
+extends each row's prefix by its suffix and returns the new caches. Little padding is computed and no prefix is
 computed twice. Both the vocabulary sweep (:mod:`rmcheck.sweep.fast`) and shared-prefix scoring
 (:mod:`rmcheck.scoring.prefix`) use it; each checks it against full forward passes (:func:`tolerance`)
 before trusting it. Uses transformers' current cache API (``cache=``), and ``past_key_values=`` on the
@@ -49,6 +50,10 @@ class PrefixKV:
     layers: tuple[tuple[Any, Any], ...]
     length: int
 
+    def head(self, length: int) -> "PrefixKV":
+        """The cache of this prefix's first ``length`` tokens (views, no copy)."""
+        return PrefixKV(tuple((k[:, :, :length], v[:, :, :length]) for k, v in self.layers), length)
+
 
 @dataclass(frozen=True)
 class Row:
@@ -60,8 +65,8 @@ class Row:
 
 
 class Decoder:
-    """A decoder sequence-classification model driven from cached prefixes (``model.base_model_prefix``
-    is its body, ``model.score`` its head)."""
+    """A decoder model driven from cached prefixes (``model.base_model_prefix`` is its body; a
+    sequence-classification model's head is ``model.score``, a causal LM's the model's own)."""
 
     def __init__(self, model: Any, device: Any) -> None:
         self.model, self.device = model, device
@@ -77,7 +82,7 @@ class Decoder:
         return DynamicCache(kv, config=self.model.config)
 
     def rows(self, rows: Sequence[Row], *, keep: bool = False) -> Any:
-        """One forward pass over ``rows``, each continuing its own cached prefix.
+        """One forward pass of the body over ``rows``, each continuing its own cached prefix.
 
         Returns the head's logits, one row per suffix in order; with ``keep``, instead the KV of each row's
         prefix followed by its (single) suffix. A block-causal 4D mask keeps each suffix to its row's prefix
@@ -90,19 +95,45 @@ class Decoder:
         head = getattr(self.model, "score", None)
         if not keep and not isinstance(head, torch.nn.Module):
             raise Unsupported("the model has no 'score' head to apply to packed hidden states")
+        run = self._run(self.base, rows)
+        if keep:
+            return run.kept()
+        reads = [(r, at + (rows[r].pooled[i] if rows[r].pooled is not None else len(suffix) - 1))
+                 for r, at, i, suffix in run.places]
+        where = torch.tensor(reads, device=self.device)
+        return head(run.out.last_hidden_state[where[:, 0], where[:, 1]])
+
+    def logps(self, rows: Sequence[Row], *, keep: bool = False) -> tuple[list[list[float]], list[PrefixKV] | None]:
+        """One forward pass of a causal LM (the whole model, its LM head too) over ``rows`` as :meth:`rows`
+        packs them: for each suffix in order, log p(token | every token before it) of its tokens after its
+        first (the first is predicted by what precedes the suffix); with ``keep``, also each row's new KV."""
+        run = self._run(self.model, rows)
+        logits, ids = run.out.logits, run.ids
+        found: list[list[float]] = []
+        current, row = -1, []
+        for r, at, _, suffix in run.places:  # places go row by row
+            if r != current:  # one row at a time: a row's log-softmax over the vocabulary is large
+                current, row = r, logits[r, :-1].float().log_softmax(-1).gather(-1, ids[r, 1:, None])[:, 0].tolist()
+            found.append(row[at:at + len(suffix) - 1])
+        return found, run.kept() if keep else None
+
+    def _run(self, module: Any, rows: Sequence[Row]) -> "Pass":
+        """``module`` (the body, or the whole model) run over ``rows`` packed block-causally."""
+        import torch
+
         count, width = len(rows), max(sum(map(len, row.suffixes)) for row in rows)
         starts = [row.past.length if row.past is not None else 0 for row in rows]
         longest = max(starts)
         ids = [[0] * width for _ in rows]
         owner = [[-1] * width for _ in rows]
         slot = [[0] * width for _ in rows]
-        reads: list[tuple[int, int]] = []
+        places: list[tuple[int, int, int, tuple[int, ...]]] = []
         for r, row in enumerate(rows):
             at = 0
             for i, suffix in enumerate(row.suffixes):
                 n = len(suffix)
                 ids[r][at:at + n], owner[r][at:at + n], slot[r][at:at + n] = suffix, [i] * n, range(n)
-                reads.append((r, at + (row.pooled[i] if row.pooled is not None else n - 1)))
+                places.append((r, at, i, suffix))
                 at += n
         owners, slots = torch.tensor(owner, device=self.device), torch.tensor(slot, device=self.device)
         allowed = ((owners[:, :, None] == owners[:, None, :]) & (slots[:, None, :] <= slots[:, :, None])
@@ -114,23 +145,13 @@ class Decoder:
         prefix = torch.tensor(starts, device=self.device)
         mask[:, :, :longest].masked_fill_((torch.arange(longest, device=self.device)[None, :] >= prefix[:, None])[:, None],
                                           lowest)
+        tensor = torch.tensor(ids, device=self.device)
         try:
-            out = self.base(input_ids=torch.tensor(ids, device=self.device), attention_mask=mask[:, None],
-                            position_ids=slots + prefix[:, None],
-                            **cache_argument(self.base, self._stacked(rows, longest)), use_cache=True)
+            out = module(input_ids=tensor, attention_mask=mask[:, None], position_ids=slots + prefix[:, None],
+                         **cache_argument(module, self._stacked(rows, longest)), use_cache=True)
         except TypeError as exc:  # a body that takes no cache at all
             raise Unsupported(f"the model takes no KV cache (an encoder?): {exc}") from None
-        if keep:
-            cache = returned_cache(out)
-            layers = getattr(cache, "layers", None)
-            if not layers or cache.get_seq_length() != longest + width:
-                raise Unsupported("the model returned no KV cache for the prefix (an encoder, which attends both ways)")
-            return [PrefixKV(tuple((_join(layer.keys, r, p, longest, len(row.suffixes[0])),
-                                    _join(layer.values, r, p, longest, len(row.suffixes[0]))) for layer in layers),
-                             p + len(row.suffixes[0]))
-                    for r, (row, p) in enumerate(zip(rows, starts))]
-        where = torch.tensor(reads, device=self.device)
-        return head(out.last_hidden_state[where[:, 0], where[:, 1]])
+        return Pass(out, tensor, places, rows, starts, longest, width)
 
     def _stacked(self, rows: Sequence[Row], longest: int) -> Any:
         """A cache holding each row's prefix, padded on the right to ``longest`` tokens."""
@@ -153,6 +174,30 @@ class Decoder:
                 stacked.append(full)
             layers.append(tuple(stacked))
         return DynamicCache(layers, config=self.model.config)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """A packed forward pass: its output, input ids, and where each suffix lies (row, offset, index, tokens)."""
+
+    out: Any
+    ids: Any
+    places: list[tuple[int, int, int, tuple[int, ...]]]
+    rows: Sequence[Row]
+    starts: list[int]
+    longest: int
+    width: int
+
+    def kept(self) -> list[PrefixKV]:
+        """The KV of each row's prefix followed by its (single) suffix."""
+        cache = returned_cache(self.out)
+        layers = getattr(cache, "layers", None)
+        if not layers or cache.get_seq_length() != self.longest + self.width:
+            raise Unsupported("the model returned no KV cache for the prefix (an encoder, which attends both ways)")
+        return [PrefixKV(tuple((_join(layer.keys, r, p, self.longest, len(row.suffixes[0])),
+                                _join(layer.values, r, p, self.longest, len(row.suffixes[0]))) for layer in layers),
+                         p + len(row.suffixes[0]))
+                for r, (row, p) in enumerate(zip(self.rows, self.starts))]
 
 
 def _join(tensor: Any, row: int, prefix: int, longest: int, added: int) -> Any:

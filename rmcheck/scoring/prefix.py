@@ -10,11 +10,15 @@ forward pass, rows with alike prefix lengths together. Pairs that share fewer th
 Before the first group is scored, a probe scores a few pairs both ways; the shared path is used only
 when it matches full passes to :func:`~rmcheck.scoring.kv.tolerance`, and the run header says which
 path scored the run and why. A prefix's KV cache is freed as soon as its group is scored.
+
+What a pass reads is the reader's: :class:`Heads`, an ``hf:`` reward model's head at each pair's
+pooled token; :class:`TokenLogps`, the log-probability of every token under each causal LM of a
+``dpo:`` model (the policy and its reference), which turns them into rewards over each response.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from ..backends.base import OVERALL, Pair, Scores
 from .kv import Decoder, PrefixKV, Row, Unsupported, tolerance
@@ -120,6 +124,115 @@ def pooled_end(ids: Sequence[int], pad: int | None) -> int:
     return len(ids)
 
 
+class Reader(Protocol):
+    """What shared-prefix scoring runs and reads for one kind of model."""
+
+    #: Tokens of its prefix each pass runs again (1: a causal LM predicts a suffix's first token there).
+    overlap: int
+    dtype: Any
+
+    def ids(self, pairs: Sequence[Pair]) -> list[list[int]]: ...
+
+    def relevant(self, ids: Sequence[int]) -> Sequence[int]: ...
+
+    def extend(self, rows: Sequence[Row]) -> list[Any]: ...
+
+    def read(self, rows: Sequence[Row]) -> list[Any]: ...
+
+    def scores(self, pairs: Sequence[Pair], outputs: Sequence[Any]) -> list[Scores]: ...
+
+
+class Heads:
+    """An ``hf:`` decoder reward model (``token_ids``, ``scores_from_logits``, ``native_pad_id``, a transformers
+    ``model`` on ``device``): the head's logits at each sequence's pooled token."""
+
+    overlap = 0
+
+    def __init__(self, rm: Any) -> None:
+        self.rm, self.dtype = rm, rm.model.dtype
+        self.decoder = Decoder(rm.model, rm.device)
+
+    @classmethod
+    def of(cls, model: Any) -> "Heads | None":
+        needs = ("token_ids", "scores_from_logits", "model", "device")
+        ok = all(hasattr(model, name) for name in needs) and not getattr(model, "gated", False)
+        return cls(model) if ok else None
+
+    def ids(self, pairs: Sequence[Pair]) -> list[list[int]]:
+        return self.rm.token_ids(pairs)
+
+    def relevant(self, ids: Sequence[int]) -> Sequence[int]:
+        """The tokens a score depends on: up to the pooled one."""
+        return ids[:pooled_end(ids, self.rm.native_pad_id)]
+
+    def extend(self, rows: Sequence[Row]) -> list[PrefixKV]:
+        return self.decoder.rows(rows, keep=True)
+
+    def read(self, rows: Sequence[Row]) -> list[list[float]]:
+        return self.decoder.rows(rows).float().cpu().tolist()
+
+    def scores(self, pairs: Sequence[Pair], outputs: Sequence[Any]) -> list[Scores]:
+        return self.rm.scores_from_logits(outputs)
+
+
+@dataclass(frozen=True)
+class LMPrefix:
+    """A prefix run through each causal LM: its KV caches, and the log-probability of each of its tokens
+    after the first (``logps[model][t - 1]`` is token ``t``'s)."""
+
+    kvs: tuple[PrefixKV, ...]
+    logps: tuple[list[float], ...]
+    length: int
+
+
+class TokenLogps:
+    """A ``dpo:`` model (``token_ids``, ``scores_from_logps``, ``causal_lms`` each with ``model`` and ``device``):
+    the log-probability of each token after the first under every causal LM. Each pass runs its prefix's
+    last token again, as that token's logits predict the pass's first token."""
+
+    overlap = 1
+
+    def __init__(self, rm: Any) -> None:
+        self.rm, self.dtype = rm, rm.causal_lms[0].model.dtype
+        self.decoders = [Decoder(lm.model, lm.device) for lm in rm.causal_lms]
+
+    @classmethod
+    def of(cls, model: Any) -> "TokenLogps | None":
+        ok = all(hasattr(model, name) for name in ("token_ids", "scores_from_logps", "causal_lms"))
+        return cls(model) if ok else None
+
+    def ids(self, pairs: Sequence[Pair]) -> list[list[int]]:
+        return self.rm.token_ids(pairs)
+
+    def relevant(self, ids: Sequence[int]) -> Sequence[int]:
+        return ids
+
+    def extend(self, rows: Sequence[Row]) -> list[LMPrefix]:
+        runs = [decoder.logps(self._rows(rows, m), keep=True) for m, decoder in enumerate(self.decoders)]
+        return [LMPrefix(tuple(kvs[r] for _, kvs in runs),
+                         tuple(_before(row, m) + logps[r] for m, (logps, _) in enumerate(runs)), runs[0][1][r].length)
+                for r, row in enumerate(rows)]
+
+    def read(self, rows: Sequence[Row]) -> list[tuple[list[float], ...]]:
+        runs = [decoder.logps(self._rows(rows, m))[0] for m, decoder in enumerate(self.decoders)]
+        owners = [row for row in rows for _ in row.suffixes]
+        return [tuple(_before(row, m) + logps[k] for m, logps in enumerate(runs)) for k, row in enumerate(owners)]
+
+    def scores(self, pairs: Sequence[Pair], outputs: Sequence[Any]) -> list[Scores]:
+        return self.rm.scores_from_logps(pairs, outputs)
+
+    @staticmethod
+    def _rows(rows: Sequence[Row], model: int) -> list[Row]:
+        """``rows`` against model ``model``'s cache of each prefix but its last token (which the row runs again)."""
+        return [Row(row.past.kvs[model].head(row.past.length - 1) if row.past is not None else None, row.suffixes)
+                for row in rows]
+
+
+def _before(row: Row, model: int) -> list[float]:
+    """Model ``model``'s log-probabilities of the tokens of ``row``'s prefix (the row's own begin after it)."""
+    return row.past.logps[model] if row.past is not None else []
+
+
 @dataclass
 class Work:
     """What scoring some groups took: tokens run through the model, and forward passes."""
@@ -129,12 +242,10 @@ class Work:
 
 
 class PrefixSharing:
-    """Shared-prefix scoring for one ``hf:`` decoder reward model (anything with ``token_ids``,
-    ``scores_from_logits``, ``native_pad_id`` and a transformers ``model`` on ``device``)."""
+    """Shared-prefix scoring for one model, through its :class:`Reader`."""
 
-    def __init__(self, rm: Any) -> None:
-        self.rm = rm
-        self.decoder = Decoder(rm.model, rm.device)
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
         self.min_gain, self.min_prefix, self.chunk_tokens = MIN_GAIN, MIN_PREFIX, CHUNK_TOKENS
         self.active: bool | None = None  # None until the probe has run
         self.path = "shared prefixes (not used yet: no pairs have shared a prefix)"
@@ -142,26 +253,23 @@ class PrefixSharing:
     @classmethod
     def of(cls, model: Any) -> "PrefixSharing | None":
         """Sharing for ``model``, or None for a model that cannot share (no token ids or no decoder to drive)."""
-        needs = ("token_ids", "scores_from_logits", "model", "device")
-        if not all(hasattr(model, name) for name in needs) or getattr(model, "gated", False):
-            return None
-        return cls(model)
+        reader = Heads.of(model) or TokenLogps.of(model)
+        return cls(reader) if reader is not None else None
 
     def describe(self) -> str:
         return self.path
 
     def ids(self, pairs: Sequence[Pair]) -> list[list[int]]:
         """The token ids of each pair, and a plan over them is made by :meth:`split`."""
-        return self.rm.token_ids(pairs)
+        return self.reader.ids(pairs)
 
     def split(self, seqs: Sequence[Sequence[int]]) -> tuple[list[int], list[Group], list[list[int]], list[list[int]]]:
         """Plan ``seqs``: the indices to score in ordinary batches, the groups, and the distinct parts of the
         sequences that scores depend on (the groups index these) with the indices of ``seqs`` sharing each.
         Sequences that differ only after the pooled token are scored once, so they score the same."""
-        pad = self.rm.native_pad_id
         owners: dict[tuple[int, ...], list[int]] = {}
         for i, s in enumerate(seqs):
-            owners.setdefault(tuple(s[:pooled_end(s, pad)]), []).append(i)
+            owners.setdefault(tuple(self.reader.relevant(s)), []).append(i)
         heads, sharers = [list(h) for h in owners], list(owners.values())
         alone, groups = plan(heads, self.min_gain, self.min_prefix) if self.active is not False else (list(range(len(heads))), [])
         return [i for h in alone for i in sharers[h]], groups, heads, sharers
@@ -175,11 +283,11 @@ class PrefixSharing:
         try:
             if alone or len(groups) != 1:
                 raise Unsupported("the probe's pairs did not form one group")
-            shared = {i: row for indices, scores in self.score(groups, [heads[i] for i in picked], Work())
-                      for i, row in zip(indices, scores)}
-            found = [shared[j] for j in range(len(picked))]
+            shared = {i: out for indices, outputs in self.score(groups, [heads[i] for i in picked], Work())
+                      for i, out in zip(indices, outputs)}
+            found = self.reader.scores([pairs[i] for i in picked], [shared[j] for j in range(len(picked))])
             diff = max(abs(a[k] - b[k]) for a, b in zip(found, reference) for k in b)
-            limit = tolerance(self.rm.model.dtype, max(abs(s[OVERALL]) for s in reference))
+            limit = tolerance(self.reader.dtype, max(abs(s[OVERALL]) for s in reference))
             if diff > limit:
                 raise Unsupported(f"the probe differs from full passes by {diff:.2g} > {limit:.0e}")
         except Exception as exc:  # an architecture the packed path cannot drive fails in its own way
@@ -193,9 +301,9 @@ class PrefixSharing:
         return True
 
     def score(self, groups: Sequence[Group], heads: Sequence[Sequence[int]],
-              work: Work) -> Iterator[tuple[list[int], list[Scores]]]:
-        """Scores of every sequence in ``groups``, by index, a forward pass at a time; what it took is added
-        to ``work``. Groups go level by level, each level's prefixes and members in shared forward passes;
+              work: Work) -> Iterator[tuple[list[int], list[Any]]]:
+        """What the reader reads of every sequence in ``groups`` (:meth:`scores` turns it into scores), by index,
+        a forward pass at a time; what it took is added to ``work``. Groups go level by level, each level's prefixes and members in shared forward passes;
         a prefix's cache is dropped once its members are scored and its subgroups extended from it."""
         import torch
 
@@ -203,31 +311,36 @@ class PrefixSharing:
             for roots in _bounded(groups, lambda g: len(g.tokens), LIVE_TOKENS):
                 level: list[tuple[Group, PrefixKV | None]] = [(g, None) for g in roots]
                 while level:
-                    kvs = self._extend(level, work)
-                    for indices, logits in self._members([g for g, _ in level], kvs, heads, work):
-                        yield indices, self.rm.scores_from_logits(logits)
+                    kvs = self._extend(level, heads, work)
+                    yield from self._members([g for g, _ in level], kvs, heads, work)
                     level = [(child, kv) for (group, _), kv in zip(level, kvs) for child in group.children]
 
-    def _extend(self, level: list[tuple[Group, PrefixKV | None]], work: Work) -> list[PrefixKV]:
-        """The KV of each group's prefix, from its parent's, in batched forward passes."""
-        rows = [Row(past, (group.tokens,)) for group, past in level]
+    def scores(self, pairs: Sequence[Pair], outputs: Sequence[Any]) -> list[Scores]:
+        """Scores of ``pairs`` from what :meth:`score` read of their sequences."""
+        return self.reader.scores(pairs, outputs)
+
+    def _extend(self, level: list[tuple[Group, Any]], heads: Sequence[Sequence[int]], work: Work) -> list[Any]:
+        """The reader's state (the KV) of each group's prefix, from its parent's, in batched forward passes."""
+        back = self.reader.overlap
+        rows = [Row(past, (tuple(heads[_first(group)][group.start - back:group.end]) if back and past is not None
+                           else group.tokens,)) for group, past in level]
         order = sorted(range(len(level)), key=lambda i: (-_past(rows[i]), -_width(rows[i])))
         rows = [rows[i] for i in order]
         kvs: dict[int, PrefixKV] = {}
         for lo, hi in _fill(rows, self.chunk_tokens):
-            kvs.update(zip(order[lo:hi], self.decoder.rows(rows[lo:hi], keep=True)))
+            kvs.update(zip(order[lo:hi], self.reader.extend(rows[lo:hi])))
             work.passes += 1
-        work.tokens += sum(len(g.tokens) for g, _ in level)
+        work.tokens += sum(map(_width, rows))
         return [kvs[i] for i in range(len(level))]
 
-    def _members(self, groups: list[Group], kvs: list[PrefixKV], heads: Sequence[Sequence[int]],
-                 work: Work) -> Iterator[tuple[list[int], list[list[float]]]]:
-        """Head logits of every member of ``groups``: suffixes packed into rows (longest first) against their
-        group's prefix, rows of all groups batched together."""
+    def _members(self, groups: list[Group], kvs: list[Any], heads: Sequence[Sequence[int]],
+                 work: Work) -> Iterator[tuple[list[int], list[Any]]]:
+        """What the reader reads of every member of ``groups``: suffixes packed into rows (longest first) against
+        their group's prefix, rows of all groups batched together."""
         rows: list[tuple[Row, list[int]]] = []
         for group, kv in zip(groups, kvs):
             members = sorted(group.members, key=lambda i: -len(heads[i]))
-            suffixes = [tuple(heads[i][group.end:]) for i in members]
+            suffixes = [tuple(heads[i][group.end - self.reader.overlap:]) for i in members]
             work.tokens += sum(map(len, suffixes))
             width = max([ROW_WIDTH, *map(len, suffixes)])
             for lo, hi in _pack([len(s) for s in suffixes], width):
@@ -235,8 +348,12 @@ class PrefixSharing:
         rows.sort(key=lambda item: (-_past(item[0]), -_width(item[0])))
         for lo, hi in _fill([row for row, _ in rows], self.chunk_tokens):
             work.passes += 1
-            logits = self.decoder.rows([row for row, _ in rows[lo:hi]]).float().cpu().tolist()
-            yield [i for _, members in rows[lo:hi] for i in members], logits
+            yield [i for _, members in rows[lo:hi] for i in members], self.reader.read([row for row, _ in rows[lo:hi]])
+
+
+def _first(group: Group) -> int:
+    """A sequence of ``group`` (each has the group's prefix)."""
+    return group.members[0] if group.members else _first(group.children[0])
 
 
 def _pack(lengths: Sequence[int], width: int) -> list[tuple[int, int]]:

@@ -8,8 +8,8 @@ models get length-sorted batches of up to ``max_pairs``. A model is read from an
 written to the on-disk cache only when it declares ``cacheable = True`` (its
 fingerprint covers everything that can change a score); each batch is written as
 soon as it is scored, and replays of minimal pairs are kept apart from other scores.
-Decoder ``hf:`` models share prefixes (:mod:`rmcheck.scoring.prefix`): pairs with a long common
-token prefix are scored from its KV cache, the others in the batches above; a score is cached under
+Decoder ``hf:`` models and local ``dpo:`` models share prefixes (:mod:`rmcheck.scoring.prefix`): pairs
+with a long common token prefix are scored from its KV cache, the others in the batches above; a score is cached under
 the same key whichever path computed it (the paths agree within the probe's tolerance).
 """
 from __future__ import annotations
@@ -182,14 +182,15 @@ class Scorer:
                           not sharing.probe([todo[s[0]] for s in sharers], heads, groups[0], self._forward)):
             return todo
         work = Work()
-        for indices, scores in sharing.score(groups, heads, work):
+        for indices, outputs in sharing.score(groups, heads, work):
             batch = [todo[j] for i in indices for j in sharers[i]]
+            scores = sharing.scores(batch, [out for i, out in zip(indices, outputs) for _ in sharers[i]])
             self.stats.forward_pairs += len(batch)
             self.stats.shared_pairs += len(batch)
             tokens = sum(len(ids[j]) for i in indices for j in sharers[i])
             self.stats.shared_tokens += tokens
             self.stats.tokens += tokens
-            keep(batch, [row for i, row in zip(indices, scores) for _ in sharers[i]])
+            keep(batch, scores)
         self.stats.batches += work.passes
         self.stats.computed_tokens += work.tokens
         return [todo[i] for i in alone]
