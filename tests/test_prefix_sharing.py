@@ -10,7 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from fixtures.tiny_models import EOS, build_tiny_bert_rm, build_tiny_llama_rm, build_tiny_qwen_rm  # noqa: E402
+from fixtures.tiny_models import (CHAT_TEMPLATE, EOS, build_tiny_bert_rm, build_tiny_llama_rm,  # noqa: E402
+                                  build_tiny_lm, build_tiny_qwen_rm)
 from rmcheck.backends.base import ModelOptions, Pair, load_model  # noqa: E402
 from rmcheck.cli.app import main  # noqa: E402
 from rmcheck.engine import run_suites  # noqa: E402
@@ -37,6 +38,22 @@ def rms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "llama-pad-eos": build_tiny_llama_rm(root / "llama-pad-eos", pad_token=EOS),
         "bert": build_tiny_bert_rm(root / "bert"),
     }
+
+
+@pytest.fixture(scope="session")
+def lms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``dpo:`` policies (seed 1) and references (seed 2): Llama with and without a generation prompt, Qwen2
+    (grouped KV heads, q/k/v biases) with a tokenizer that says it pads on the left."""
+    root = tmp_path_factory.mktemp("prefix_lms")
+    return {"llama": build_tiny_lm(root / "llama", 1, positions=512),
+            "llama-no-gen": build_tiny_lm(root / "llama-no-gen", 1, template=CHAT_TEMPLATE, positions=512),
+            "llama-ref": build_tiny_lm(root / "llama-ref", 2, positions=512),
+            "qwen": build_tiny_lm(root / "qwen", 1, family="qwen", padding_side="left", positions=512),
+            "qwen-ref": build_tiny_lm(root / "qwen-ref", 2, family="qwen", padding_side="left", positions=512)}
+
+
+def dpo_spec(lms: dict[str, Path], policy: str, span: str = "trl") -> str:
+    return f"dpo:{lms[policy]},{lms[policy.split('-')[0] + '-ref']},beta=0.5,span={span}"
 
 
 @pytest.fixture
@@ -125,6 +142,82 @@ def test_replays_go_through_shared_prefixes_too(rms: dict[str, Path], share_ever
     again = scorer.replay(pairs)
     assert scorer.stats.shared_pairs == 2 * len(pairs)
     assert max(abs(first[p]["score"] - s["score"]) for p, s in zip(pairs, again)) <= 1e-4
+
+
+# -- dpo: both models from shared prefixes -------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy,span", [("llama-no-gen", "trl"), ("llama-no-gen", "content"), ("qwen", "trl")])
+def test_dpo_shared_log_probabilities_equal_full_passes(lms: dict[str, Path], policy: str, span: str) -> None:
+    model = load_model(dpo_spec(lms, policy, span))
+    pairs = related_pairs()
+    shared, full = Scorer(model), Scorer(model, prefix_sharing=False)
+    got, want = shared.score(pairs), full.score(pairs)
+    assert all(got[p].keys() == want[p].keys() == {"score", "policy_logp", "reference_logp"} for p in pairs)
+    assert max(abs(got[p][k] - want[p][k]) for p in pairs for k in want[p]) <= 1e-4
+    assert len({round(want[p]["score"], 3) for p in pairs}) == len(pairs)  # the pairs do score apart
+    assert shared.path.startswith("shared prefixes") and "probe of 8 pairs matched" in shared.path
+    assert shared.stats.shared_pairs == len(pairs) - 1  # all but the other prompt's pair
+    assert shared.stats.computed_tokens * 3 < shared.stats.tokens
+    assert full.path == prefix.NO_SHARING and model.fingerprint == load_model(dpo_spec(lms, policy, span)).fingerprint
+
+
+def test_dpo_spans_differ_the_same_way_on_both_paths(lms: dict[str, Path]) -> None:
+    """Without a generation prompt span=trl counts the role header and span=content does not, on either path."""
+    pairs = related_pairs()[:4]
+    scores = {(span, on): Scorer(load_model(dpo_spec(lms, "llama-no-gen", span)), prefix_sharing=on).score(pairs)
+              for span in ("trl", "content") for on in (True, False)}
+    for on in (True, False):
+        assert all(abs(scores["trl", on][p]["score"] - scores["content", on][p]["score"]) > 1e-3 for p in pairs)
+
+
+@pytest.mark.parametrize("policy", ["llama", "qwen"])
+def test_dpo_builtin_suites_give_equal_verdicts_and_minimal_pairs(lms: dict[str, Path], policy: str,
+                                                                  share_everything: None) -> None:
+    paths = [BUILTIN / f"{suite}.rmcheck.yaml" for suite in SUITES]
+    spec = dpo_spec(lms, policy)
+    runs = {on: run_suites(paths, [spec], ModelOptions(prefix_sharing=on)) for on in (True, False)}
+    shared, full = (runs[on].engine.used_scorer(spec) for on in (True, False))
+    assert shared.path.startswith("shared prefixes") and shared.stats.shared_pairs > 100
+    assert full.path == prefix.NO_SHARING
+    verdicts = {on: [(c["id"], c["verdict"], c.get("perturbed"), c.get("minimal"))
+                     for r in runs[on].results for c in r.to_json()["cases"]] for on in (True, False)}
+    assert verdicts[True] == verdicts[False]
+    assert [r.outcome for r in runs[True].results] == [r.outcome for r in runs[False].results]
+    assert sum(1 for *_, minimal in verdicts[True] if minimal) >= 3  # the suites do shrink counterfactuals here
+    common = shared.memo.keys() & full.memo.keys()
+    assert max(abs(shared.memo[p][k] - full.memo[p][k]) for p in common for k in full.memo[p]) <= 1e-4
+
+
+def test_dpo_probe_mismatch_falls_back_and_says_why(lms: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    model = load_model(dpo_spec(lms, "llama"))
+    logps = Decoder.logps
+
+    def off(self: Decoder, *args: Any, keep: bool = False) -> Any:
+        found, kvs = logps(self, *args, keep=keep)
+        return [[x + 1e-3 for x in row] for row in found], kvs
+
+    monkeypatch.setattr(Decoder, "logps", off)
+    pairs = related_pairs()
+    scorer = Scorer(model)
+    got = scorer.score(pairs)
+    assert scorer.path.startswith("full forward passes (shared prefixes not used: the probe differs from full passes")
+    assert scorer.stats.shared_pairs == 0 and got == Scorer(model, prefix_sharing=False).score(pairs)
+
+
+def test_dpo_header_names_the_path_and_no_prefix_sharing_turns_it_off(lms: dict[str, Path], tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str],
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      share_everything: None) -> None:
+    monkeypatch.chdir(tmp_path)
+    suite = str(BUILTIN / "verbosity.rmcheck.yaml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        main(["run", suite, "--rm", dpo_spec(lms, "llama"), "--no-cache"])
+        on = capsys.readouterr().out
+        main(["run", suite, "--rm", dpo_spec(lms, "llama"), "--no-cache", "--no-prefix-sharing"])
+    assert "path: shared prefixes (each prefix run once" in on
+    assert f"path: {prefix.NO_SHARING}" in capsys.readouterr().out
 
 
 # -- when it is not used ---------------------------------------------------------------------------
