@@ -117,21 +117,22 @@ def test_shared_scores_equal_full_passes(rms: dict[str, Path], name: str) -> Non
     assert full.path == prefix.NO_SHARING and "path: full forward passes" in full.describe()
 
 
-@pytest.mark.parametrize("name", ["llama-right", "llama-left", "qwen-right", "qwen-left"])
-def test_builtin_suites_give_equal_verdicts_and_minimal_pairs(rms: dict[str, Path], name: str,
+@pytest.mark.parametrize("name", ["llama-right", "llama-left", "qwen-right", "qwen-left", "dpo llama", "dpo qwen"])
+def test_builtin_suites_give_equal_verdicts_and_minimal_pairs(rms: dict[str, Path], lms: dict[str, Path], name: str,
                                                               share_everything: None) -> None:
     paths = [BUILTIN / f"{suite}.rmcheck.yaml" for suite in SUITES]
-    spec = f"hf:{rms[name]}"
+    spec = dpo_spec(lms, name.split()[1]) if name.startswith("dpo") else f"hf:{rms[name]}"
     runs = {on: run_suites(paths, [spec], ModelOptions(prefix_sharing=on)) for on in (True, False)}
     shared, full = (runs[on].engine.used_scorer(spec) for on in (True, False))
     assert shared.path.startswith("shared prefixes") and shared.stats.shared_pairs > 100
+    assert full.path == prefix.NO_SHARING
     verdicts = {on: [(c["id"], c["verdict"], c.get("perturbed"), c.get("minimal"))
                      for r in runs[on].results for c in r.to_json()["cases"]] for on in (True, False)}
     assert verdicts[True] == verdicts[False]
     assert [r.outcome for r in runs[True].results] == [r.outcome for r in runs[False].results]
     assert sum(1 for *_, minimal in verdicts[True] if minimal) >= 5  # the suites do shrink counterfactuals here
     common = shared.memo.keys() & full.memo.keys()
-    assert max(abs(shared.memo[p]["score"] - full.memo[p]["score"]) for p in common) <= 1e-4
+    assert max(abs(shared.memo[p][k] - full.memo[p][k]) for p in common for k in full.memo[p]) <= 1e-4
 
 
 def test_replays_go_through_shared_prefixes_too(rms: dict[str, Path], share_everything: None) -> None:
@@ -169,24 +170,6 @@ def test_dpo_spans_differ_the_same_way_on_both_paths(lms: dict[str, Path]) -> No
               for span in ("trl", "content") for on in (True, False)}
     for on in (True, False):
         assert all(abs(scores["trl", on][p]["score"] - scores["content", on][p]["score"]) > 1e-3 for p in pairs)
-
-
-@pytest.mark.parametrize("policy", ["llama", "qwen"])
-def test_dpo_builtin_suites_give_equal_verdicts_and_minimal_pairs(lms: dict[str, Path], policy: str,
-                                                                  share_everything: None) -> None:
-    paths = [BUILTIN / f"{suite}.rmcheck.yaml" for suite in SUITES]
-    spec = dpo_spec(lms, policy)
-    runs = {on: run_suites(paths, [spec], ModelOptions(prefix_sharing=on)) for on in (True, False)}
-    shared, full = (runs[on].engine.used_scorer(spec) for on in (True, False))
-    assert shared.path.startswith("shared prefixes") and shared.stats.shared_pairs > 100
-    assert full.path == prefix.NO_SHARING
-    verdicts = {on: [(c["id"], c["verdict"], c.get("perturbed"), c.get("minimal"))
-                     for r in runs[on].results for c in r.to_json()["cases"]] for on in (True, False)}
-    assert verdicts[True] == verdicts[False]
-    assert [r.outcome for r in runs[True].results] == [r.outcome for r in runs[False].results]
-    assert sum(1 for *_, minimal in verdicts[True] if minimal) >= 3  # the suites do shrink counterfactuals here
-    common = shared.memo.keys() & full.memo.keys()
-    assert max(abs(shared.memo[p][k] - full.memo[p][k]) for p in common for k in full.memo[p]) <= 1e-4
 
 
 def test_dpo_probe_mismatch_falls_back_and_says_why(lms: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
