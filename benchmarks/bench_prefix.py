@@ -3,12 +3,15 @@
     python benchmarks/bench_prefix.py                     # 60 cases, the tiny Llama RM, best of 3
     python benchmarks/bench_prefix.py --cases 100 --repeats 5 --threads 1
     python benchmarks/bench_prefix.py --device cuda --dtype bfloat16 --model DIR   # benchmarks/gpu_check.sh
+    python benchmarks/bench_prefix.py --dpo --cases 40 --min-turns 3 --threads 1    # dpo: policy + reference
 
 The benchmark suite's built-in perturbation tests (benchmarks/hh_suite.py) run over multi-turn cases
 (two human turns or more) with both scoring paths, interleaved, each run in a fresh process so that
 its peak RSS is its own. It prints tokens computed against tokens submitted, the wall-time ratio
 against today's batched path (best of ``--repeats``), the largest |score difference| over every pair
 both paths scored, whether verdicts and minimal pairs agree, and the peak RSS of each path.
+With ``--dpo`` the model is ``dpo:`` (a tiny Llama policy and reference, causal LMs built from a config;
+every token runs through both), and the difference is the largest over the reward and both log-probabilities.
 """
 from __future__ import annotations
 
@@ -48,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="torch device (default cpu)")
     parser.add_argument("--dtype", default=None, help="torch dtype (default float32)")
     parser.add_argument("--model", default=None, metavar="DIR",
-                        help="an hf: sequence-classification model directory (default: a tiny Llama built from a config)")
+                        help="an hf: sequence-classification model directory (default: a tiny Llama built from a config);"
+                             " with --dpo, POLICY,REFERENCE causal LM directories")
+    parser.add_argument("--dpo", action="store_true", help="benchmark the dpo: implicit reward instead of an hf: RM")
     parser.add_argument("--worker", nargs=3, metavar=("PATH", "MODEL", "SUITE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -58,14 +63,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="rmcheck-bench-prefix-") as tmp:
         work = Path(tmp)
-        from fixtures.tiny_models import build_tiny_llama_rm
+        from fixtures.tiny_models import build_tiny_llama_rm, build_tiny_lm
 
-        model = Path(args.model) if args.model else build_tiny_llama_rm(work / "tiny-llama", positions=POSITIONS)
+        if args.dpo:
+            model = args.model or ",".join(str(build_tiny_lm(work / name, seed, positions=POSITIONS))
+                                           for name, seed in (("policy", 1), ("reference", 2)))
+        else:
+            model = args.model or str(build_tiny_llama_rm(work / "tiny-llama", positions=POSITIONS))
+        spec = f"{'dpo' if args.dpo else 'hf'}:{model}"
         suite = write_multi_turn_suite(work, args.cases, args.min_turns)
         runs: dict[str, list[dict[str, Any]]] = {path: [] for path in PATHS}
         for _ in range(args.repeats):
             for path in PATHS:
-                runs[path].append(run_worker(path, model, suite, work, args))
+                runs[path].append(run_worker(path, spec, suite, work, args))
         report(runs, f"{args.cases} HH-RLHF cases of {args.min_turns}+ human turns", args.threads)
     return 0
 
@@ -91,9 +101,9 @@ def write_multi_turn_suite(folder: Path, cases: int, turns: int = 2) -> Path:
     return path
 
 
-def run_worker(path: str, model: Path, suite: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+def run_worker(path: str, spec: str, suite: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One path in a fresh process: its timings, counts, verdicts and scores."""
-    command = [sys.executable, __file__, "--worker", path, str(model), str(suite)]
+    command = [sys.executable, __file__, "--worker", path, spec, str(suite)]
     for flag in ("threads", "device", "dtype"):
         if getattr(args, flag):
             command += [f"--{flag}", str(getattr(args, flag))]
@@ -102,7 +112,7 @@ def run_worker(path: str, model: Path, suite: Path, work: Path, args: argparse.N
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def worker(path: str, model_dir: str, suite_path: str, threads: int | None, options: dict[str, Any]) -> int:
+def worker(path: str, spec: str, suite_path: str, threads: int | None, options: dict[str, Any]) -> int:
     """Load the model, run the suite with one path, print one JSON line."""
     warnings.simplefilter("ignore")
     if threads:
@@ -113,7 +123,6 @@ def worker(path: str, model_dir: str, suite_path: str, threads: int | None, opti
     from rmcheck.engine import Engine, Request
     from rmcheck.suite import load_suite
 
-    spec = f"hf:{model_dir}"
     engine = Engine(ModelOptions(prefix_sharing=path == "shared", **options))
     engine.model(spec)
     suite = load_suite(suite_path)
@@ -124,13 +133,15 @@ def worker(path: str, model_dir: str, suite_path: str, threads: int | None, opti
     wall = time.perf_counter() - start
     scorer = engine.used_scorer(spec)
     results = [outcomes[r.key].to_json() for r in requests]
+    model = engine.model(spec)
+    device = model.policy.device if spec.startswith("dpo:") else model.device
     print(json.dumps({
         "wall": wall, "rss": _rss_mib(), "rss_loaded": loaded, "path": scorer.path,
-        "model": engine.model(spec).describe().split(";")[0] + f", {engine.model(spec).dtype} on {engine.model(spec).device}",
+        "model": model.describe().split(";")[0] + f", {model.dtype} on {device}",
         "stats": scorer.stats.__dict__,
         "verdicts": [(r["test"], r["counts"]) for r in results],
         "minimal": [_minimal(r) for r in results],
-        "scores": [[repr(pair), s["score"]] for pair, s in scorer.memo.items()],
+        "scores": [[repr(pair), s] for pair, s in scorer.memo.items()],
     }))
     return 0
 
@@ -147,7 +158,8 @@ def report(runs: dict[str, list[dict[str, Any]]], cases: str, threads: int | Non
     shared, full = (min(runs[p], key=lambda r: r["wall"]) for p in PATHS)
     stats = shared["stats"]
     scores = {pair: value for pair, value in full["scores"]}
-    delta = max((abs(value - scores[pair]) for pair, value in shared["scores"] if pair in scores), default=0.0)
+    delta = max((abs(value[k] - scores[pair][k]) for pair, value in shared["scores"] if pair in scores for k in value),
+                default=0.0)
     same = all(a["verdicts"] == b["verdicts"] and a["minimal"] == b["minimal"]
                for a, b in zip(runs["shared"], runs["full"]))
     tokens = stats["tokens"] / max(stats["computed_tokens"], 1)
@@ -158,8 +170,9 @@ def report(runs: dict[str, list[dict[str, Any]]], cases: str, threads: int | Non
           f"{f', {threads} torch thread(s)' if threads else ''})")
     print(f"  path: {shared['path']}")
     rows = [("", "wall s", "pairs", "tokens submitted", "tokens computed", "forward passes", "peak RSS MiB (after load)"),
-            *((name, f"{r['wall']:.2f}", r["stats"]["forward_pairs"], r["stats"]["tokens"],
-               r["stats"]["computed_tokens"], r["stats"]["batches"], f"{r['rss']:.0f} (+{r['rss'] - r['rss_loaded']:.0f})")
+            *((name, f"{r['wall']:.2f}", r["stats"]["forward_pairs"], r["stats"]["tokens"] or f"({stats['tokens']})",
+               r["stats"]["computed_tokens"] or f"({stats['tokens']})", r["stats"]["batches"],
+               f"{r['rss']:.0f} (+{r['rss'] - r['rss_loaded']:.0f})")
               for name, r in (("shared prefixes", shared), ("full passes (--no-prefix-sharing)", full)))]
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -170,6 +183,8 @@ def report(runs: dict[str, list[dict[str, Any]]], cases: str, threads: int | Non
               ("peak RSS growth, shared / full", rss, rss <= TARGETS["rss"], f"<= {TARGETS['rss']}x")]
     for name, value, met, target in checks:
         print(f"  {name}: {value:.3g} (target {target}: {'met' if met else 'MISSED'})")
+    if not full["stats"]["tokens"]:
+        print("  (the full path counts no tokens for this model: in brackets, the tokens the shared run submitted)")
     print(f"  verdicts and minimal pairs equal between the paths in every round: {'yes' if same else 'NO'}")
 
 

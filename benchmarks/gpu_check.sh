@@ -16,5 +16,7 @@ echo "== shared-prefix scoring against full passes (issue 16), tiny Llama, float
 for dtype in float32 bfloat16; do
   timeout 240 "$PY" benchmarks/bench_prefix.py --device cuda --dtype "$dtype" --cases 100 --repeats 3 || status=1
 done
+echo "== the same for dpo: (a tiny Llama policy and reference), bfloat16"
+timeout 240 "$PY" benchmarks/bench_prefix.py --dpo --device cuda --dtype bfloat16 --cases 100 --repeats 3 || status=1
 
 exit $status

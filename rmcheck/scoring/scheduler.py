@@ -171,7 +171,7 @@ class Scorer:
                    else dict(zip(todo, self._token_lengths(todo))) if self._token_lengths and todo
                    else {p: _char_length(p) for p in todo})
         rest = self._share(sharing, todo, ids, keep) if sharing is not None and ids is not None else todo
-        for batch in self._batches(rest, lengths):
+        for batch in self._batches(rest, lengths, counted=ids is not None or self._token_lengths is not None):
             keep(batch, self._forward(batch))
 
     def _share(self, sharing: PrefixSharing, todo: list[Pair], ids: list[list[int]],
@@ -195,10 +195,11 @@ class Scorer:
         self.stats.computed_tokens += work.tokens
         return [todo[i] for i in alone]
 
-    def _batches(self, pairs: list[Pair], lengths: dict[Pair, int]) -> list[list[Pair]]:
+    def _batches(self, pairs: list[Pair], lengths: dict[Pair, int], *, counted: bool) -> list[list[Pair]]:
+        """Length-sorted batches of ``pairs``; tokens go to the stats when ``lengths`` count tokens."""
         ordered = sorted(pairs, key=lengths.__getitem__)
         batches = self.policy.plan(ordered, [lengths[p] for p in ordered], by_tokens=self._token_lengths is not None)
-        if self._token_lengths is not None:
+        if counted:
             for batch in batches:
                 tokens = sum(lengths[p] for p in batch)
                 self.stats.tokens += tokens
