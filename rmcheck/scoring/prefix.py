@@ -303,8 +303,9 @@ class PrefixSharing:
     def score(self, groups: Sequence[Group], heads: Sequence[Sequence[int]],
               work: Work) -> Iterator[tuple[list[int], list[Any]]]:
         """What the reader reads of every sequence in ``groups`` (:meth:`scores` turns it into scores), by index,
-        a forward pass at a time; what it took is added to ``work``. Groups go level by level, each level's prefixes and members in shared forward passes;
-        a prefix's cache is dropped once its members are scored and its subgroups extended from it."""
+        a forward pass at a time; what it took is added to ``work``. Groups go level by level, each level's
+        prefixes and members in shared forward passes; a prefix's cache is dropped once its members are scored
+        and its subgroups extended from it."""
         import torch
 
         with torch.inference_mode():
