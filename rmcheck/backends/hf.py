@@ -31,6 +31,8 @@ DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16
           "float16": "float16", "fp16": "float16", "auto": "auto"}
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 PADDING_SIDES = ("left", "right")
+#: Encodings kept between calls (tokenized for the truncation check or a batch plan, read again to score).
+KEPT_PAIRS = 4096
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf")
 PLAIN_TEMPLATE = "plain 'User:/Assistant:'"
 _COMMIT = re.compile(r"[0-9a-f]{40}")
@@ -121,7 +123,7 @@ class HFRewardModel:
         self.bos_removed = False  # set once a conversation came with two BOS tokens
         self._fingerprint = sha256(json.dumps(self._fingerprint_parts(), sort_keys=True))
         self._truncated: set[Pair] = set()
-        self._encoded: dict[Pair, Encoding] = {}  # by token_lengths(), for score()
+        self._encoded: dict[Pair, Encoding] = {}  # by inputs() and token_ids(), for the next call
 
     # -- description --------------------------------------------------------------------------
 
@@ -236,8 +238,9 @@ class HFRewardModel:
         return out
 
     def inputs(self, pairs: Sequence[Pair]) -> list[tuple[int, ...]]:
-        """The token ids the model reads for each pair, after truncation (see ``backends.base.model_inputs``)."""
-        return [tuple(e.ids) for e in self.encodings(pairs)]
+        """The token ids the model reads for each pair, after truncation (see ``backends.base.model_inputs``).
+        The encodings are kept for scoring, which usually follows, so a pair is tokenized once."""
+        return [tuple(e.ids) for e in self._encodings(pairs, keep=True)]
 
     def token_lengths(self, pairs: Sequence[Pair]) -> list[int]:
         """How many tokens the model sees for each pair (after truncation): the scheduler's batch cost."""
@@ -245,17 +248,20 @@ class HFRewardModel:
 
     def token_ids(self, pairs: Sequence[Pair]) -> list[list[int]]:
         """The token ids the model sees for each pair (after truncation), for the scheduler's batches and
-        shared prefixes. The encodings of the latest call are kept for :meth:`score`, so a pair is tokenized once."""
-        encoded = self.encodings(pairs)
-        self._encoded = dict(zip(pairs, encoded))
-        return [e.ids for e in encoded]
+        shared prefixes. The encodings are kept for :meth:`score`, so a pair is tokenized once."""
+        return [e.ids for e in self._encodings(pairs, keep=True)]
 
-    def _encodings(self, pairs: Sequence[Pair]) -> list[Encoding]:
-        """Encodings of ``pairs``: those :meth:`token_lengths` kept (released now), the rest encoded."""
+    def _encodings(self, pairs: Sequence[Pair], *, keep: bool = False) -> list[Encoding]:
+        """Encodings of ``pairs``: those kept by an earlier call (released now), the rest encoded; with ``keep``,
+        all of them are kept for the next call (at most :data:`KEPT_PAIRS`, the oldest dropped first)."""
         distinct = list(dict.fromkeys(pairs))
         found = {p: self._encoded.pop(p) for p in distinct if p in self._encoded}
         missing = [p for p in distinct if p not in found]
         found.update(zip(missing, self.encodings(missing)))
+        if keep:
+            self._encoded.update(found)
+            for stale in list(itertools.islice(self._encoded, max(0, len(self._encoded) - KEPT_PAIRS))):
+                del self._encoded[stale]
         return [found[p] for p in pairs]
 
     def batch(self, pairs: Sequence[Pair]) -> dict[str, Any]:

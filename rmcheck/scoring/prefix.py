@@ -26,7 +26,7 @@ from .kv import Decoder, PrefixKV, Row, Unsupported, tolerance
 #: Pairs scored both ways by the probe.
 PROBE = 8
 #: Tokens a subgroup must save ((members - 1) x extra shared tokens) to be worth extending its prefix.
-MIN_GAIN = 64
+MIN_GAIN = 16
 #: Tokens pairs must share to be scored from a shared prefix at all, rather than in ordinary batches.
 MIN_PREFIX = 64
 #: Padded suffix tokens per packed forward pass (rows x width).
@@ -35,6 +35,9 @@ CHUNK_TOKENS = 4096
 ROW_WIDTH = 64
 #: Rows share a forward pass only with rows whose prefix is at least this part of the longest one.
 ALIKE = 0.75
+#: A forward pass's fixed cost in attention scores (measured on a 2-core CPU, tiny Llama: ~1.7 ms, or
+#: ~40,000 scores): a row joins a pass when the padding it adds costs less than a pass of its own.
+PASS_COST = 32768
 #: Prefix tokens whose KV caches may be alive at once (root groups are taken in batches of this many).
 LIVE_TOKENS = 16384
 #: Nesting depth beyond which a run is not split further.
@@ -325,11 +328,9 @@ class PrefixSharing:
         back = self.reader.overlap
         rows = [Row(past, (tuple(heads[_first(group)][group.start - back:group.end]) if back and past is not None
                            else group.tokens,)) for group, past in level]
-        order = sorted(range(len(level)), key=lambda i: (-_past(rows[i]), -_width(rows[i])))
-        rows = [rows[i] for i in order]
         kvs: dict[int, PrefixKV] = {}
-        for lo, hi in _fill(rows, self.chunk_tokens):
-            kvs.update(zip(order[lo:hi], self.reader.extend(rows[lo:hi])))
+        for chosen in _passes(rows, self.chunk_tokens):
+            kvs.update(zip(chosen, self.reader.extend([rows[i] for i in chosen])))
             work.passes += 1
         work.tokens += sum(map(_width, rows))
         return [kvs[i] for i in range(len(level))]
@@ -343,13 +344,11 @@ class PrefixSharing:
             members = sorted(group.members, key=lambda i: -len(heads[i]))
             suffixes = [tuple(heads[i][group.end - self.reader.overlap:]) for i in members]
             work.tokens += sum(map(len, suffixes))
-            width = max([ROW_WIDTH, *map(len, suffixes)])
-            for lo, hi in _pack([len(s) for s in suffixes], width):
+            for lo, hi in _pack([len(s) for s in suffixes], ROW_WIDTH):
                 rows.append((Row(kv, tuple(suffixes[lo:hi])), members[lo:hi]))
-        rows.sort(key=lambda item: (-_past(item[0]), -_width(item[0])))
-        for lo, hi in _fill([row for row, _ in rows], self.chunk_tokens):
+        for chosen in _passes([row for row, _ in rows], self.chunk_tokens):
             work.passes += 1
-            yield [i for _, members in rows[lo:hi] for i in members], self.reader.read([row for row, _ in rows[lo:hi]])
+            yield [i for k in chosen for i in rows[k][1]], self.reader.read([rows[i][0] for i in chosen])
 
 
 def _first(group: Group) -> int:
@@ -371,21 +370,36 @@ def _pack(lengths: Sequence[int], width: int) -> list[tuple[int, int]]:
     return out
 
 
-def _fill(rows: Sequence[Row], budget: int) -> list[tuple[int, int]]:
-    """Consecutive ranges of ``rows`` (sorted by prefix length, longest first) for forward passes of at most
-    ``budget`` padded tokens (rows x the longest row; one row at least each). A pass also ends where a
-    row's prefix is under :data:`ALIKE` of the pass's longest, so little attention goes to padding."""
-    out: list[tuple[int, int]] = []
-    lo = 0
-    while lo < len(rows):
-        hi, width, longest = lo + 1, _width(rows[lo]), _past(rows[lo])
-        while hi < len(rows) and (hi + 1 - lo) * max(width, _width(rows[hi])) <= budget \
-                and _past(rows[hi]) >= ALIKE * longest:
-            width = max(width, _width(rows[hi]))
-            hi += 1
-        out.append((lo, hi))
-        lo = hi
+def _passes(rows: Sequence[Row], budget: int) -> list[list[int]]:
+    """Forward passes over ``rows`` (by index), each padded to its longest prefix and its widest row.
+
+    Rows whose prefixes are within :data:`ALIKE` of the longest one left form a band; a band's rows go
+    widest first into passes of at most ``budget`` padded tokens (rows x width). A row joins the pass
+    while the attention scores (rows x width x (prefix + width)) its padding adds cost less than
+    :data:`PASS_COST`, a pass of its own."""
+    left = sorted(range(len(rows)), key=lambda i: -_past(rows[i]))
+    out: list[list[int]] = []
+    while left:
+        cut = next((k for k, i in enumerate(left) if _past(rows[i]) < ALIKE * _past(rows[left[0]])), len(left))
+        band, left = sorted(left[:cut], key=lambda i: -_width(rows[i])), left[cut:]
+        lo = 0
+        while lo < len(band):
+            width, longest, hi = _width(rows[band[lo]]), _past(rows[band[lo]]), lo + 1
+            while hi < len(band) and (hi + 1 - lo) * width <= budget:
+                row = rows[band[hi]]
+                grown = _cells(hi + 1 - lo, width, max(longest, _past(row)))
+                if grown - _cells(hi - lo, width, longest) - _cells(1, _width(row), _past(row)) > PASS_COST:
+                    break
+                longest = max(longest, _past(row))
+                hi += 1
+            out.append(band[lo:hi])
+            lo = hi
     return out
+
+
+def _cells(count: int, width: int, past: int) -> int:
+    """Attention scores a pass of ``count`` rows of ``width`` tokens after ``past`` cached ones computes."""
+    return count * width * (past + width)
 
 
 def _width(row: Row) -> int:
