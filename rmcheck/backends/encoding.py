@@ -37,7 +37,7 @@ class Encoding:
 
     inputs: dict[str, list[int]]
     head: int
-    prompt_end: int
+    prompt_end: int | None  # None: not located, the pair is within the max length it was encoded for
     cut: int = 0  # prompt tokens cut from the left
     bos_removed: bool = False  # the conversation started with two BOS tokens; one was dropped
 
@@ -51,7 +51,14 @@ class Encoding:
     @property
     def response_length(self) -> int:
         """Tokens that no truncation may cut (the leading special tokens, role header, response, closing)."""
-        return len(self) - (self.prompt_end - self.head)
+        return len(self) - self.prompt_tokens
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Prompt tokens truncation may cut (``head`` to ``prompt_end``)."""
+        if self.prompt_end is None:
+            raise ValueError("the prompt's end was not located: encode with the max length the pair is cut to")
+        return self.prompt_end - self.head
 
 
 def input_format(tokenizer: Any, model_type: str) -> str:
@@ -78,34 +85,45 @@ class Formatter:
             return f"{prompt_to_text(pair.prompt)} {self.tokenizer.sep_token} {pair.response}"
         return prompt_to_text(tuple((m["role"], m["content"]) for m in pair.messages()))
 
-    def encode(self, pairs: Sequence[Pair]) -> list[Encoding]:
-        """Untruncated encodings of ``pairs``, in batched tokenizer calls."""
+    def encode(self, pairs: Sequence[Pair], max_length: int | None = None) -> list[Encoding]:
+        """Untruncated encodings of ``pairs``, in batched tokenizer calls. Where the prompt ends is located
+        only in those longer than ``max_length`` (in all when None): truncation reads it nowhere else."""
         if not pairs:
             return []
-        rows = self._text_pairs(pairs) if self.format == TEXT_PAIR else self._texts(pairs)
+        rows = self._text_pairs(pairs) if self.format == TEXT_PAIR else self._texts(pairs, max_length)
         return [self._finish(row) for row in rows]
 
     # -- formats ------------------------------------------------------------------------------
 
-    def _texts(self, pairs: Sequence[Pair]) -> list[Encoding]:
+    def _texts(self, pairs: Sequence[Pair], max_length: int | None) -> list[Encoding]:
         texts = [self.render(pair) for pair in pairs]
-        bounds = [self._boundary(pair, text) for pair, text in zip(pairs, texts)]
         special = self.format == PLAIN
-        found = self._tokenize(texts, add_special_tokens=special, return_offsets_mapping=True,
-                               return_special_tokens_mask=special)
+        found = self.tokenizer(texts, add_special_tokens=special, return_special_tokens_mask=special)
         out = []
-        for j, (text, bound) in enumerate(zip(texts, bounds)):
+        for j, text in enumerate(texts):
             inputs = _row(found, j, self.tokenizer)
-            offsets = found["offset_mapping"][j] if "offset_mapping" in found else None
-            if offsets is None:  # a slow tokenizer: count the tokens of the text before the boundary
-                prompt_end = len(self.tokenizer(text[:bound], add_special_tokens=special)["input_ids"])
-            else:
-                prompt_end = next((i for i, (_, end) in enumerate(offsets) if end > bound), len(offsets))
             mask = found["special_tokens_mask"][j] if special and "special_tokens_mask" in found else None
             head = _leading(mask) if mask is not None else int(bool(inputs["input_ids"]) and
                                                                inputs["input_ids"][0] == self.tokenizer.bos_token_id)
-            out.append(Encoding(inputs, head, max(prompt_end, head)))
+            out.append(Encoding(inputs, head, None))
+        # a reward token may add one, so a pair one under the limit is located too
+        long = [j for j, e in enumerate(out) if max_length is None or len(e) + 1 > max_length]
+        for j, prompt_end in zip(long, self._prompt_ends([pairs[j] for j in long], [texts[j] for j in long])):
+            out[j] = replace(out[j], prompt_end=max(prompt_end, out[j].head))
         return out
+
+    def _prompt_ends(self, pairs: Sequence[Pair], texts: Sequence[str]) -> list[int]:
+        """How many tokens of each text (as :meth:`_texts` tokenized it) come before its response's role header."""
+        if not texts:
+            return []
+        special = self.format == PLAIN
+        bounds = [self._boundary(pair, text) for pair, text in zip(pairs, texts)]
+        try:
+            offsets = self.tokenizer(list(texts), add_special_tokens=special, return_offsets_mapping=True)["offset_mapping"]
+        except NotImplementedError:  # a slow tokenizer gives no offsets: count the tokens before the boundary
+            return [len(self.tokenizer(text[:bound], add_special_tokens=special)["input_ids"])
+                    for text, bound in zip(texts, bounds)]
+        return [next((i for i, (_, end) in enumerate(row) if end > bound), len(row)) for row, bound in zip(offsets, bounds)]
 
     def _text_pairs(self, pairs: Sequence[Pair]) -> list[Encoding]:
         found = self.tokenizer([prompt_to_text(p.prompt) for p in pairs], [p.response for p in pairs])
@@ -122,8 +140,8 @@ class Formatter:
         ids, bos = encoding.ids, self.tokenizer.bos_token_id
         if bos is not None and len(ids) > 1 and ids[0] == ids[1] == bos:
             inputs = {k: v[1:] for k, v in encoding.inputs.items()}
-            encoding = replace(encoding, inputs=inputs, prompt_end=max(encoding.head, encoding.prompt_end - 1),
-                               bos_removed=True)
+            end = None if encoding.prompt_end is None else max(encoding.head, encoding.prompt_end - 1)
+            encoding = replace(encoding, inputs=inputs, prompt_end=end, bos_removed=True)
         if self.reward_token_id is not None:
             inputs = {k: v + [self.reward_token_id if k == "input_ids" else (1 if k == "attention_mask" else 0)]
                       for k, v in encoding.inputs.items()}
@@ -162,13 +180,6 @@ class Formatter:
                 self._prompts[prompt] = None
         return self._prompts[prompt]
 
-    def _tokenize(self, texts: list[str], **kwargs: Any) -> Any:
-        try:
-            return self.tokenizer(texts, **kwargs)
-        except NotImplementedError:  # slow tokenizers give no offsets
-            kwargs.pop("return_offsets_mapping")
-            return self.tokenizer(texts, **kwargs)
-
 
 def _row(found: Any, j: int, tokenizer: Any) -> dict[str, list[int]]:
     names = [name for name in tokenizer.model_input_names if name in found]
@@ -186,11 +197,12 @@ def truncate_prompt(encoding: Encoding, max_length: int) -> Encoding | None:
     over = len(encoding) - max_length
     if over <= 0:
         return encoding
-    if over > encoding.prompt_end - encoding.head:
+    prompt = encoding.prompt_tokens
+    if over > prompt:
         return None
     keep = lambda row: row[:encoding.head] + row[encoding.head + over:]  # noqa: E731
     return replace(encoding, inputs={k: keep(v) for k, v in encoding.inputs.items()},
-                   prompt_end=encoding.prompt_end - over, cut=encoding.cut + over)
+                   prompt_end=encoding.head + prompt - over, cut=encoding.cut + over)
 
 
 def pad_rows(rows: Sequence[dict[str, list[int]]], pad_id: int, side: str = "right", *,

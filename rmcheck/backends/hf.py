@@ -16,7 +16,7 @@ import json
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import BackendError
 from .base import (OVERALL, ModelOptions, Pair, Scores, normalise_scores, register_backend,
@@ -31,7 +31,7 @@ DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16
           "float16": "float16", "fp16": "float16", "auto": "auto"}
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 PADDING_SIDES = ("left", "right")
-#: Encodings kept between calls (tokenized for the truncation check or a batch plan, read again to score).
+#: Encodings the truncation check keeps for scoring, which usually follows.
 KEPT_PAIRS = 4096
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf")
 PLAIN_TEMPLATE = "plain 'User:/Assistant:'"
@@ -123,7 +123,8 @@ class HFRewardModel:
         self.bos_removed = False  # set once a conversation came with two BOS tokens
         self._fingerprint = sha256(json.dumps(self._fingerprint_parts(), sort_keys=True))
         self._truncated: set[Pair] = set()
-        self._encoded: dict[Pair, Encoding] = {}  # by inputs() and token_ids(), for the next call
+        self._encoded: dict[Pair, Encoding] = {}  # by token_ids(), for score()
+        self._checked: dict[Pair, Encoding] = {}  # by inputs(), for token_ids()
 
     # -- description --------------------------------------------------------------------------
 
@@ -228,7 +229,7 @@ class HFRewardModel:
         :class:`ResponseTooLong` for a pair whose response alone does not fit.
         """
         out = []
-        for pair, encoding in zip(pairs, self.formatter.encode(pairs)):
+        for pair, encoding in zip(pairs, self.formatter.encode(pairs, self.max_length)):
             self.bos_removed |= encoding.bos_removed
             cut = truncate_prompt(encoding, self.max_length)
             if cut is None:
@@ -239,8 +240,14 @@ class HFRewardModel:
 
     def inputs(self, pairs: Sequence[Pair]) -> list[tuple[int, ...]]:
         """The token ids the model reads for each pair, after truncation (see ``backends.base.model_inputs``).
-        The encodings are kept for scoring, which usually follows, so a pair is tokenized once."""
-        return [tuple(e.ids) for e in self._encodings(pairs, keep=True)]
+        The encodings are kept for :meth:`token_ids`, which usually follows when the pairs are scored
+        (at most :data:`KEPT_PAIRS`, the oldest dropped first)."""
+        new = [p for p in dict.fromkeys(pairs) if p not in self._checked]
+        self._checked.update(zip(new, self.encodings(new)))
+        seen = [tuple(self._checked[p].ids) for p in pairs]
+        for stale in list(itertools.islice(self._checked, max(0, len(self._checked) - KEPT_PAIRS))):
+            del self._checked[stale]
+        return seen
 
     def token_lengths(self, pairs: Sequence[Pair]) -> list[int]:
         """How many tokens the model sees for each pair (after truncation): the scheduler's batch cost."""
@@ -248,25 +255,14 @@ class HFRewardModel:
 
     def token_ids(self, pairs: Sequence[Pair]) -> list[list[int]]:
         """The token ids the model sees for each pair (after truncation), for the scheduler's batches and
-        shared prefixes. The encodings are kept for :meth:`score`, so a pair is tokenized once."""
-        return [e.ids for e in self._encodings(pairs, keep=True)]
-
-    def _encodings(self, pairs: Sequence[Pair], *, keep: bool = False) -> list[Encoding]:
-        """Encodings of ``pairs``: those kept by an earlier call (released now), the rest encoded; with ``keep``,
-        all of them are kept for the next call (at most :data:`KEPT_PAIRS`, the oldest dropped first)."""
-        distinct = list(dict.fromkeys(pairs))
-        found = {p: self._encoded.pop(p) for p in distinct if p in self._encoded}
-        missing = [p for p in distinct if p not in found]
-        found.update(zip(missing, self.encodings(missing)))
-        if keep:
-            self._encoded.update(found)
-            for stale in list(itertools.islice(self._encoded, max(0, len(self._encoded) - KEPT_PAIRS))):
-                del self._encoded[stale]
-        return [found[p] for p in pairs]
+        shared prefixes. The encodings of the latest call are kept for :meth:`score`, so a pair is tokenized once."""
+        encoded = _take(self._checked, pairs, self.encodings)
+        self._encoded = dict(zip(pairs, encoded))
+        return [e.ids for e in encoded]
 
     def batch(self, pairs: Sequence[Pair]) -> dict[str, Any]:
         """The padded input tensors of one forward pass over ``pairs`` (on the model's device)."""
-        rows = [e.inputs for e in self._encodings(pairs)]
+        rows = [e.inputs for e in _take(self._encoded, pairs, self.encodings)]
         batch = pad_rows(rows, self.pad_id([row["input_ids"] for row in rows]), self.padding_side,
                          positions=self._positions)
         return {k: v.to(self.device) for k, v in batch.items() if k in self._forward_inputs}
@@ -324,6 +320,16 @@ class HFRewardModel:
             warnings.warn(f"{self.spec}: {len(new)} of {total} pairs are longer than max length {self.max_length} and "
                           f"were truncated: their prompts lost {max(new)} tokens at most, from the left; the responses "
                           f"are whole ({len(self._truncated)} pairs truncated so far)", stacklevel=3)
+
+
+def _take(kept: dict[Pair, Encoding], pairs: Sequence[Pair],
+          encode: Callable[[Sequence[Pair]], list[Encoding]]) -> list[Encoding]:
+    """Encodings of ``pairs``: those in ``kept`` (taken out of it), the rest encoded."""
+    distinct = list(dict.fromkeys(pairs))
+    found = {p: kept.pop(p) for p in distinct if p in kept}
+    missing = [p for p in distinct if p not in found]
+    found.update(zip(missing, encode(missing)))
+    return [found[p] for p in pairs]
 
 
 def head_logits(output: Any, spec: str) -> Any:
