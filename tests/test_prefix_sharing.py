@@ -17,7 +17,7 @@ from rmcheck.cli.app import main  # noqa: E402
 from rmcheck.engine import run_suites  # noqa: E402
 from rmcheck.scoring import Scorer, prefix  # noqa: E402
 from rmcheck.scoring.cache import ScoreCache  # noqa: E402
-from rmcheck.scoring.kv import Decoder  # noqa: E402
+from rmcheck.scoring.kv import Decoder, tolerance  # noqa: E402
 
 BUILTIN = Path(__file__).resolve().parent.parent / "suites"
 #: Two built-in suites: appended filler and truncation (long shared heads), flattery and refusals (prepended).
@@ -255,3 +255,12 @@ def test_no_prefix_sharing_under_pytest(rms: dict[str, Path], pytester: pytest.P
     result = pytester.runpytest("-p", "no:cacheprovider", "--rm", f"hf:{rms['llama-right']}", "--rmcheck-no-cache",
                                 "--no-prefix-sharing", "-W", "ignore")
     result.stdout.fnmatch_lines([f"scoring *path: {prefix.NO_SHARING}*"])
+
+
+def test_the_probe_tolerance_is_absolute_for_scores_and_relative_for_long_sums() -> None:
+    import torch
+
+    assert tolerance(torch.float32, 3.5) == tolerance(torch.float32, -80.0) == 1e-4  # a head's score
+    # a log-probability summed over a long response (dpo:) differs by float32 rounding in proportion to its size
+    assert tolerance(torch.float32, -600.0) == pytest.approx(6e-4)
+    assert tolerance(torch.bfloat16, -3.0) == pytest.approx(0.06)

@@ -22,10 +22,13 @@ class Unsupported(Exception):
 
 
 def tolerance(dtype: Any, reference: float) -> float:
-    """How far a cached score may be from a full pass: 1e-4 in float32, looser in 16-bit types."""
+    """How far a cached value may be from a full pass's ``reference``: 1e-4 in float32 (1e-6 of the value
+    past 100, as for a log-probability summed over a long response), 2% in 16-bit types."""
     import torch
 
-    return 1e-4 if dtype in (torch.float32, torch.float64) else 2e-2 * max(1.0, abs(reference))
+    if dtype in (torch.float32, torch.float64):
+        return 1e-4 * max(1.0, abs(reference) / 100)
+    return 2e-2 * max(1.0, abs(reference))
 
 
 def cache_argument(module: Any, cache: Any) -> dict[str, Any]:
