@@ -151,18 +151,25 @@ def test_bad_options_are_clear_errors(models: dict[str, Path], options: dict[str
 
 
 class LoadRecorder:
-    """Records from_pretrained calls; names in ``redirect`` load from a local directory instead."""
+    """Records rmcheck's from_pretrained calls (not those transformers makes inside them); names in ``redirect``
+    load from a local directory instead."""
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
         self.redirect: dict[str, Path] = {}
+        self.depth = 0
 
     def wrap(self, original: Any) -> Any:
         def from_pretrained(name: str, **kwargs: Any) -> Any:
-            self.calls.append({"name": name, **kwargs})
+            if not self.depth:
+                self.calls.append({"name": name, **kwargs})
             if name in self.redirect:
-                return original(self.redirect[name], **{**kwargs, "revision": None})
-            return original(name, **kwargs)
+                name, kwargs = self.redirect[name], {**kwargs, "revision": None}
+            self.depth += 1
+            try:
+                return original(name, **kwargs)
+            finally:
+                self.depth -= 1
 
         return from_pretrained
 
@@ -170,16 +177,16 @@ class LoadRecorder:
 @pytest.fixture
 def loads(monkeypatch: pytest.MonkeyPatch) -> LoadRecorder:
     recorder = LoadRecorder()
-    for auto in (transformers.AutoTokenizer, transformers.AutoModelForSequenceClassification):
+    for auto in (transformers.AutoConfig, transformers.AutoTokenizer, transformers.AutoModelForSequenceClassification):
         monkeypatch.setattr(auto, "from_pretrained", recorder.wrap(auto.from_pretrained))
     return recorder
 
 
 def test_trust_remote_code_is_off_unless_asked(models: dict[str, Path], loads: LoadRecorder) -> None:
     load(models["llama"])
-    assert [call["trust_remote_code"] for call in loads.calls] == [False, False]
+    assert [call["trust_remote_code"] for call in loads.calls] == [False] * 3  # config, tokenizer, model
     load(models["llama"], trust_remote_code=True)
-    assert [call["trust_remote_code"] for call in loads.calls[2:]] == [True, True]
+    assert [call["trust_remote_code"] for call in loads.calls[3:]] == [True] * 3
 
 
 def test_model_with_custom_code_is_refused_clearly(models: dict[str, Path], tmp_path: Path) -> None:
@@ -202,7 +209,7 @@ def test_revision_suffix_is_parsed_and_resolved_to_a_commit(
     loads.redirect["rmcheck/tiny"] = repo / "snapshots" / commit
 
     model = load_model("hf:rmcheck/tiny@v1")
-    assert [(call["name"], call["revision"]) for call in loads.calls] == [("rmcheck/tiny", "v1")] * 2
+    assert [(call["name"], call["revision"]) for call in loads.calls] == [("rmcheck/tiny", "v1")] * 3
     assert model.spec == "hf:rmcheck/tiny@v1"
     assert f"revision: {commit}" in model.describe()
 

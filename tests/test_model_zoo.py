@@ -137,6 +137,19 @@ def test_gemma_refuses_a_system_turn_clearly(zoo: dict[str, Bench]) -> None:
         rm.score([Pair((("system", "Be brief."), ("user", "Hi")), "Hello.")])
 
 
+def test_gemma_soft_capped_attention_loads_eager_and_sdpa_is_flagged(zoo: dict[str, Bench]) -> None:
+    """sdpa cannot soft-cap attention logits: without --attn-implementation Gemma-2 loads with eager on every
+    transformers version (4.56 would pick sdpa, 5.x offers none), and asking for sdpa where it exists warns."""
+    bench = zoo["gemma2"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert bench.rmcheck().attn_implementation == "eager"
+    assert not [w for w in caught if "soft-capping" in str(w.message)]
+    if bench.applies("attn=sdpa"):
+        with pytest.warns(UserWarning, match="sdpa attention ignores the model's attention soft-capping"):
+            assert bench.rmcheck(attn_implementation="sdpa").attn_implementation == "sdpa"
+
+
 def test_internlm2_matches_its_own_get_score(zoo: dict[str, Bench]) -> None:
     bench = zoo["internlm2"]
     card = bench.card_model()

@@ -421,21 +421,31 @@ def load_pretrained(spec: str, source: str, revision: str | None, options: Model
         _check_remote_code(spec, config, auto_class, options)
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, **common)
         model = getattr(transformers, auto_class).from_pretrained(source, dtype=dtype, **common,
-                                                                  **loading_options(options))
+                                                                  **loading_options(options, config))
         if device is not None:
             model.to(device)
     except BackendError:
         raise
     except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ImportError, ...
         raise BackendError(f"cannot load {spec}: {_first_line(exc)}", fix=_load_fix(exc, source)) from None
+    if _softcap_ignored(model.config):
+        warnings.warn(f"{spec}: sdpa attention ignores the model's attention soft-capping (attn_logit_softcapping="
+                      f"{model.config.attn_logit_softcapping}): scores differ from the model as trained; "
+                      "use --attn-implementation eager (or flash_attention_2)", stacklevel=2)
     return tokenizer, model.eval(), device if device is not None else model.get_input_embeddings().weight.device
 
 
-def loading_options(options: ModelOptions) -> dict[str, Any]:
-    """The ``from_pretrained`` keywords of ``--attn-implementation``, ``--device-map`` and ``--max-memory``."""
+def loading_options(options: ModelOptions, config: Any = None) -> dict[str, Any]:
+    """The ``from_pretrained`` keywords of ``--attn-implementation``, ``--device-map`` and ``--max-memory``.
+
+    Without ``--attn-implementation``, a model whose config soft-caps attention logits (Gemma-2) loads with
+    ``eager``: sdpa has no soft-capping, yet some transformers versions (4.56) pick it by default there, while
+    others (4.42-4.4x, 5.x) pick eager. Elsewhere transformers' default stands.
+    """
     kwargs: dict[str, Any] = {}
-    if options.attn_implementation:
-        kwargs["attn_implementation"] = options.attn_implementation
+    attn = options.attn_implementation or ("eager" if getattr(config, "attn_logit_softcapping", None) else None)
+    if attn:
+        kwargs["attn_implementation"] = attn
     if options.device_map:
         if options.device_map not in DEVICE_MAPS:
             raise BackendError(f"unknown device map {options.device_map!r}", where="--device-map",
@@ -447,6 +457,13 @@ def loading_options(options: ModelOptions) -> dict[str, Any]:
         raise BackendError("--max-memory applies only with --device-map", where="--max-memory",
                            fix="Add --device-map auto (or balanced, sequential), or drop --max-memory")
     return kwargs
+
+
+def _softcap_ignored(config: Any) -> bool:
+    """Whether the model soft-caps attention logits but runs sdpa, which does not (``--attn-implementation sdpa``
+    with Gemma-2 on transformers versions that offer it)."""
+    return bool(getattr(config, "attn_logit_softcapping", None)) and \
+        getattr(config, "_attn_implementation", None) == "sdpa"
 
 
 def parse_max_memory(text: str) -> dict[str, str]:

@@ -107,8 +107,11 @@ class Scorer:
         self.memo: dict[Pair, Scores] = {}
         self.stats = ScoringStats()
         self._token_lengths: Callable[[Sequence[Pair]], list[int]] | None = getattr(model, "token_lengths", None)
-        self.sharing = PrefixSharing.of(model) if prefix_sharing else None
-        self._path = NO_SHARING if not prefix_sharing else "full forward passes (the model gives no token ids to share)"
+        encoder = getattr(model, "encoder", False) is True  # attends both ways: a prefix's KV depends on what follows
+        self.sharing = PrefixSharing.of(model) if prefix_sharing and not encoder else None
+        self._path = (NO_SHARING if not prefix_sharing
+                      else "full forward passes (shared prefixes not used: an encoder, which attends both ways)"
+                      if encoder else "full forward passes (the model gives no token ids to share)")
 
     def describe(self) -> str:
         """The batching, caching and scoring path in effect, for run headers."""
