@@ -1,7 +1,6 @@
 """Multi-objective RMs: ArmoRM-style gated heads from a model's own code, `objective:`, --list-objectives."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from fixtures.tiny_models import build_tiny_llama_rm, train_tokenizer  # noqa: E402
+from fixtures.tiny_models import build_tiny_llama_rm, import_code, train_tokenizer  # noqa: E402
 from rmcheck.backends import hf  # noqa: E402
 from rmcheck.backends.base import ModelOptions, Pair, load_model  # noqa: E402
 from rmcheck.cli import main  # noqa: E402
@@ -71,9 +70,7 @@ def build_gated_rm(out: Path, names: list[str] | None = OBJECTIVES, seed: int = 
 
     out.mkdir(parents=True)
     (out / "modeling_tiny_gated.py").write_text(MODELING, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("modeling_tiny_gated", out / "modeling_tiny_gated.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    module = import_code(out / "modeling_tiny_gated.py")
     tokenizer = train_tokenizer(out)
     extra = {"objective_names": names} if names else {}
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
