@@ -1,14 +1,16 @@
-"""The benchmark's suite: short HH-RLHF preference cases from ../shared/data, and the tests run on them."""
+"""The benchmark's suite: short HH-RLHF preference cases from ../shared/data (or the file that the
+``RMCHECK_HH_RLHF`` environment variable names), and the tests run on them."""
 from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 from rmcheck.suite.datasets import hh_rlhf_case
 
 ROOT = Path(__file__).resolve().parent.parent
-HH_RLHF = ROOT.parent / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
+HH_RLHF = Path(os.environ.get("RMCHECK_HH_RLHF") or ROOT.parent / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz")
 #: Cases longer than this (prompt turns + the longer response, in characters) are left out, so that
 #: every pair fits the tiny Llama's 512 positions and scores see the whole response.
 MAX_CHARS = 600
