@@ -26,8 +26,10 @@ from rmcheck.engine import run_suites  # noqa: E402
 from rmcheck.errors import BackendError  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-#: SmolLM2 (135M parameters) is scored over fewer, shorter-batched conversations than the tiny families.
-SMOLLM2_CONVERSATIONS = 8
+#: SmolLM2 (135M parameters; on CPU ~3 ms a token in float32, ~12 in float16, which has no fast kernel there) is
+#: scored over fewer and shorter conversations than the tiny families: 10 of one sentence a turn (32 to 71
+#: tokens), so that batch=8 and batch=32 still batch differently; every axis runs.
+SMOLLM2_CONVERSATIONS, SMOLLM2_SENTENCES = 10, 1
 
 #: max |score - float32 card score| measured per family on CPU (``python -m fixtures.zoo DIR``), with margin.
 DTYPE_TOLERANCE = {
@@ -40,7 +42,7 @@ DTYPE_TOLERANCE = {
     "gpt-neox": {"bfloat16": 0.04, "float16": 0.006},
     "armorm": {"bfloat16": 0.5, "float16": 0.04},
     "internlm2": {"bfloat16": 0.25, "float16": 0.025},
-    "smollm2": {"bfloat16": 0.15, "float16": 0.02},
+    "smollm2": {"bfloat16": 0.25, "float16": 0.04},
 }
 
 @pytest.fixture(scope="session")
@@ -57,7 +59,8 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Bench:
                     "SmolLM2-135M-Instruct GGUF that the ChatML pad = EOS family uses")
     pytest.importorskip("gguf", reason="transformers reads GGUF files with the gguf package")
     family = FAMILIES["smollm2"]
-    return Bench(family, family.build(tmp_path_factory.mktemp("zoo") / "smollm2"), count=SMOLLM2_CONVERSATIONS)
+    return Bench(family, family.build(tmp_path_factory.mktemp("zoo") / "smollm2"), count=SMOLLM2_CONVERSATIONS,
+                 most=SMOLLM2_SENTENCES)
 
 
 @pytest.fixture(params=list(FAMILIES))
@@ -65,14 +68,6 @@ def bench(request: pytest.FixtureRequest) -> Bench:
     if request.param == "smollm2":
         return request.getfixturevalue("smollm2")
     return request.getfixturevalue("zoo")[request.param]
-
-
-def runs(bench: Bench, axis: str) -> None:
-    """Skip the axes a big family leaves to ``python -m fixtures.zoo`` (the test suite's CPU budget)."""
-    quick = bench.family.quick_axes
-    if quick is not None and axis not in quick:
-        pytest.skip(f"{bench.family.name}: {axis} is in `python -m fixtures.zoo DIR {bench.family.name}` only "
-                    f"(a 135M-parameter model on CPU; the suite runs {', '.join(quick)})")
 
 
 def test_rmcheck_tokens_are_the_cards_tokens(bench: Bench) -> None:
@@ -86,7 +81,6 @@ def test_rmcheck_tokens_are_the_cards_tokens(bench: Bench) -> None:
 
 @pytest.mark.parametrize("axis", [a for a in AXES if a not in ("bfloat16", "float16")])
 def test_float32_score_equals_the_cards(bench: Bench, axis: str) -> None:
-    runs(bench, axis)
     if not bench.applies(axis):
         with pytest.raises(BackendError, match="attention implementation|does not support"):
             bench.rmcheck(attn_implementation=axis.partition("=")[2])
@@ -96,7 +90,6 @@ def test_float32_score_equals_the_cards(bench: Bench, axis: str) -> None:
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_half_precision_is_within_the_measured_tolerance(bench: Bench, dtype: str) -> None:
-    runs(bench, dtype)
     assert bench.delta(dtype) <= DTYPE_TOLERANCE[bench.family.name][dtype]
 
 
