@@ -29,10 +29,9 @@ class CountingModel:
 
 @dataclass
 class NaiveRun:
-    """The naive loop's verdicts per test, and every distinct pair it scored."""
+    """The naive loop's verdict of each (test, case), and every distinct pair it scored."""
 
-    passed: dict[str, int] = field(default_factory=dict)
-    failed: dict[str, int] = field(default_factory=dict)
+    verdicts: dict[tuple[str, str], str] = field(default_factory=dict)  # "passed" or "failed"
     distinct: set[Pair] = field(default_factory=set)
 
 
@@ -64,8 +63,8 @@ def naive_loop(model: RewardModel, suite: Suite) -> NaiveRun:
                 (role,) = trial.roles
                 original, perturbed = score([Pair(prompt, trial.case.text(role)), Pair(prompt, texts[role])])
                 delta = perturbed - original
-            verdict = run.passed if test.expect.holds(threshold.measure(delta), threshold.value) else run.failed
-            verdict[test.name] = verdict.get(test.name, 0) + 1
+            holds = test.expect.holds(threshold.measure(delta), threshold.value)
+            run.verdicts[test.name, trial.label] = "passed" if holds else "failed"
     return run
 
 
