@@ -1,6 +1,7 @@
 """Shared-prefix scoring: the plan, equality with full passes, the probe's fallback, and the option."""
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,60 @@ def test_replays_go_through_shared_prefixes_too(rms: dict[str, Path], share_ever
     again = scorer.replay(pairs)
     assert scorer.stats.shared_pairs == 2 * len(pairs)
     assert max(abs(first[p]["score"] - s["score"]) for p, s in zip(pairs, again)) <= 1e-4
+
+
+def later_pairs() -> list[Pair]:
+    """Pairs of :data:`CONVERSATION` a later call sends (a shrink round, a replay): new responses to the same prompt."""
+    return [Pair(CONVERSATION, "Another answer entirely, about the trains of the north."),
+            Pair(CONVERSATION, RESPONSE[:40] + " and then the weather.")]
+
+
+@pytest.mark.parametrize("name", ["hf llama-right", "hf qwen-left", "dpo llama-no-gen", "dpo qwen"])
+@pytest.mark.parametrize("kept", [True, False])
+def test_a_later_call_starts_from_the_kept_prompt(rms: dict[str, Path], lms: dict[str, Path], name: str, kept: bool,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A prompt scored in one call is not computed again in the next (each a single pair here, which alone would
+    go to a full pass); with no bytes to keep it in, it is, and the scores are the same either way."""
+    if not kept:
+        monkeypatch.setattr(prefix, "KEPT_BYTES", 0)
+    kind, which = name.split()
+    model = load_model(dpo_spec(lms, which) if kind == "dpo" else f"hf:{rms[which]}")
+    scorer, full = Scorer(model), Scorer(model, prefix_sharing=False)
+    scorer.score(related_pairs()[:-2])  # responses that share a head: the kept prefix runs past the prompt
+    ids = model.token_ids(later_pairs())
+    prompt = len(os.path.commonprefix(ids))
+    assert prompt >= 2 * prefix.MIN_PREFIX
+    for pair, tokens in zip(later_pairs(), ids):
+        before = scorer.stats.computed_tokens
+        got, want = scorer.score([pair])[pair], full.score([pair])[pair]
+        computed = scorer.stats.computed_tokens - before
+        assert max(abs(got[k] - want[k]) for k in want) <= 1e-4
+        assert computed <= len(tokens) - prompt + 1 if kept else computed == len(tokens)
+    assert (scorer.stats.shared_pairs == len(related_pairs())) is kept
+    assert (scorer.sharing.kept.used > 0) is kept
+
+
+def test_kept_prefixes_are_found_by_their_head_and_dropped_least_recently_used_first() -> None:
+    class State:
+        def __init__(self, nbytes: int) -> None:
+            self.nbytes = nbytes
+
+        def head(self, length: int) -> tuple[Any, int]:
+            return self, length
+
+    kept = prefix.KeptPrefixes(budget=250, key=2)
+    a, b, c = State(100), State(100), State(100)
+    kept.add((1, 2, 3, 4), a)
+    kept.add((1, 2, 9), b)
+    kept.add((7,), State(1))  # shorter than the key: not kept
+    kept.add((8, 8), State(251))  # more than the budget: not kept
+    assert kept.find([1, 2, 3, 4, 5], 10) == (a, 4)
+    assert kept.find([1, 2, 3, 7], 10) == ((a, 3), 3)  # the common head of a longer kept prefix
+    assert kept.find([1, 2, 3, 4, 5], 3) == ((a, 3), 3)  # never past the limit
+    assert kept.find([1, 5, 3], 10) == (None, 0)  # shares fewer tokens than the key
+    kept.add((5, 6, 7), c)  # over the budget: b, the least recently used, goes
+    assert kept.find([1, 2, 9, 9], 10) == ((a, 2), 2) and kept.find([5, 6, 7, 0], 9) == (c, 3)
+    assert kept.used == 200 and len(kept.entries) == 2
 
 
 # -- dpo: both models from shared prefixes -------------------------------------------------------

@@ -9,7 +9,10 @@ forward pass, rows with alike prefix lengths together. Pairs that share fewer th
 :data:`MIN_PREFIX` tokens with any other go to ordinary batches.
 Before the first group is scored, a probe scores a few pairs both ways; the shared path is used only
 when it matches full passes to :func:`~rmcheck.scoring.kv.tolerance`, and the run header says which
-path scored the run and why. A prefix's KV cache is freed as soon as its group is scored.
+path scored the run and why. A prefix's KV cache is freed as soon as its group is scored, except the
+top-level ones (a prompt, and the response head its pairs share), which :class:`KeptPrefixes` keeps
+within a byte budget: shrink rounds and replays send a case's prompt again in later calls, and start
+from its cache there, computing only what follows.
 
 What a pass reads is the reader's: :class:`Heads`, an ``hf:`` reward model's head at each pair's
 pooled token; :class:`TokenLogps`, the log-probability of every token under each causal LM of a
@@ -17,6 +20,7 @@ pooled token; :class:`TokenLogps`, the log-probability of every token under each
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
@@ -42,19 +46,23 @@ PASS_COST = 32768
 LIVE_TOKENS = 16384
 #: Nesting depth beyond which a run is not split further.
 MAX_DEPTH = 32
+#: Bytes of top-level prefix caches kept for later calls (the least recently used go first).
+KEPT_BYTES = 256 << 20
 NO_SHARING = "full forward passes (prefix sharing off: --no-prefix-sharing)"
 
 
-@dataclass
+@dataclass(eq=False)
 class Group:
     """A prefix (``tokens``, continuing its parent's ``start`` tokens) shared by every sequence below it.
 
-    ``members`` are the sequences whose rest is scored against this prefix; ``children`` extend it."""
+    ``members`` are the sequences whose rest is scored against this prefix; ``children`` extend it. A
+    top-level group continues ``past``, a cache of its first ``start`` tokens kept from an earlier call."""
 
     start: int
     tokens: tuple[int, ...]
     members: list[int] = field(default_factory=list)
     children: list["Group"] = field(default_factory=list)
+    past: Any = None
 
     @property
     def end(self) -> int:
@@ -107,9 +115,10 @@ def plan(seqs: Sequence[Sequence[int]], min_gain: int = MIN_GAIN,
     return alone, groups
 
 
-def _common(a: Sequence[int], b: Sequence[int]) -> int:
-    """Length of the common prefix of ``a`` and ``b``, leaving each at least one token of its own."""
-    limit = min(len(a), len(b)) - 1
+def _common(a: Sequence[int], b: Sequence[int], limit: int | None = None) -> int:
+    """Length of the common prefix of ``a`` and ``b``, at most ``limit`` (by default, leaving each at least one
+    token of its own)."""
+    limit = min(len(a), len(b)) - 1 if limit is None else min(limit, len(a), len(b))
     n = 0
     while n < limit and a[n] == b[n]:
         n += 1
@@ -187,6 +196,14 @@ class LMPrefix:
     logps: tuple[list[float], ...]
     length: int
 
+    def head(self, length: int) -> "LMPrefix":
+        """This prefix's first ``length`` tokens."""
+        return LMPrefix(tuple(kv.head(length) for kv in self.kvs), tuple(row[:length - 1] for row in self.logps), length)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(kv.nbytes for kv in self.kvs)
+
 
 class TokenLogps:
     """A ``dpo:`` model (``token_ids``, ``scores_from_logps``, ``causal_lms`` each with ``model`` and ``device``):
@@ -236,6 +253,49 @@ def _before(row: Row, model: int) -> list[float]:
     return row.past.logps[model] if row.past is not None else []
 
 
+class KeptPrefixes:
+    """Caches of top-level prefixes kept from call to call, within ``budget`` bytes (the least recently used
+    go first), found by a sequence's first ``key`` tokens."""
+
+    def __init__(self, budget: int | None = None, key: int | None = None) -> None:
+        self.budget = KEPT_BYTES if budget is None else budget
+        self.key, self.used = MIN_PREFIX if key is None else key, 0
+        self.entries: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self.index: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
+
+    def add(self, tokens: tuple[int, ...], state: Any) -> None:
+        """Keep ``state``, the cache of ``tokens``."""
+        size = state.nbytes
+        if len(tokens) < self.key or size > self.budget or tokens in self.entries:
+            return
+        self.entries[tokens] = state
+        self.index.setdefault(tokens[:self.key], []).append(tokens)
+        self.used += size
+        while self.used > self.budget:
+            oldest, dropped = self.entries.popitem(last=False)
+            self.index[oldest[:self.key]].remove(oldest)
+            self.used -= dropped.nbytes
+
+    def find(self, seq: Sequence[int], limit: int) -> tuple[Any, int]:
+        """The cache of the longest kept prefix of ``seq`` (at most ``limit`` tokens, at least ``key``) and its
+        length, or ``(None, 0)``."""
+        best, length = None, 0
+        for tokens in self.index.get(tuple(seq[:self.key]), ()):
+            common = _common(tokens, seq, limit)
+            if common > length:
+                best, length = tokens, common
+        if best is None or length < self.key:
+            return None, 0
+        self.entries.move_to_end(best)
+        state = self.entries[best]
+        return (state if length == len(best) else state.head(length)), length
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.index.clear()
+        self.used = 0
+
+
 @dataclass
 class Work:
     """What scoring some groups took: tokens run through the model, and forward passes."""
@@ -251,6 +311,7 @@ class PrefixSharing:
         self.reader = reader
         self.min_gain, self.min_prefix, self.chunk_tokens = MIN_GAIN, MIN_PREFIX, CHUNK_TOKENS
         self.active: bool | None = None  # None until the probe has run
+        self.kept = KeptPrefixes()
         self.path = "shared prefixes (not used yet: no pairs have shared a prefix)"
 
     @classmethod
@@ -275,7 +336,24 @@ class PrefixSharing:
             owners.setdefault(tuple(self.reader.relevant(s)), []).append(i)
         heads, sharers = [list(h) for h in owners], list(owners.values())
         alone, groups = plan(heads, self.min_gain, self.min_prefix) if self.active is not False else (list(range(len(heads))), [])
+        if self.kept.entries:
+            alone, groups = self._resume(alone, groups, heads)
         return [i for h in alone for i in sharers[h]], groups, heads, sharers
+
+    def _resume(self, alone: list[int], groups: list[Group], heads: Sequence[Sequence[int]]) -> tuple[list[int], list[Group]]:
+        """Start top-level groups, and sequences planned alone, from kept caches of their first tokens."""
+        left: list[int] = []
+        resumed: list[Group] = []
+        for group in groups:
+            past, start = self.kept.find(heads[_first(group)], group.end)
+            resumed.append(group if past is None else Group(start, group.tokens[start:], group.members, group.children, past))
+        for i in alone:
+            past, start = self.kept.find(heads[i], len(heads[i]) - 1)
+            if past is None:
+                left.append(i)
+            else:
+                resumed.append(Group(start, (), [i], past=past))
+        return left, resumed
 
     def probe(self, pairs: Sequence[Pair], heads: Sequence[Sequence[int]], group: Group,
               full: Callable[[list[Pair]], list[Scores]]) -> bool:
@@ -297,11 +375,13 @@ class PrefixSharing:
         except Exception as exc:  # an architecture the packed path cannot drive fails in its own way
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             self.active = False
+            self.kept.clear()
             self.path = f"full forward passes (shared prefixes not used: {reason})"
             return False
         self.active = True
-        self.path = (f"shared prefixes (each prefix run once, the rest packed block-causally; a probe of "
-                     f"{len(picked)} pairs matched full passes, max |diff| {diff:.1e})")
+        self.path = (f"shared prefixes (each prefix run once, the rest packed block-causally, prompts kept for "
+                     f"later calls within {self.kept.budget >> 20} MiB; a probe of {len(picked)} pairs matched full "
+                     f"passes, max |diff| {diff:.1e})")
         return True
 
     def score(self, groups: Sequence[Group], heads: Sequence[Sequence[int]],
@@ -309,29 +389,37 @@ class PrefixSharing:
         """What the reader reads of every sequence in ``groups`` (:meth:`scores` turns it into scores), by index,
         a forward pass at a time; what it took is added to ``work``. Groups go level by level, each level's
         prefixes and members in shared forward passes; a prefix's cache is dropped once its members are scored
-        and its subgroups extended from it."""
+        and its subgroups extended from it, but a top-level one is kept for later calls (:class:`KeptPrefixes`)."""
         import torch
 
         with torch.inference_mode():
-            for roots in _bounded(groups, lambda g: len(g.tokens), LIVE_TOKENS):
-                level: list[tuple[Group, PrefixKV | None]] = [(g, None) for g in roots]
+            for roots in _bounded(groups, lambda g: g.end, LIVE_TOKENS):
+                level: list[tuple[Group, Any]] = [(g, g.past) for g in roots]
+                top = True
                 while level:
                     kvs = self._extend(level, heads, work)
+                    if top:
+                        for group, kv in zip(roots, kvs):
+                            if group.tokens:
+                                self.kept.add(tuple(heads[_first(group)][:group.end]), kv)
                     yield from self._members([g for g, _ in level], kvs, heads, work)
                     level = [(child, kv) for (group, _), kv in zip(level, kvs) for child in group.children]
+                    top = False
 
     def scores(self, pairs: Sequence[Pair], outputs: Sequence[Any]) -> list[Scores]:
         """Scores of ``pairs`` from what :meth:`score` read of their sequences."""
         return self.reader.scores(pairs, outputs)
 
     def _extend(self, level: list[tuple[Group, Any]], heads: Sequence[Sequence[int]], work: Work) -> list[Any]:
-        """The reader's state (the KV) of each group's prefix, from its parent's, in batched forward passes."""
+        """The reader's state (the KV) of each group's prefix, from its parent's (or a kept one), in batched
+        forward passes; a group that adds no tokens to a kept prefix has that prefix's."""
         back = self.reader.overlap
+        kvs = {i: past for i, (group, past) in enumerate(level) if not group.tokens}
+        todo = [i for i in range(len(level)) if i not in kvs]
         rows = [Row(past, (tuple(heads[_first(group)][group.start - back:group.end]) if back and past is not None
-                           else group.tokens,)) for group, past in level]
-        kvs: dict[int, PrefixKV] = {}
+                           else group.tokens,)) for group, past in (level[i] for i in todo)]
         for chosen in _passes(rows, self.chunk_tokens):
-            kvs.update(zip(chosen, self.reader.extend([rows[i] for i in chosen])))
+            kvs.update(zip((todo[k] for k in chosen), self.reader.extend([rows[k] for k in chosen])))
             work.passes += 1
         work.tokens += sum(map(_width, rows))
         return [kvs[i] for i in range(len(level))]
