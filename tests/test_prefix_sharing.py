@@ -198,6 +198,13 @@ def test_kept_prefixes_are_found_by_their_head_and_dropped_least_recently_used_f
     kept.add((5, 6, 7), c)  # over the budget: b, the least recently used, goes
     assert kept.find([1, 2, 9, 9], 10) == ((a, 2), 2) and kept.find([5, 6, 7, 0], 9) == (c, 3)
     assert kept.used == 200 and len(kept.entries) == 2
+    many = prefix.KeptPrefixes(budget=10**6, key=2)
+    states = {i: State(1) for i in range(1, 30)}
+    for i, state in states.items():  # all share a long head (a system prompt), as a model's template may add
+        many.add((0, 0, 0, 0, i, i, 3), state)
+    assert many.find([0, 0, 0, 0, 5, 5, 3, 1], 20) == (states[5], 7)
+    assert many.find([0, 0, 0, 0, 28, 6], 20) == ((states[28], 5), 5)  # the few most recent are compared past the index
+    assert many.find([0, 0, 0, 0, 99], 20)[1] == 4
 
 
 # -- dpo: both models from shared prefixes -------------------------------------------------------

@@ -115,11 +115,11 @@ def plan(seqs: Sequence[Sequence[int]], min_gain: int = MIN_GAIN,
     return alone, groups
 
 
-def _common(a: Sequence[int], b: Sequence[int], limit: int | None = None) -> int:
-    """Length of the common prefix of ``a`` and ``b``, at most ``limit`` (by default, leaving each at least one
-    token of its own)."""
+def _common(a: Sequence[int], b: Sequence[int], limit: int | None = None, known: int = 0) -> int:
+    """Length of the common prefix of ``a`` and ``b`` (whose first ``known`` tokens are known to match), at most
+    ``limit`` (by default, leaving each at least one token of its own)."""
     limit = min(len(a), len(b)) - 1 if limit is None else min(limit, len(a), len(b))
-    n = 0
+    n = known
     while n < limit and a[n] == b[n]:
         n += 1
     return n
@@ -255,7 +255,11 @@ def _before(row: Row, model: int) -> list[float]:
 
 class KeptPrefixes:
     """Caches of top-level prefixes kept from call to call, within ``budget`` bytes (the least recently used
-    go first), found by a sequence's first ``key`` tokens."""
+    go first). They are indexed by their first ``key``, ``2 x key``, ... tokens, so a lookup walks down the
+    index as far as a sequence matches and compares only the few prefixes found there."""
+
+    #: Prefixes compared token by token at the deepest index level a lookup reaches (the most recent first).
+    COMPARED = 8
 
     def __init__(self, budget: int | None = None, key: int | None = None) -> None:
         self.budget = KEPT_BYTES if budget is None else budget
@@ -269,23 +273,32 @@ class KeptPrefixes:
         if len(tokens) < self.key or size > self.budget or tokens in self.entries:
             return
         self.entries[tokens] = state
-        self.index.setdefault(tokens[:self.key], []).append(tokens)
+        for level in range(self.key, len(tokens) + 1, self.key):
+            self.index.setdefault(tokens[:level], []).append(tokens)
         self.used += size
         while self.used > self.budget:
             oldest, dropped = self.entries.popitem(last=False)
-            self.index[oldest[:self.key]].remove(oldest)
+            for level in range(self.key, len(oldest) + 1, self.key):
+                found = self.index[oldest[:level]]
+                found.remove(oldest)
+                if not found:
+                    del self.index[oldest[:level]]
             self.used -= dropped.nbytes
 
     def find(self, seq: Sequence[int], limit: int) -> tuple[Any, int]:
         """The cache of the longest kept prefix of ``seq`` (at most ``limit`` tokens, at least ``key``) and its
         length, or ``(None, 0)``."""
-        best, length = None, 0
-        for tokens in self.index.get(tuple(seq[:self.key]), ()):
-            common = _common(tokens, seq, limit)
-            if common > length:
-                best, length = tokens, common
-        if best is None or length < self.key:
+        found: list[tuple[int, ...]] = []
+        level = 0
+        for depth in range(self.key, min(len(seq), limit) + 1, self.key):
+            here = self.index.get(tuple(seq[:depth]))
+            if not here:
+                break
+            found, level = here, depth
+        if not found:
             return None, 0
+        best = max(reversed(found[-self.COMPARED:]), key=lambda tokens: _common(tokens, seq, limit, level))
+        length = _common(best, seq, limit, level)
         self.entries.move_to_end(best)
         state = self.entries[best]
         return (state if length == len(best) else state.head(length)), length
