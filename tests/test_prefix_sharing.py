@@ -157,9 +157,9 @@ def later_pairs() -> list[Pair]:
 def test_a_later_call_starts_from_the_kept_prompt(rms: dict[str, Path], lms: dict[str, Path], name: str, kept: bool,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A prompt scored in one call is not computed again in the next (each a single pair here, which alone would
-    go to a full pass); with no bytes to keep it in, it is, and the scores are the same either way."""
+    go to a full pass); with no room to keep it in, it is, and the scores are the same either way."""
     if not kept:
-        monkeypatch.setattr(prefix, "KEPT_BYTES", 0)
+        monkeypatch.setattr(prefix, "KEPT_TOKENS", 0)
     kind, which = name.split()
     model = load_model(dpo_spec(lms, which) if kind == "dpo" else f"hf:{rms[which]}")
     scorer, full = Scorer(model), Scorer(model, prefix_sharing=False)
@@ -179,27 +179,24 @@ def test_a_later_call_starts_from_the_kept_prompt(rms: dict[str, Path], lms: dic
 
 def test_kept_prefixes_are_found_by_their_head_and_dropped_least_recently_used_first() -> None:
     class State:
-        def __init__(self, nbytes: int) -> None:
-            self.nbytes = nbytes
-
         def head(self, length: int) -> tuple[Any, int]:
             return self, length
 
-    kept = prefix.KeptPrefixes(budget=250, key=2)
-    a, b, c = State(100), State(100), State(100)
+    kept = prefix.KeptPrefixes(budget=9, key=2)
+    a, b, c = State(), State(), State()
     kept.add((1, 2, 3, 4), a)
     kept.add((1, 2, 9), b)
-    kept.add((7,), State(1))  # shorter than the key: not kept
-    kept.add((8, 8), State(251))  # more than the budget: not kept
+    kept.add((7,), State())  # shorter than the key: not kept
+    kept.add((8,) * 10, State())  # more than the budget: not kept
     assert kept.find([1, 2, 3, 4, 5], 10) == (a, 4)
     assert kept.find([1, 2, 3, 7], 10) == ((a, 3), 3)  # the common head of a longer kept prefix
     assert kept.find([1, 2, 3, 4, 5], 3) == ((a, 3), 3)  # never past the limit
     assert kept.find([1, 5, 3], 10) == (None, 0)  # shares fewer tokens than the key
-    kept.add((5, 6, 7), c)  # over the budget: b, the least recently used, goes
+    kept.add((5, 6, 7), c)  # 10 tokens, over the budget: b, the least recently used, goes
     assert kept.find([1, 2, 9, 9], 10) == ((a, 2), 2) and kept.find([5, 6, 7, 0], 9) == (c, 3)
-    assert kept.used == 200 and len(kept.entries) == 2
+    assert kept.used == 7 and len(kept.entries) == 2
     many = prefix.KeptPrefixes(budget=10**6, key=2)
-    states = {i: State(1) for i in range(1, 30)}
+    states = {i: State() for i in range(1, 30)}
     for i, state in states.items():  # all share a long head (a system prompt), as a model's template may add
         many.add((0, 0, 0, 0, i, i, 3), state)
     assert many.find([0, 0, 0, 0, 5, 5, 3, 1], 20) == (states[5], 7)

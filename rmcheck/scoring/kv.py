@@ -57,11 +57,6 @@ class PrefixKV:
         """The cache of this prefix's first ``length`` tokens (views, no copy)."""
         return PrefixKV(tuple((k[:, :, :length], v[:, :, :length]) for k, v in self.layers), length)
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes its tensors span."""
-        return sum(t.numel() * t.element_size() for layer in self.layers for t in layer)
-
 
 @dataclass(frozen=True)
 class Row:

@@ -11,7 +11,7 @@ Before the first group is scored, a probe scores a few pairs both ways; the shar
 when it matches full passes to :func:`~rmcheck.scoring.kv.tolerance`, and the run header says which
 path scored the run and why. A prefix's KV cache is freed as soon as its group is scored, except the
 top-level ones (a prompt, and the response head its pairs share), which :class:`KeptPrefixes` keeps
-within a byte budget: shrink rounds and replays send a case's prompt again in later calls, and start
+within a token budget: shrink rounds and replays send a case's prompt again in later calls, and start
 from its cache there, computing only what follows.
 
 What a pass reads is the reader's: :class:`Heads`, an ``hf:`` reward model's head at each pair's
@@ -46,8 +46,9 @@ PASS_COST = 32768
 LIVE_TOKENS = 16384
 #: Nesting depth beyond which a run is not split further.
 MAX_DEPTH = 32
-#: Bytes of top-level prefix caches kept for later calls (the least recently used go first).
-KEPT_BYTES = 256 << 20
+#: Tokens of top-level prefix caches kept for later calls (the least recently used go first): as many as a
+#: call may hold alive, so keeping them at most doubles the memory prefixes take.
+KEPT_TOKENS = LIVE_TOKENS
 NO_SHARING = "full forward passes (prefix sharing off: --no-prefix-sharing)"
 
 
@@ -200,10 +201,6 @@ class LMPrefix:
         """This prefix's first ``length`` tokens."""
         return LMPrefix(tuple(kv.head(length) for kv in self.kvs), tuple(row[:length - 1] for row in self.logps), length)
 
-    @property
-    def nbytes(self) -> int:
-        return sum(kv.nbytes for kv in self.kvs)
-
 
 class TokenLogps:
     """A ``dpo:`` model (``token_ids``, ``scores_from_logps``, ``causal_lms`` each with ``model`` and ``device``):
@@ -254,7 +251,7 @@ def _before(row: Row, model: int) -> list[float]:
 
 
 class KeptPrefixes:
-    """Caches of top-level prefixes kept from call to call, within ``budget`` bytes (the least recently used
+    """Caches of top-level prefixes kept from call to call, within ``budget`` tokens (the least recently used
     go first). They are indexed by their first ``key``, ``2 x key``, ... tokens, so a lookup walks down the
     index as far as a sequence matches and compares only the few prefixes found there."""
 
@@ -262,28 +259,27 @@ class KeptPrefixes:
     COMPARED = 8
 
     def __init__(self, budget: int | None = None, key: int | None = None) -> None:
-        self.budget = KEPT_BYTES if budget is None else budget
+        self.budget = KEPT_TOKENS if budget is None else budget
         self.key, self.used = MIN_PREFIX if key is None else key, 0
         self.entries: OrderedDict[tuple[int, ...], Any] = OrderedDict()
         self.index: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
 
     def add(self, tokens: tuple[int, ...], state: Any) -> None:
         """Keep ``state``, the cache of ``tokens``."""
-        size = state.nbytes
-        if len(tokens) < self.key or size > self.budget or tokens in self.entries:
+        if not self.key <= len(tokens) <= self.budget or tokens in self.entries:
             return
         self.entries[tokens] = state
         for level in range(self.key, len(tokens) + 1, self.key):
             self.index.setdefault(tokens[:level], []).append(tokens)
-        self.used += size
+        self.used += len(tokens)
         while self.used > self.budget:
-            oldest, dropped = self.entries.popitem(last=False)
+            oldest, _ = self.entries.popitem(last=False)
             for level in range(self.key, len(oldest) + 1, self.key):
                 found = self.index[oldest[:level]]
                 found.remove(oldest)
                 if not found:
                     del self.index[oldest[:level]]
-            self.used -= dropped.nbytes
+            self.used -= len(oldest)
 
     def find(self, seq: Sequence[int], limit: int) -> tuple[Any, int]:
         """The cache of the longest kept prefix of ``seq`` (at most ``limit`` tokens, at least ``key``) and its
@@ -393,7 +389,7 @@ class PrefixSharing:
             return False
         self.active = True
         self.path = (f"shared prefixes (each prefix run once, the rest packed block-causally, prompts kept for "
-                     f"later calls within {self.kept.budget >> 20} MiB; a probe of {len(picked)} pairs matched full "
+                     f"later calls, {self.kept.budget} tokens at most; a probe of {len(picked)} pairs matched full "
                      f"passes, max |diff| {diff:.1e})")
         return True
 
