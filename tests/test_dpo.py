@@ -125,6 +125,24 @@ def test_scores_do_not_depend_on_batch_mates(lms: dict[str, Path]) -> None:
     assert [s["score"] for s in model.score(PAIRS[::-1])][::-1] == pytest.approx(alone, abs=1e-4)
 
 
+@pytest.mark.parametrize("policy", ["policy", "policy_plain"])
+def test_a_pair_is_tokenized_once_and_a_prompt_once(lms: dict[str, Path], policy: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The not-applicable check reads inputs(), then shared prefixes token_ids() and the scores: one encoding
+    per pair, one per prompt; a second model keeps its own, and the ids are those of a fresh encoding."""
+    model, fresh = load(f"dpo:{lms[policy]},{lms['reference']}"), load(f"dpo:{lms[policy]},{lms['reference']}")
+    pairs = [Pair(PAIRS[2].prompt, f"Because {n}.") for n in range(4)] + PAIRS[:2]
+    calls: list[str] = []
+    tokenize = type(model.tokenizer).__call__
+    monkeypatch.setattr(type(model.tokenizer), "__call__", lambda self, text, **kw: calls.append(text) or tokenize(
+        self, text, **kw))
+    seen = model.inputs(pairs)
+    ids = model.token_ids(pairs)
+    scores = model.scores_from_logps(pairs, [[[0.0] * len(i)] * 2 for i in ids])
+    assert len(calls) == len(pairs) + 3 and len(scores) == len(pairs)  # 6 pairs, 3 prompts
+    assert ids == [list(i) for i, _ in seen] == [fresh.encode(p)[0] for p in pairs]
+
+
 def test_truncation_keeps_the_response(lms: dict[str, Path]) -> None:
     pair = Pair("The river finds the question. " * 8, "Canberra.")
     full = load(f"dpo:{lms['policy']},none")

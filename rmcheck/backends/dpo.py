@@ -34,6 +34,7 @@ from typing import Any, Sequence
 from ..errors import BackendError
 from . import hf
 from .encoding import pad_rows
+from .recent import Recent
 from .base import (OVERALL, ModelOptions, Pair, Scores, normalise_scores, prompt_messages, prompt_to_text,
                    register_backend)
 
@@ -149,6 +150,8 @@ class ImplicitRewardModel:
         self._fingerprint = hf.sha256(json.dumps(self._fingerprint_parts(), sort_keys=True))
         self._warned_truncation = False
         self._encoded: dict[Pair, tuple[list[int], int]] = {}  # by token_ids(), for score()
+        self._checked: Recent[Pair, tuple[list[int], int]] = Recent()  # by inputs(), for token_ids()
+        self._prompts: Recent[Any, tuple[str, list[int]]] = Recent()  # by prompt
 
     @property
     def causal_lms(self) -> tuple[_LM, ...]:
@@ -209,28 +212,40 @@ class ImplicitRewardModel:
     def render(self, pair: Pair) -> tuple[str, str, int]:
         """The conversation as text, the prompt as the policy would be asked it (with the generation prompt),
         and the character offset where the response text begins in the conversation."""
+        prompt = self._prompt(pair.prompt)[0]
         if self._template is None:  # the plain text hf: uses: "User: ...\n\nAssistant: ..."
-            prompt = prompt_to_text(tuple((m["role"], m["content"]) for m in prompt_messages(pair.prompt)))
-            prompt += "\n\nAssistant: "
             eos = (self.tokenizer.eos_token or "") if self.parsed.span == "trl" else ""
             return prompt + pair.response + ("" if pair.response.endswith(eos) else eos), prompt, len(prompt)
-        try:
-            prompt = self.tokenizer.apply_chat_template(prompt_messages(pair.prompt), add_generation_prompt=True,
-                                                        tokenize=False)
-            full = self.tokenizer.apply_chat_template(pair.messages(), tokenize=False)
-        except Exception as exc:  # jinja raises whatever the template author chose
-            raise BackendError(f"{self.spec}: the chat template rejected a conversation ({exc})",
-                               fix="Check the roles and their order (many templates require user/assistant turns)"
-                               ) from None
+        full = self._apply(pair.messages())
         # past any role header the template adds after the prompt; some templates strip the content
         after = len(prompt) if full.startswith(prompt) else 0
         found = next((at for content in (pair.response, pair.response.strip()) if content
                       for at in [full.rfind(content, after)] if at >= 0), after)
         return full, prompt, found
 
+    def _prompt(self, prompt: Any) -> tuple[str, list[int]]:
+        """A prompt as the policy would be asked it, as text and token ids; rendered once per prompt."""
+        found = self._prompts.get(prompt)
+        if found is not None:
+            return found
+        if self._template is None:
+            text = prompt_to_text(tuple((m["role"], m["content"]) for m in prompt_messages(prompt))) + "\n\nAssistant: "
+        else:
+            text = self._apply(prompt_messages(prompt), add_generation_prompt=True)
+        ids = self.tokenizer(text, add_special_tokens=self._template is None)["input_ids"]
+        return self._prompts.add(prompt, (text, ids))
+
+    def _apply(self, messages: list[dict[str, str]], **options: Any) -> str:
+        try:
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, **options)
+        except Exception as exc:  # jinja raises whatever the template author chose
+            raise BackendError(f"{self.spec}: the chat template rejected a conversation ({exc})",
+                               fix="Check the roles and their order (many templates require user/assistant turns)"
+                               ) from None
+
     def encode(self, pair: Pair) -> tuple[list[int], int]:
         """Token ids of the conversation and the index of its first response token (>= 1)."""
-        text, prompt, boundary = self.render(pair)
+        text, _, boundary = self.render(pair)
         special = self._template is None  # a rendered template is tokenized as apply_chat_template does
         try:
             encoding = self.tokenizer(text, add_special_tokens=special, return_offsets_mapping=True)
@@ -239,7 +254,7 @@ class ImplicitRewardModel:
                                fix="Save the policy with its fast tokenizer (tokenizer.json)") from None
         ids = list(encoding["input_ids"])
         if self.parsed.span == "trl":
-            start = common_prefix_length(self.tokenizer(prompt, add_special_tokens=special)["input_ids"], ids)
+            start = common_prefix_length(self._prompt(pair.prompt)[1], ids)
         else:
             start = next((i for i, (_, end) in enumerate(encoding["offset_mapping"]) if end > boundary), len(ids))
         cut = max(0, len(ids) - self.max_length)
@@ -248,13 +263,15 @@ class ImplicitRewardModel:
         return ids[cut:], max(1, start - cut)
 
     def inputs(self, pairs: Sequence[Pair]) -> list[tuple[tuple[int, ...], int]]:
-        """The token ids each policy reads for each pair after truncation, and where the response starts."""
-        return [(tuple(ids), start) for ids, start in map(self.encode, pairs)]
+        """The token ids each policy reads for each pair after truncation, and where the response starts. The
+        encodings are kept for :meth:`token_ids`, which usually follows when the pairs are scored."""
+        found = [self._checked.get(pair) or self._checked.add(pair, self.encode(pair)) for pair in pairs]
+        return [(tuple(ids), start) for ids, start in found]
 
     def token_ids(self, pairs: Sequence[Pair]) -> list[list[int]]:
         """The token ids both models read for each pair, for shared prefixes; the encodings of the latest call
         are kept for :meth:`score` and :meth:`scores_from_logps`, so a pair is tokenized once."""
-        self._encoded = {pair: self.encode(pair) for pair in dict.fromkeys(pairs)}
+        self._encoded = {pair: self._checked.pop(pair) or self.encode(pair) for pair in dict.fromkeys(pairs)}
         return [self._encoded[pair][0] for pair in pairs]
 
     def _encoding(self, pair: Pair) -> tuple[list[int], int]:

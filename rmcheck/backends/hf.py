@@ -22,6 +22,7 @@ from ..errors import BackendError
 from .base import (OVERALL, ModelOptions, Pair, Scores, normalise_scores, register_backend,
                    register_spec_check)
 from .encoding import PLAIN, TEMPLATE, TEXT_PAIR, Encoding, Formatter, input_format, pad_rows, truncate_prompt
+from .recent import Recent
 
 #: Bumped whenever the way this backend turns pairs into tokens changes (it keys the score cache).
 FORMAT_VERSION = "hf/2"
@@ -31,8 +32,6 @@ DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16
           "float16": "float16", "fp16": "float16", "auto": "auto"}
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 PADDING_SIDES = ("left", "right")
-#: Encodings the truncation check keeps for scoring, which usually follows.
-KEPT_PAIRS = 4096
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf")
 PLAIN_TEMPLATE = "plain 'User:/Assistant:'"
 _COMMIT = re.compile(r"[0-9a-f]{40}")
@@ -124,7 +123,7 @@ class HFRewardModel:
         self._fingerprint = sha256(json.dumps(self._fingerprint_parts(), sort_keys=True))
         self._truncated: set[Pair] = set()
         self._encoded: dict[Pair, Encoding] = {}  # by token_ids(), for score()
-        self._checked: dict[Pair, Encoding] = {}  # by inputs(), for token_ids()
+        self._checked: Recent[Pair, Encoding] = Recent()  # by inputs(), for token_ids()
 
     # -- description --------------------------------------------------------------------------
 
@@ -241,13 +240,13 @@ class HFRewardModel:
     def inputs(self, pairs: Sequence[Pair]) -> list[tuple[int, ...]]:
         """The token ids the model reads for each pair, after truncation (see ``backends.base.model_inputs``).
         The encodings are kept for :meth:`token_ids`, which usually follows when the pairs are scored
-        (at most :data:`KEPT_PAIRS`, the oldest dropped first)."""
-        new = [p for p in dict.fromkeys(pairs) if p not in self._checked]
-        self._checked.update(zip(new, self.encodings(new)))
-        seen = [tuple(self._checked[p].ids) for p in pairs]
-        for stale in list(itertools.islice(self._checked, max(0, len(self._checked) - KEPT_PAIRS))):
-            del self._checked[stale]
-        return seen
+        (the most recent :data:`~rmcheck.backends.recent.KEPT_ITEMS`)."""
+        found = {p: self._checked.get(p) for p in dict.fromkeys(pairs)}
+        new = [p for p, encoding in found.items() if encoding is None]
+        found.update(zip(new, self.encodings(new)))
+        for pair in new:
+            self._checked.add(pair, found[pair])
+        return [tuple(found[p].ids) for p in pairs]
 
     def token_lengths(self, pairs: Sequence[Pair]) -> list[int]:
         """How many tokens the model sees for each pair (after truncation): the scheduler's batch cost."""
@@ -322,7 +321,7 @@ class HFRewardModel:
                           f"are whole ({len(self._truncated)} pairs truncated so far)", stacklevel=3)
 
 
-def _take(kept: dict[Pair, Encoding], pairs: Sequence[Pair],
+def _take(kept: dict[Pair, Encoding] | Recent[Pair, Encoding], pairs: Sequence[Pair],
           encode: Callable[[Sequence[Pair]], list[Encoding]]) -> list[Encoding]:
     """Encodings of ``pairs``: those in ``kept`` (taken out of it), the rest encoded."""
     distinct = list(dict.fromkeys(pairs))

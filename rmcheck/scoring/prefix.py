@@ -349,13 +349,15 @@ class PrefixSharing:
             alone, groups = self._resume(alone, groups, heads)
         return [i for h in alone for i in sharers[h]], groups, heads, sharers
 
-    def _resume(self, alone: list[int], groups: list[Group], heads: Sequence[Sequence[int]]) -> tuple[list[int], list[Group]]:
+    def _resume(self, alone: list[int], groups: list[Group],
+                heads: Sequence[Sequence[int]]) -> tuple[list[int], list[Group]]:
         """Start top-level groups, and sequences planned alone, from kept caches of their first tokens."""
         left: list[int] = []
         resumed: list[Group] = []
         for group in groups:
             past, start = self.kept.find(heads[_first(group)], group.end)
-            resumed.append(group if past is None else Group(start, group.tokens[start:], group.members, group.children, past))
+            resumed.append(group if past is None
+                           else Group(start, group.tokens[start:], group.members, group.children, past))
         for i in alone:
             past, start = self.kept.find(heads[i], len(heads[i]) - 1)
             if past is None:

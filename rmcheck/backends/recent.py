@@ -1,0 +1,34 @@
+"""A bounded memo for what a backend computes per pair or per prompt and is likely to be asked for again soon."""
+from __future__ import annotations
+
+from typing import Generic, Hashable, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+#: Items a backend keeps (pairs checked before they are scored, prompts rendered); the oldest go first.
+KEPT_ITEMS = 4096
+
+
+class Recent(Generic[K, V]):
+    """The ``limit`` most recently added items of a mapping; adding past it drops the oldest."""
+
+    def __init__(self, limit: int = KEPT_ITEMS) -> None:
+        self.limit = limit
+        self.items: dict[K, V] = {}
+
+    def __contains__(self, key: K) -> bool:
+        return key in self.items
+
+    def get(self, key: K) -> V | None:
+        return self.items.get(key)
+
+    def add(self, key: K, value: V) -> V:
+        """Keep ``value`` under ``key``, and return it."""
+        self.items[key] = value
+        while len(self.items) > self.limit:
+            del self.items[next(iter(self.items))]
+        return value
+
+    def pop(self, key: K) -> V | None:
+        return self.items.pop(key, None)
