@@ -108,22 +108,18 @@ class Formatter:
             out.append(Encoding(inputs, head, None))
         # a reward token may add one, so a pair one under the limit is located too
         long = [j for j, e in enumerate(out) if max_length is None or len(e) + 1 > max_length]
-        for j, prompt_end in zip(long, self._prompt_ends([pairs[j] for j in long], [texts[j] for j in long])):
-            out[j] = replace(out[j], prompt_end=max(prompt_end, out[j].head))
+        for j in long:
+            out[j] = replace(out[j], prompt_end=max(self._prompt_end(pairs[j], texts[j], found, j), out[j].head))
         return out
 
-    def _prompt_ends(self, pairs: Sequence[Pair], texts: Sequence[str]) -> list[int]:
-        """How many tokens of each text (as :meth:`_texts` tokenized it) come before its response's role header."""
-        if not texts:
-            return []
-        special = self.format == PLAIN
-        bounds = [self._boundary(pair, text) for pair, text in zip(pairs, texts)]
-        try:
-            offsets = self.tokenizer(list(texts), add_special_tokens=special, return_offsets_mapping=True)["offset_mapping"]
-        except NotImplementedError:  # a slow tokenizer gives no offsets: count the tokens before the boundary
-            return [len(self.tokenizer(text[:bound], add_special_tokens=special)["input_ids"])
-                    for text, bound in zip(texts, bounds)]
-        return [next((i for i, (_, end) in enumerate(row) if end > bound), len(row)) for row, bound in zip(offsets, bounds)]
+    def _prompt_end(self, pair: Pair, text: str, found: Any, j: int) -> int:
+        """How many tokens of ``text`` (row ``j`` of the tokenizer's output ``found``) come before its response's
+        role header: those before the first token that ends past the prompt, by the offsets a fast tokenizer keeps."""
+        bound = self._boundary(pair, text)
+        if found.encodings is None:  # a slow tokenizer keeps no offsets: count the tokens before the boundary
+            return len(self.tokenizer(text[:bound], add_special_tokens=self.format == PLAIN)["input_ids"])
+        offsets = found.encodings[j].offsets
+        return next((i for i, (_, end) in enumerate(offsets) if end > bound), len(offsets))
 
     def _text_pairs(self, pairs: Sequence[Pair]) -> list[Encoding]:
         found = self.tokenizer([prompt_to_text(p.prompt) for p in pairs], [p.response for p in pairs])
