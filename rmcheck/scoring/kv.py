@@ -13,6 +13,7 @@ transformers versions that know only that (:func:`cache_argument`).
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -127,18 +128,8 @@ class Decoder:
         count, width = len(rows), max(sum(map(len, row.suffixes)) for row in rows)
         starts = [row.past.length if row.past is not None else 0 for row in rows]
         longest = max(starts)
-        ids = [[0] * width for _ in rows]
-        owner = [[-1] * width for _ in rows]
-        slot = [[0] * width for _ in rows]
-        places: list[tuple[int, int, int, tuple[int, ...]]] = []
-        for r, row in enumerate(rows):
-            at = 0
-            for i, suffix in enumerate(row.suffixes):
-                n = len(suffix)
-                ids[r][at:at + n], owner[r][at:at + n], slot[r][at:at + n] = suffix, [i] * n, range(n)
-                places.append((r, at, i, suffix))
-                at += n
-        owners, slots = torch.tensor(owner, device=self.device), torch.tensor(slot, device=self.device)
+        ids, owner, slot, places = _layout(rows, width)
+        owners, slots = torch.from_numpy(owner).to(self.device), torch.from_numpy(slot).to(self.device)
         allowed = ((owners[:, :, None] == owners[:, None, :]) & (slots[:, None, :] <= slots[:, :, None])
                    & ((owners[:, None, :] >= 0) | torch.eye(width, dtype=torch.bool, device=self.device)))
         dtype = self.model.dtype
@@ -148,7 +139,7 @@ class Decoder:
         prefix = torch.tensor(starts, device=self.device)
         mask[:, :, :longest].masked_fill_((torch.arange(longest, device=self.device)[None, :] >= prefix[:, None])[:, None],
                                           lowest)
-        tensor = torch.tensor(ids, device=self.device)
+        tensor = torch.from_numpy(ids).to(self.device)
         try:
             out = module(input_ids=tensor, attention_mask=mask[:, None], position_ids=slots + prefix[:, None],
                          **cache_argument(module, self._stacked(rows, longest)), use_cache=True)
@@ -177,6 +168,27 @@ class Decoder:
                 stacked.append(full)
             layers.append(tuple(stacked))
         return DynamicCache(layers, config=self.model.config)
+
+
+def _layout(rows: Sequence[Row], width: int) -> tuple[Any, Any, Any, list[tuple[int, int, int, tuple[int, ...]]]]:
+    """The packed token ids of ``rows``, which suffix of its row each position holds (-1: padding) and its
+    index within that suffix, as int64 arrays of ``width`` columns (built in numpy, ~7x cheaper a token than
+    ``torch.tensor`` of lists); and where each suffix lies (row, offset, index, tokens)."""
+    import numpy as np
+
+    ids = np.zeros((len(rows), width), dtype=np.int64)
+    owner = np.full((len(rows), width), -1, dtype=np.int64)
+    slot = np.zeros((len(rows), width), dtype=np.int64)
+    places: list[tuple[int, int, int, tuple[int, ...]]] = []
+    for r, row in enumerate(rows):
+        lengths = [len(suffix) for suffix in row.suffixes]
+        offsets = np.cumsum([0, *lengths])
+        used = int(offsets[-1])
+        ids[r, :used] = np.fromiter(itertools.chain.from_iterable(row.suffixes), dtype=np.int64, count=used)
+        owner[r, :used] = np.repeat(np.arange(len(lengths)), lengths)
+        slot[r, :used] = np.arange(used) - np.repeat(offsets[:-1], lengths)
+        places.extend((r, int(at), i, suffix) for i, (at, suffix) in enumerate(zip(offsets, row.suffixes)))
+    return ids, owner, slot, places
 
 
 @dataclass(frozen=True)
