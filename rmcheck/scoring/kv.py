@@ -156,6 +156,8 @@ class Decoder:
         known = next((p for p in pasts if p is not None), None)
         if known is None or longest == 0:
             return DynamicCache(config=self.model.config)
+        if all(p is known for p in pasts):  # one group's rows: the same prefix, repeated without a copy
+            return self.cache(known, len(rows))
         layers = []
         for layer in range(len(known.layers)):
             stacked = []
