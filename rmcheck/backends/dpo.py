@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 from ..errors import BackendError
 from . import hf
-from .encoding import pad_rows
+from .encoding import pad_rows, render_template
 from .recent import Recent
 from .base import (OVERALL, ModelOptions, Pair, Scores, normalise_scores, prompt_messages, prompt_to_text,
                    register_backend)
@@ -216,7 +216,7 @@ class ImplicitRewardModel:
         if self._template is None:  # the plain text hf: uses: "User: ...\n\nAssistant: ..."
             eos = (self.tokenizer.eos_token or "") if self.parsed.span == "trl" else ""
             return prompt + pair.response + ("" if pair.response.endswith(eos) else eos), prompt, len(prompt)
-        full = self._apply(pair.messages())
+        full = render_template(self.tokenizer, self.spec, pair.messages())
         # past any role header the template adds after the prompt; some templates strip the content
         after = len(prompt) if full.startswith(prompt) else 0
         found = next((at for content in (pair.response, pair.response.strip()) if content
@@ -231,17 +231,9 @@ class ImplicitRewardModel:
         if self._template is None:
             text = prompt_to_text(tuple((m["role"], m["content"]) for m in prompt_messages(prompt))) + "\n\nAssistant: "
         else:
-            text = self._apply(prompt_messages(prompt), add_generation_prompt=True)
+            text = render_template(self.tokenizer, self.spec, prompt_messages(prompt), add_generation_prompt=True)
         ids = self.tokenizer(text, add_special_tokens=self._template is None)["input_ids"]
         return self._prompts.add(prompt, (text, ids))
-
-    def _apply(self, messages: list[dict[str, str]], **options: Any) -> str:
-        try:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, **options)
-        except Exception as exc:  # jinja raises whatever the template author chose
-            raise BackendError(f"{self.spec}: the chat template rejected a conversation ({exc})",
-                               fix="Check the roles and their order (many templates require user/assistant turns)"
-                               ) from None
 
     def encode(self, pair: Pair) -> tuple[list[int], int]:
         """Token ids of the conversation and the index of its first response token (>= 1)."""

@@ -147,12 +147,7 @@ class Formatter:
     # -- text ---------------------------------------------------------------------------------
 
     def _apply(self, messages: list[dict[str, str]], **kwargs: Any) -> str:
-        try:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, **kwargs)
-        except Exception as exc:  # jinja raises whatever the template author chose
-            raise BackendError(f"{self.spec}: the chat template rejected a conversation ({exc})",
-                               fix="Check the roles and their order (many templates require user/assistant turns; "
-                                   "some, like Gemma's, allow no system turn)") from None
+        return render_template(self.tokenizer, self.spec, messages, **kwargs)
 
     def _boundary(self, pair: Pair, text: str) -> int:
         """The character offset where the prompt ends: the response's role header and the response follow."""
@@ -175,6 +170,17 @@ class Formatter:
             except BackendError:
                 self._prompts[prompt] = None
         return self._prompts[prompt]
+
+
+def render_template(tokenizer: Any, spec: str, messages: list[dict[str, str]], **kwargs: Any) -> str:
+    """``messages`` rendered by the tokenizer's chat template, as text; a template's own error becomes one
+    :class:`BackendError` naming the model ``spec``."""
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False, **kwargs)
+    except Exception as exc:  # jinja raises whatever the template author chose
+        raise BackendError(f"{spec}: the chat template rejected a conversation ({exc})",
+                           fix="Check the roles and their order (many templates require user/assistant turns; "
+                               "some, like Gemma's, allow no system turn)") from None
 
 
 def _row(found: Any, j: int, tokenizer: Any) -> dict[str, list[int]]:
