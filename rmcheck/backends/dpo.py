@@ -34,7 +34,7 @@ from typing import Any, Sequence
 from ..errors import BackendError
 from . import hf
 from .encoding import pad_rows, render_template
-from .recent import Recent
+from .recent import Recent, take
 from .base import (OVERALL, ModelOptions, Pair, Scores, normalise_scores, prompt_messages, prompt_to_text,
                    register_backend)
 
@@ -224,7 +224,8 @@ class ImplicitRewardModel:
         return full, prompt, found
 
     def _prompt(self, prompt: Any) -> tuple[str, list[int]]:
-        """A prompt as the policy would be asked it, as text and token ids; rendered once per prompt."""
+        """A prompt as the policy would be asked it, as text and (for span=trl, which starts the response where
+        they end) token ids; rendered once per prompt."""
         found = self._prompts.get(prompt)
         if found is not None:
             return found
@@ -232,7 +233,8 @@ class ImplicitRewardModel:
             text = prompt_to_text(tuple((m["role"], m["content"]) for m in prompt_messages(prompt))) + "\n\nAssistant: "
         else:
             text = render_template(self.tokenizer, self.spec, prompt_messages(prompt), add_generation_prompt=True)
-        ids = self.tokenizer(text, add_special_tokens=self._template is None)["input_ids"]
+        trl = self.parsed.span == "trl"
+        ids = self.tokenizer(text, add_special_tokens=self._template is None)["input_ids"] if trl else []
         return self._prompts.add(prompt, (text, ids))
 
     def encode(self, pair: Pair) -> tuple[list[int], int]:
@@ -257,14 +259,17 @@ class ImplicitRewardModel:
     def inputs(self, pairs: Sequence[Pair]) -> list[tuple[tuple[int, ...], int]]:
         """The token ids each policy reads for each pair after truncation, and where the response starts. The
         encodings are kept for :meth:`token_ids`, which usually follows when the pairs are scored."""
-        found = [self._checked.get(pair) or self._checked.add(pair, self.encode(pair)) for pair in pairs]
-        return [(tuple(ids), start) for ids, start in found]
+        return [(tuple(ids), start) for ids, start in self._checked.fill(pairs, self._encode_all)]
 
     def token_ids(self, pairs: Sequence[Pair]) -> list[list[int]]:
         """The token ids both models read for each pair, for shared prefixes; the encodings of the latest call
         are kept for :meth:`score` and :meth:`scores_from_logps`, so a pair is tokenized once."""
-        self._encoded = {pair: self._checked.pop(pair) or self.encode(pair) for pair in dict.fromkeys(pairs)}
-        return [self._encoded[pair][0] for pair in pairs]
+        encoded = take(self._checked, pairs, self._encode_all)
+        self._encoded = dict(zip(pairs, encoded))
+        return [ids for ids, _ in encoded]
+
+    def _encode_all(self, pairs: Sequence[Pair]) -> list[tuple[list[int], int]]:
+        return [self.encode(pair) for pair in pairs]
 
     def _encoding(self, pair: Pair) -> tuple[list[int], int]:
         found = self._encoded.get(pair)

@@ -16,13 +16,13 @@ import json
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from ..errors import BackendError
 from .base import (OVERALL, ModelOptions, Pair, Scores, normalise_scores, register_backend,
                    register_spec_check)
 from .encoding import PLAIN, TEMPLATE, TEXT_PAIR, Encoding, Formatter, input_format, pad_rows, truncate_prompt
-from .recent import Recent
+from .recent import Recent, take
 
 #: Bumped whenever the way this backend turns pairs into tokens changes (it keys the score cache).
 FORMAT_VERSION = "hf/2"
@@ -241,12 +241,7 @@ class HFRewardModel:
         """The token ids the model reads for each pair, after truncation (see ``backends.base.model_inputs``).
         The encodings are kept for :meth:`token_ids`, which usually follows when the pairs are scored
         (the most recent :data:`~rmcheck.backends.recent.KEPT_ITEMS`)."""
-        found = {p: self._checked.get(p) for p in dict.fromkeys(pairs)}
-        new = [p for p, encoding in found.items() if encoding is None]
-        found.update(zip(new, self.encodings(new)))
-        for pair in new:
-            self._checked.add(pair, found[pair])
-        return [tuple(found[p].ids) for p in pairs]
+        return [tuple(e.ids) for e in self._checked.fill(pairs, self.encodings)]
 
     def token_lengths(self, pairs: Sequence[Pair]) -> list[int]:
         """How many tokens the model sees for each pair (after truncation): the scheduler's batch cost."""
@@ -255,13 +250,13 @@ class HFRewardModel:
     def token_ids(self, pairs: Sequence[Pair]) -> list[list[int]]:
         """The token ids the model sees for each pair (after truncation), for the scheduler's batches and
         shared prefixes. The encodings of the latest call are kept for :meth:`score`, so a pair is tokenized once."""
-        encoded = _take(self._checked, pairs, self.encodings)
+        encoded = take(self._checked, pairs, self.encodings)
         self._encoded = dict(zip(pairs, encoded))
         return [e.ids for e in encoded]
 
     def batch(self, pairs: Sequence[Pair]) -> dict[str, Any]:
         """The padded input tensors of one forward pass over ``pairs`` (on the model's device)."""
-        rows = [e.inputs for e in _take(self._encoded, pairs, self.encodings)]
+        rows = [e.inputs for e in take(self._encoded, pairs, self.encodings)]
         batch = pad_rows(rows, self.pad_id([row["input_ids"] for row in rows]), self.padding_side,
                          positions=self._positions)
         return {k: v.to(self.device) for k, v in batch.items() if k in self._forward_inputs}
@@ -319,16 +314,6 @@ class HFRewardModel:
             warnings.warn(f"{self.spec}: {len(new)} of {total} pairs are longer than max length {self.max_length} and "
                           f"were truncated: their prompts lost {max(new)} tokens at most, from the left; the responses "
                           f"are whole ({len(self._truncated)} pairs truncated so far)", stacklevel=3)
-
-
-def _take(kept: dict[Pair, Encoding] | Recent[Pair, Encoding], pairs: Sequence[Pair],
-          encode: Callable[[Sequence[Pair]], list[Encoding]]) -> list[Encoding]:
-    """Encodings of ``pairs``: those in ``kept`` (taken out of it), the rest encoded."""
-    distinct = list(dict.fromkeys(pairs))
-    found = {p: kept.pop(p) for p in distinct if p in kept}
-    missing = [p for p in distinct if p not in found]
-    found.update(zip(missing, encode(missing)))
-    return [found[p] for p in pairs]
 
 
 def head_logits(output: Any, spec: str) -> Any:

@@ -1,7 +1,7 @@
 """A bounded memo for what a backend computes per pair or per prompt and is likely to be asked for again soon."""
 from __future__ import annotations
 
-from typing import Generic, Hashable, TypeVar
+from typing import Callable, Generic, Hashable, MutableMapping, Sequence, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -32,3 +32,21 @@ class Recent(Generic[K, V]):
 
     def pop(self, key: K) -> V | None:
         return self.items.pop(key, None)
+
+    def fill(self, keys: Sequence[K], compute: Callable[[list[K]], list[V]]) -> list[V]:
+        """The value of each of ``keys``: kept ones as they are, the others computed in one call and kept."""
+        found = {key: self.items.get(key) for key in dict.fromkeys(keys)}
+        new = [key for key, value in found.items() if value is None]
+        for key, value in zip(new, compute(new)):
+            found[key] = self.add(key, value)
+        return [found[key] for key in keys]  # type: ignore[misc]
+
+
+def take(kept: MutableMapping[K, V] | Recent[K, V], keys: Sequence[K],
+         compute: Callable[[list[K]], list[V]]) -> list[V]:
+    """The value of each of ``keys``: those in ``kept`` (taken out of it), the others computed in one call."""
+    distinct = list(dict.fromkeys(keys))
+    found = {key: kept.pop(key) for key in distinct if key in kept}
+    missing = [key for key in distinct if key not in found]
+    found.update(zip(missing, compute(missing)))
+    return [found[key] for key in keys]
