@@ -199,7 +199,8 @@ class LMPrefix:
 
     def head(self, length: int) -> "LMPrefix":
         """This prefix's first ``length`` tokens."""
-        return LMPrefix(tuple(kv.head(length) for kv in self.kvs), tuple(row[:length - 1] for row in self.logps), length)
+        return LMPrefix(tuple(kv.head(length) for kv in self.kvs), tuple(row[:length - 1] for row in self.logps),
+                        length)
 
 
 class TokenLogps:
@@ -293,8 +294,8 @@ class KeptPrefixes:
             found, level = here, depth
         if not found:
             return None, 0
-        best = max(reversed(found[-self.COMPARED:]), key=lambda tokens: _common(tokens, seq, limit, level))
-        length = _common(best, seq, limit, level)
+        candidates = ((_common(tokens, seq, limit, level), tokens) for tokens in reversed(found[-self.COMPARED:]))
+        length, best = max(candidates, key=lambda item: item[0])  # the most recent of the longest
         self.entries.move_to_end(best)
         state = self.entries[best]
         return (state if length == len(best) else state.head(length)), length
