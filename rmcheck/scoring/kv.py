@@ -13,6 +13,7 @@ transformers versions that know only that (:func:`cache_argument`).
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -35,16 +36,14 @@ def tolerance(dtype: Any, reference: float) -> float:
 def cache_argument(module: Any, cache: Any) -> dict[str, Any]:
     """``{"cache": cache}`` for a forward that takes ``cache`` (transformers 5.2x, where ``past_key_values`` is
     deprecated), else ``{"past_key_values": cache}`` (older transformers)."""
+    return {_cache_keyword(type(module)): cache}
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_keyword(module_class: type) -> str:
     import inspect
 
-    keyword = "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
-    return {keyword: cache}
-
-
-def returned_cache(output: Any) -> Any:
-    """The KV cache a forward returned, under its current name or its older one."""
-    found = output.get("cache") if hasattr(output, "get") else None
-    return found if found is not None else getattr(output, "past_key_values", None)
+    return "cache" if "cache" in inspect.signature(module_class.forward).parameters else "past_key_values"
 
 
 @dataclass(frozen=True)
@@ -140,36 +139,15 @@ class Decoder:
         mask[:, :, :longest].masked_fill_((torch.arange(longest, device=self.device)[None, :] >= prefix[:, None])[:, None],
                                           lowest)
         tensor = torch.from_numpy(ids).to(self.device)
+        from .pass_cache import PassCache
+
+        cache = PassCache([row.past for row in rows], longest)
         try:
             out = module(input_ids=tensor, attention_mask=mask[:, None], position_ids=slots + prefix[:, None],
-                         **cache_argument(module, self._stacked(rows, longest)), use_cache=True)
+                         **cache_argument(module, cache), use_cache=True)
         except TypeError as exc:  # a body that takes no cache at all
             raise Unsupported(f"the model takes no KV cache (an encoder?): {exc}") from None
-        return Pass(out, tensor, places, rows, starts, longest, width)
-
-    def _stacked(self, rows: Sequence[Row], longest: int) -> Any:
-        """A cache holding each row's prefix, padded on the right to ``longest`` tokens."""
-        from transformers import DynamicCache
-        import torch
-
-        pasts = [row.past for row in rows]
-        known = next((p for p in pasts if p is not None), None)
-        if known is None or longest == 0:
-            return DynamicCache(config=self.model.config)
-        if all(p is known for p in pasts):  # one group's rows: the same prefix, repeated without a copy
-            return self.cache(known, len(rows))
-        layers = []
-        for layer in range(len(known.layers)):
-            stacked = []
-            for part in (0, 1):
-                sample = known.layers[layer][part]
-                full = sample.new_zeros((len(rows), sample.shape[1], longest, sample.shape[3]))
-                for r, past in enumerate(pasts):
-                    if past is not None:
-                        full[r, :, :past.length] = past.layers[layer][part][0]
-                stacked.append(full)
-            layers.append(tuple(stacked))
-        return DynamicCache(layers, config=self.model.config)
+        return Pass(out, tensor, places, rows, starts, longest, cache)
 
 
 def _layout(rows: Sequence[Row], width: int) -> tuple[Any, Any, Any, list[tuple[int, int, int, tuple[int, ...]]]]:
@@ -195,7 +173,8 @@ def _layout(rows: Sequence[Row], width: int) -> tuple[Any, Any, Any, list[tuple[
 
 @dataclass(frozen=True)
 class Pass:
-    """A packed forward pass: its output, input ids, and where each suffix lies (row, offset, index, tokens)."""
+    """A packed forward pass: its output, input ids, where each suffix lies (row, offset, index, tokens), and the
+    KV cache it attended to (each row's prefix padded to ``longest`` tokens, then the pass's own)."""
 
     out: Any
     ids: Any
@@ -203,16 +182,16 @@ class Pass:
     rows: Sequence[Row]
     starts: list[int]
     longest: int
-    width: int
+    cache: Any
 
     def kept(self) -> list[PrefixKV]:
         """The KV of each row's prefix followed by its (single) suffix."""
-        cache = returned_cache(self.out)
-        layers = getattr(cache, "layers", None)
-        if not layers or cache.get_seq_length() != self.longest + self.width:
+        written = self.cache.written
+        if not written or set(written) != set(range(len(written))):
             raise Unsupported("the model returned no KV cache for the prefix (an encoder, which attends both ways)")
-        return [PrefixKV(tuple((_join(layer.keys, r, p, self.longest, len(row.suffixes[0])),
-                                _join(layer.values, r, p, self.longest, len(row.suffixes[0]))) for layer in layers),
+        layers = [written[i] for i in range(len(written))]
+        return [PrefixKV(tuple((_join(keys, r, p, self.longest, len(row.suffixes[0])),
+                                _join(values, r, p, self.longest, len(row.suffixes[0]))) for keys, values in layers),
                          p + len(row.suffixes[0]))
                 for r, (row, p) in enumerate(zip(self.rows, self.starts))]
 
