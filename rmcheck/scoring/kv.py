@@ -136,8 +136,9 @@ class Decoder:
         mask = torch.zeros(count, width, longest + width, dtype=dtype, device=self.device)
         mask[:, :, longest:].masked_fill_(~allowed, lowest)
         prefix = torch.tensor(starts, device=self.device)
-        mask[:, :, :longest].masked_fill_((torch.arange(longest, device=self.device)[None, :] >= prefix[:, None])[:, None],
-                                          lowest)
+        if min(starts) < longest:  # some prefixes are padded
+            mask[:, :, :longest].masked_fill_(
+                (torch.arange(longest, device=self.device)[None, :] >= prefix[:, None])[:, None], lowest)
         tensor = torch.from_numpy(ids).to(self.device)
         from .pass_cache import PassCache
 
