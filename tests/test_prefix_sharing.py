@@ -16,7 +16,7 @@ from fixtures.tiny_models import (CHAT_TEMPLATE, EOS, build_tiny_bert_rm, build_
 from rmcheck.backends.base import ModelOptions, Pair, load_model  # noqa: E402
 from rmcheck.cli.app import main  # noqa: E402
 from rmcheck.engine import run_suites  # noqa: E402
-from rmcheck.scoring import Scorer, prefix  # noqa: E402
+from rmcheck.scoring import Scorer, kv, prefix  # noqa: E402
 from rmcheck.scoring.cache import ScoreCache  # noqa: E402
 from rmcheck.scoring.kv import Decoder, tolerance  # noqa: E402
 
@@ -103,6 +103,26 @@ def test_the_score_depends_on_tokens_up_to_the_pooled_one() -> None:
 
 
 # -- equality with full passes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["llama-right", "qwen-left"])
+def test_one_pass_over_rows_with_unequal_prefixes_equals_full_passes(rms: dict[str, Path], name: str) -> None:
+    """Rows continuing prefixes of 3, 9 and 14 tokens, and one with none, in one pass (the shorter prefixes padded);
+    then one prefix's members packed into rows of their own: each suffix's head equals a full pass over it."""
+    model = load_model(f"hf:{rms[name]}")
+    decoder = Decoder(model.model, model.device)
+    tokens = list(range(5, 40))
+    heads, pasts = (3, 9, 14), []
+    with torch.inference_mode():
+        pasts = decoder.rows([kv.Row(None, (tuple(tokens[:n]),)) for n in heads], keep=True)
+        assert [p.length for p in pasts] == list(heads)
+        rows = [kv.Row(pasts[0], (tuple(tokens[3:7]), tuple(tokens[3:5]))), kv.Row(pasts[2], (tuple(tokens[14:20]),)),
+                kv.Row(None, (tuple(tokens[:2]),)), kv.Row(pasts[1], (tuple(tokens[9:10]),))]
+        members = [kv.Row(pasts[1], (tuple(tokens[9:12]), tuple(tokens[9:16]))), kv.Row(pasts[1], (tuple(tokens[9:11]),))]
+        got = [*decoder.rows(rows)[:, 0].tolist(), *decoder.rows(members)[:, 0].tolist()]
+        wholes = [tokens[:7], tokens[:5], tokens[:20], tokens[:2], tokens[:10], tokens[:12], tokens[:16], tokens[:11]]
+        want = [model.model(input_ids=torch.tensor([w])).logits[0, 0].item() for w in wholes]
+    assert max(abs(a - b) for a, b in zip(got, want)) <= 1e-4
 
 
 @pytest.mark.parametrize("name", ["llama-right", "qwen-left", "llama-pad-eos"])
