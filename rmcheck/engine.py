@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .backends.base import OVERALL, ModelOptions, Pair, RewardModel, Scores, load_model, model_inputs, split_spec
+from .backends.base import OVERALL, ModelOptions, Pair, RewardModel, Scores, load_model, split_spec
 from .backends.quiet import LOADED_BY_TRANSFORMERS, quiet_transformers
 from .errors import BackendError, RmcheckError
 from .expect import Threshold
@@ -110,11 +110,11 @@ class Engine:
                               getattr(tokenizer, "chat_template", None), int(getattr(model, "max_length", 0)))
 
     def inputs(self, spec: str, pairs: Iterable[Pair]) -> dict[Pair, Any] | None:
-        """What ``spec`` actually reads for each pair (after truncation), or None for a model that reads
-        every pair whole: a kind compares these to tell an edit the model never sees (not applicable)."""
-        distinct = list(dict.fromkeys(pairs))
-        seen = model_inputs(self.model(spec), distinct)
-        return None if seen is None else dict(zip(distinct, seen))
+        """What ``spec`` actually reads for each pair (after truncation; with the score cache, a digest of it), or
+        None for a model that reads every pair whole: a kind compares these to tell an edit the model never sees
+        (not applicable)."""
+        with quiet_transformers():
+            return self.scorer(spec).inputs(list(dict.fromkeys(pairs)))
 
     def threshold(self, request: Request, scores: dict[Pair, Scores]) -> Threshold:
         """The test's tolerance in raw score units (an ``sd`` tolerance uses the suite's original responses)."""

@@ -232,3 +232,72 @@ def test_pytest_options_choose_or_disable_the_cache(pytester: pytest.Pytester) -
     result.stdout.fnmatch_lines(["*score cache elsewhere", "scoring *: * 0 from the cache, * scored in 1 forward*"])
     result = pytester.runpytest("--rm", "python:rm:score", "--rmcheck-no-cache", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*score cache off", "scoring *: *score cache off; * 0 from the cache, * scored in 1*"])
+
+
+class _Cutoff:
+    """A cacheable RM that reads only the first ``limit`` characters of a response, counting what it is asked."""
+
+    cacheable, fingerprint = True, "cutoff-20-v1"
+
+    def __init__(self, spec: str) -> None:
+        self.spec, self.asked = spec, []
+
+    def describe(self) -> str:
+        return self.spec
+
+    def inputs(self, pairs):
+        self.asked.append(len(pairs))
+        return [(p.prompt, p.response[:20]) for p in pairs]
+
+    def score(self, pairs):
+        return [float(sum(map(ord, p.response[:20]))) for p in pairs]
+
+
+HEDGED = """\
+rmcheck: 1
+suite: hedged
+cases:
+  - {id: long, prompt: What is the capital of Australia?, response: Canberra is the capital of Australia. It is inland.}
+tests:
+  - {name: hedge, perturb: add_hedge, expect: invariant}
+  - {name: plain, perturb: add_flattery, expect: not_lower, tolerance: 1000}
+"""
+
+
+def test_a_warm_run_reads_what_the_model_sees_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The edits a model never reads (cut away) are told from digests kept beside the scores: a warm run asks
+    the model about no pair, and its verdicts (not applicable included) are the cold run's."""
+    from rmcheck.backends.base import register_backend
+    from rmcheck.kinds.expectation import TRUNCATED
+
+    made: list[_Cutoff] = []
+
+    @register_backend("cutoff-cached", replace=True)
+    def cutoff(rest: str, options: object) -> _Cutoff:
+        made.append(_Cutoff("cutoff-cached:"))
+        return made[-1]
+
+    suite = tmp_path / "hedged.rmcheck.yaml"
+    suite.write_text(HEDGED)
+    cache = ScoreCache(tmp_path / "cache")
+    verdicts = []
+    for _ in range(2):
+        report = run_suites([suite], ["cutoff-cached:"], cache=cache)
+        verdicts.append({r.test: [(c.verdict, c.reason) for c in r.cases] for r in report.results})
+    assert verdicts[0] == verdicts[1] == {"hedge": [("not_applicable", TRUNCATED)], "plain": [("passed", "")]}
+    assert made[0].asked == [3] and made[1].asked == []  # the original and two edits; the warm run: none
+
+
+def test_a_warm_hf_run_tokenizes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fixtures.tiny_models import build_tiny_llama_rm
+    from rmcheck.backends import encoding
+
+    spec, cache = f"hf:{build_tiny_llama_rm(tmp_path / 'rm')}", ScoreCache(tmp_path / "cache")
+    first, _ = run(tmp_path, spec, cache)
+    encoded: list[int] = []
+    original = encoding.Formatter.encode
+    monkeypatch.setattr(encoding.Formatter, "encode", lambda self, pairs, *a, **k: encoded.append(len(pairs))
+                        or original(self, pairs, *a, **k))
+    again, warm = run(tmp_path, spec, cache)
+    assert warm.stats.forward_pairs == 0 and sum(encoded) == 0
+    assert [r.to_json() for r in again] == [r.to_json() for r in first]

@@ -1,7 +1,9 @@
 """The content-addressed on-disk score cache.
 
 One sqlite database (``scores.sqlite`` in the cache directory) in WAL mode maps
-sha256(model fingerprint, prompt, response) to the pair's scores (every objective).
+sha256(model fingerprint, prompt, response) to the pair's scores (every objective), and to a digest
+of what the model reads of the pair (its token ids after truncation), so that a warm run tells the
+edits truncation cut away without tokenizing.
 Each scored batch is committed as one transaction of upserts, so concurrent
 pytest-xdist workers share the cache safely (readers never block, a writer waits
 for the lock) and a killed run keeps every batch it finished. Only scores that a
@@ -17,7 +19,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from ..backends.base import Pair, Scores
 from ..errors import RmcheckError
@@ -35,6 +37,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS scores (key BLOB PRIMARY KEY, fingerprint TEXT NOT NULL, scores TEXT NOT NULL)"
     " WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS models (fingerprint TEXT PRIMARY KEY, spec TEXT NOT NULL, last_used REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS inputs (key BLOB PRIMARY KEY, digest BLOB NOT NULL) WITHOUT ROWID",
 )
 
 
@@ -56,6 +59,12 @@ class CacheInfo:
     size_bytes: int
     pairs: int
     models: list[ModelEntry]
+
+
+def input_digest(seen: Any) -> bytes:
+    """A digest of what a model reads of a pair (``backends.base.model_inputs``: token ids, say); equal inputs
+    give equal digests. Raises TypeError for inputs that are not plain data (numbers, text, lists of them)."""
+    return hashlib.sha256(json.dumps(seen, separators=(",", ":")).encode("utf-8")).digest()
 
 
 def pair_key(fingerprint: str, pair: Pair) -> bytes:
@@ -114,15 +123,32 @@ class ScoreCache:
 
     def get(self, fingerprint: str, pairs: Sequence[Pair]) -> dict[Pair, Scores]:
         """The cached scores of those ``pairs`` that have any."""
+        return {pair: json.loads(text) for pair, text in self._select("scores", "scores", fingerprint, pairs).items()}
+
+    def get_inputs(self, fingerprint: str, pairs: Sequence[Pair]) -> dict[Pair, bytes]:
+        """The digests of what the model reads, for those ``pairs`` that have one (:meth:`put_inputs`)."""
+        return self._select("inputs", "digest", fingerprint, pairs)
+
+    def put_inputs(self, fingerprint: str, digests: Iterable[tuple[Pair, bytes]]) -> None:
+        """Store digests of what the model reads of pairs (:func:`input_digest`), in one transaction."""
+        rows = [(pair_key(fingerprint, p), digest) for p, digest in digests]
+        try:
+            with _Transaction(self._db):
+                self._db.executemany("INSERT OR REPLACE INTO inputs VALUES (?, ?)", rows)
+        except sqlite3.Error as exc:
+            raise self._error(f"cannot be written ({exc})") from None
+
+    def _select(self, table: str, column: str, fingerprint: str, pairs: Sequence[Pair]) -> dict[Pair, Any]:
+        """``column`` of ``table`` for those ``pairs`` that have a row, by their keys under ``fingerprint``."""
         by_key = {pair_key(fingerprint, p): p for p in pairs}
         keys = list(by_key)
-        found: dict[Pair, Scores] = {}
+        found: dict[Pair, Any] = {}
         try:
             for start in range(0, len(keys), _CHUNK):
                 chunk = keys[start:start + _CHUNK]
                 rows = self._db.execute(
-                    f"SELECT key, scores FROM scores WHERE key IN ({','.join('?' * len(chunk))})", chunk)
-                found.update((by_key[key], json.loads(text)) for key, text in rows)
+                    f"SELECT key, {column} FROM {table} WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+                found.update((by_key[key], value) for key, value in rows)
         except sqlite3.Error as exc:
             raise self._error(f"cannot be read ({exc})") from None
         return found

@@ -7,7 +7,8 @@ grows while (pairs x longest length) stays within the budget and the pair cap. O
 models get length-sorted batches of up to ``max_pairs``. A model is read from and
 written to the on-disk cache only when it declares ``cacheable = True`` (its
 fingerprint covers everything that can change a score); each batch is written as
-soon as it is scored, and replays of minimal pairs are kept apart from other scores.
+soon as it is scored, and replays of minimal pairs are kept apart from other scores. What a model
+reads of each pair (:meth:`Scorer.inputs`) is kept there too, as a digest.
 Decoder ``hf:`` models and local ``dpo:`` models share prefixes (:mod:`rmcheck.scoring.prefix`): pairs
 with a long common token prefix are scored from its KV cache, the others in the batches above; a score is cached under
 the same key whichever path computed it (the paths agree within the probe's tolerance).
@@ -15,10 +16,10 @@ the same key whichever path computed it (the paths agree within the probe's tole
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
-from ..backends.base import Pair, RewardModel, Scores, normalise_scores
-from .cache import ScoreCache
+from ..backends.base import Pair, RewardModel, Scores, model_inputs, normalise_scores
+from .cache import ScoreCache, input_digest
 from .prefix import NO_SHARING, PrefixSharing, Work
 
 ProgressCallback = Callable[[int, int], None]
@@ -137,6 +138,26 @@ class Scorer:
         self.stats.memo_hits += len(wanted) - len(todo)
         self._fetch(todo, self.model.fingerprint, self.model.spec, self.memo, progress)
         return {p: self.memo[p] for p in wanted}
+
+    def inputs(self, pairs: Sequence[Pair]) -> dict[Pair, Any] | None:
+        """What the model reads of each of the distinct ``pairs`` (:func:`~rmcheck.backends.base.model_inputs`), or
+        None for a model that reads every pair whole. With the cache, digests of it, kept there: a warm run
+        asks the model (its tokenizer) only about pairs it has not seen."""
+        if getattr(self.model, "inputs", None) is None:
+            return None
+        if self.cache is None:
+            return dict(zip(pairs, model_inputs(self.model, pairs)))
+        found: dict[Pair, Any] = self.cache.get_inputs(self.model.fingerprint, pairs) if pairs else {}
+        todo = [p for p in pairs if p not in found]
+        seen = model_inputs(self.model, todo) if todo else []
+        try:
+            fresh = dict(zip(todo, map(input_digest, seen)))
+        except TypeError:  # inputs that are not plain data: compared as they are (never digests), never kept
+            rest = [p for p in pairs if p in found]
+            return {**dict(zip(todo, seen)), **dict(zip(rest, model_inputs(self.model, rest) if rest else []))}
+        if fresh:
+            self.cache.put_inputs(self.model.fingerprint, fresh.items())
+        return {**found, **fresh}
 
     def replay(self, pairs: Sequence[Pair], progress: ProgressCallback | None = None) -> list[Scores]:
         """Score again from the model itself, bypassing the memo, in new batches (to confirm a counterfactual).
