@@ -13,6 +13,7 @@ fingerprint changes never sees the old scores again.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
@@ -67,6 +68,7 @@ def input_digest(seen: Any) -> bytes:
     return hashlib.sha256(json.dumps(seen, separators=(",", ":")).encode("utf-8")).digest()
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a run looks a pair up for its scores and for what the model reads
 def pair_key(fingerprint: str, pair: Pair) -> bytes:
     """The cache key: sha256 over the fingerprint and the exact prompt (text or turns) and response."""
     prompt = pair.prompt if isinstance(pair.prompt, str) else [list(turn) for turn in pair.prompt]
