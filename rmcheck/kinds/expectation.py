@@ -7,6 +7,7 @@ before it is reported.
 """
 from __future__ import annotations
 
+import functools
 import random
 from collections import ChainMap
 from dataclasses import dataclass
@@ -49,11 +50,18 @@ class Trial:
     def texts(self, keep: Iterable[int] | None = None) -> dict[str, str]:
         """The compared responses (and the question, when the prompt is edited) with the hunks in
         ``keep`` applied (all when None)."""
+        return dict(self._edited) if keep is None else self._apply(keep)
+
+    @functools.cached_property
+    def _edited(self) -> dict[str, str]:
+        """Every hunk applied (judging and explaining a trial read it several times)."""
+        return self._apply(range(len(self.hunks)))
+
+    def _apply(self, keep: Iterable[int]) -> dict[str, str]:
         texts = {role: self.case.text(role) for role in self.roles}
         hunks = self.hunks
-        chosen = range(len(hunks)) if keep is None else keep
         per_role: dict[str, list[int]] = {role: [] for role, _ in self.changes}
-        for index in chosen:
+        for index in keep:
             role, local = hunks[index]
             per_role[role].append(local)
         for role, change in self.changes:
