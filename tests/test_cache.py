@@ -272,9 +272,9 @@ def test_a_warm_run_reads_what_the_model_sees_from_the_cache(tmp_path: Path, mon
 
     made: list[_Cutoff] = []
 
-    @register_backend("cutoff-cached", replace=True)
+    @register_backend("cutoffcache", replace=True)
     def cutoff(rest: str, options: object) -> _Cutoff:
-        made.append(_Cutoff("cutoff-cached:"))
+        made.append(_Cutoff("cutoffcache:"))
         return made[-1]
 
     suite = tmp_path / "hedged.rmcheck.yaml"
@@ -282,7 +282,7 @@ def test_a_warm_run_reads_what_the_model_sees_from_the_cache(tmp_path: Path, mon
     cache = ScoreCache(tmp_path / "cache")
     verdicts = []
     for _ in range(2):
-        report = run_suites([suite], ["cutoff-cached:"], cache=cache)
+        report = run_suites([suite], ["cutoffcache:"], cache=cache)
         verdicts.append({r.test: [(c.verdict, c.reason) for c in r.cases] for r in report.results})
     assert verdicts[0] == verdicts[1] == {"hedge": [("not_applicable", TRUNCATED)], "plain": [("passed", "")]}
     assert made[0].asked == [3] and made[1].asked == []  # the original and two edits; the warm run: none
