@@ -68,7 +68,7 @@ def input_digest(seen: Any) -> bytes:
     return hashlib.sha256(json.dumps(seen, separators=(",", ":")).encode("utf-8")).digest()
 
 
-@functools.lru_cache(maxsize=1 << 16)  # a run looks a pair up for its scores and for what the model reads
+@functools.lru_cache(maxsize=1 << 13)  # a run looks a pair up for what the model reads, then for its scores
 def pair_key(fingerprint: str, pair: Pair) -> bytes:
     """The cache key: sha256 over the fingerprint and the exact prompt (text or turns) and response."""
     prompt = pair.prompt if isinstance(pair.prompt, str) else [list(turn) for turn in pair.prompt]
