@@ -1,6 +1,7 @@
 """The on-disk score cache: exact keys, concurrent writers, killed runs, and never a stale score."""
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -239,15 +240,16 @@ class _Cutoff:
 
     cacheable, fingerprint = True, "cutoff-20-v1"
 
-    def __init__(self, spec: str) -> None:
-        self.spec, self.asked = spec, []
+    def __init__(self, spec: str, opaque: bool = False) -> None:
+        self.spec, self.asked, self.opaque = spec, [], opaque
 
     def describe(self) -> str:
         return self.spec
 
     def inputs(self, pairs):
+        """What is read of each pair; ``opaque``: as a set, which is no plain data (cannot be digested)."""
         self.asked.append(len(pairs))
-        return [(p.prompt, p.response[:20]) for p in pairs]
+        return [frozenset({(p.prompt, p.response[:20])}) if self.opaque else (p.prompt, p.response[:20]) for p in pairs]
 
     def score(self, pairs):
         return [float(sum(map(ord, p.response[:20]))) for p in pairs]
@@ -264,9 +266,11 @@ tests:
 """
 
 
-def test_a_warm_run_reads_what_the_model_sees_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("opaque", [False, True])
+def test_a_warm_run_reads_what_the_model_sees_from_the_cache(tmp_path: Path, opaque: bool) -> None:
     """The edits a model never reads (cut away) are told from digests kept beside the scores: a warm run asks
-    the model about no pair, and its verdicts (not applicable included) are the cold run's."""
+    the model about no pair, and its verdicts (not applicable included) are the cold run's. Inputs that are not
+    plain data are compared as they are, every run, and never kept."""
     from rmcheck.backends.base import register_backend
     from rmcheck.kinds.expectation import TRUNCATED
 
@@ -274,7 +278,7 @@ def test_a_warm_run_reads_what_the_model_sees_from_the_cache(tmp_path: Path, mon
 
     @register_backend("cutoffcache", replace=True)
     def cutoff(rest: str, options: object) -> _Cutoff:
-        made.append(_Cutoff("cutoffcache:"))
+        made.append(_Cutoff("cutoffcache:", opaque))
         return made[-1]
 
     suite = tmp_path / "hedged.rmcheck.yaml"
@@ -285,7 +289,10 @@ def test_a_warm_run_reads_what_the_model_sees_from_the_cache(tmp_path: Path, mon
         report = run_suites([suite], ["cutoffcache:"], cache=cache)
         verdicts.append({r.test: [(c.verdict, c.reason) for c in r.cases] for r in report.results})
     assert verdicts[0] == verdicts[1] == {"hedge": [("not_applicable", TRUNCATED)], "plain": [("passed", "")]}
-    assert made[0].asked == [3] and made[1].asked == []  # the original and two edits; the warm run: none
+    assert made[0].asked == [3]  # the original and two edits
+    assert made[1].asked == ([3] if opaque else [])
+    with sqlite3.connect(cache.path) as db:
+        assert db.execute("SELECT COUNT(*) FROM inputs").fetchone()[0] == (0 if opaque else 3)
 
 
 def test_a_warm_hf_run_tokenizes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
