@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from fixtures.tiny_models import (CHAT_TEMPLATE, EOS, build_tiny_bert_rm, build_tiny_llama_rm,  # noqa: E402
-                                  build_tiny_lm, build_tiny_qwen_rm)
+                                  build_tiny_lm, build_tiny_mistral_rm, build_tiny_qwen_rm)
 from rmcheck.backends.base import ModelOptions, Pair, load_model  # noqa: E402
 from rmcheck.cli.app import main  # noqa: E402
 from rmcheck.engine import run_suites  # noqa: E402
@@ -136,6 +136,43 @@ def test_shared_scores_equal_full_passes(rms: dict[str, Path], name: str) -> Non
     assert shared.stats.shared_pairs == len(pairs) - 1  # all but the other prompt's pair
     assert shared.stats.computed_tokens * 3 < shared.stats.tokens == full.stats.computed_tokens
     assert full.path == prefix.NO_SHARING and "path: full forward passes" in full.describe()
+
+
+@pytest.mark.parametrize(("family", "settings", "window"), [
+    ("Llama", {}, None), ("Mistral", {"sliding_window": 4096}, 4096), ("Mistral", {"sliding_window": None}, None),
+    ("Qwen2", {"use_sliding_window": False, "sliding_window": 4096}, None), ("Gemma2", {"sliding_window": 4096}, 4096),
+])
+def test_the_attention_window_is_read_from_the_config(family: str, settings: dict[str, Any], window: int | None) -> None:
+    import transformers
+
+    config = getattr(transformers, f"{family}Config")(**settings)
+    assert prefix.attention_window(config) == window
+
+
+def test_sequences_beyond_a_sliding_window_take_full_passes(tmp_path: Path, share_everything: None) -> None:
+    """A Mistral RM attends to its last 24 tokens only; a packed pass attends to the whole prefix. Sequences
+    within the window share prefixes, longer ones are scored by full passes, and every score equals a full
+    pass's (the probe is skipped: it may happen to pick only short pairs)."""
+    model = load_model(f"hf:{build_tiny_mistral_rm(tmp_path / 'mistral', sliding_window=24)}")
+    sharing = prefix.PrefixSharing.of(model)
+    assert sharing is not None and sharing.reader.window == 24
+    sharing.active = True
+    words = "The cat explains the question to every student today".split()
+    pairs = [Pair("Hi", " ".join(words[:n])) for n in range(2, len(words) + 1)]
+    pairs += [Pair("Hi", " ".join(words * 3)[:n]) for n in (90, 120, 150)]
+    ids = sharing.ids(pairs)
+    alone, groups, heads, sharers = sharing.split(ids)
+    long = {i for i, s in enumerate(ids) if len(sharing.reader.relevant(s)) > 24}
+    assert long and long <= set(alone) and groups  # the short ones share the prompt, the long ones do not
+    got = {i: out for indices, outputs in sharing.score(groups, heads, prefix.Work())
+           for h, out in zip(indices, outputs) for i in sharers[h]}
+    shared = dict(zip(got, sharing.scores([pairs[i] for i in got], list(got.values()))))
+    want = Scorer(model, prefix_sharing=False).score(pairs)
+    assert set(shared) | set(alone) == set(range(len(pairs)))
+    assert max(abs(shared[i]["score"] - want[pairs[i]]["score"]) for i in shared) <= 1e-4
+    scorer = Scorer(model)  # with its probe
+    assert max(abs(scorer.score(pairs)[p]["score"] - want[p]["score"]) for p in pairs) <= 1e-4
+    assert scorer.path.startswith("shared prefixes") and "24-token attention window take full passes" in scorer.path
 
 
 @pytest.mark.parametrize("name", ["llama-right", "llama-left", "qwen-right", "qwen-left", "dpo llama", "dpo qwen"])

@@ -6,7 +6,8 @@ Groups nest: a group's prefix may be extended for a subgroup that shares more (a
 of the response shares more than one at its start), each extension computing only its new tokens.
 Groups are run level by level, the prefixes (and then the members) of many groups in one batched
 forward pass, rows with alike prefix lengths together. Pairs that share fewer than
-:data:`MIN_PREFIX` tokens with any other go to ordinary batches.
+:data:`MIN_PREFIX` tokens with any other go to ordinary batches, as do sequences longer than the
+model's attention window (:func:`attention_window`: a packed pass attends to whole prefixes).
 Before the first group is scored, a probe scores a few pairs both ways; the shared path is used only
 when it matches full passes to :func:`~rmcheck.scoring.kv.tolerance`, and the run header says which
 path scored the run and why. A prefix's KV cache is freed as soon as its group is scored, except the
@@ -137,12 +138,29 @@ def pooled_end(ids: Sequence[int], pad: int | None) -> int:
     return len(ids)
 
 
+def attention_window(config: Any) -> int | None:
+    """The shortest attention window of a transformers model's layers (sliding or chunked attention: Mistral,
+    Gemma 2 and 3, Llama 4), or None when every layer attends to every earlier token. A packed pass attends to
+    whole prefixes, which equals the model's own attention only for sequences within the window."""
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    if getattr(config, "use_sliding_window", True) is False:  # Qwen2 declares a window it does not use
+        return None
+    types = getattr(config, "layer_types", None)
+    if types is not None and not any("sliding" in str(t) or "chunked" in str(t) for t in types):
+        return None
+    found = [w for w in (getattr(config, "sliding_window", None), getattr(config, "attention_chunk_size", None))
+             if isinstance(w, int) and w > 0]
+    return min(found) if found else None
+
+
 class Reader(Protocol):
     """What shared-prefix scoring runs and reads for one kind of model."""
 
     #: Tokens of its prefix each pass runs again (1: a causal LM predicts a suffix's first token there).
     overlap: int
     dtype: Any
+    #: The longest sequence that may share a prefix: the model's attention window, or None for no limit.
+    window: int | None
 
     def ids(self, pairs: Sequence[Pair]) -> list[list[int]]: ...
 
@@ -164,6 +182,7 @@ class Heads:
     def __init__(self, rm: Any) -> None:
         self.rm, self.dtype = rm, rm.model.dtype
         self.decoder = Decoder(rm.model, rm.device)
+        self.window = attention_window(rm.model.config)
 
     @classmethod
     def of(cls, model: Any) -> "Heads | None":
@@ -213,6 +232,7 @@ class TokenLogps:
     def __init__(self, rm: Any) -> None:
         self.rm, self.dtype = rm, rm.causal_lms[0].model.dtype
         self.decoders = [Decoder(lm.model, lm.device) for lm in rm.causal_lms]
+        self.window = min((w for lm in rm.causal_lms if (w := attention_window(lm.model.config))), default=None)
 
     @classmethod
     def of(cls, model: Any) -> "TokenLogps | None":
@@ -342,13 +362,19 @@ class PrefixSharing:
         sequences that scores depend on (the groups index these) with the indices of ``seqs`` sharing each.
         Sequences that differ only after the pooled token are scored once, so they score the same."""
         owners: dict[tuple[int, ...], list[int]] = {}
+        beyond: list[int] = []  # past the attention window: full passes
+        window = self.reader.window
         for i, s in enumerate(seqs):
-            owners.setdefault(tuple(self.reader.relevant(s)), []).append(i)
+            relevant = self.reader.relevant(s)
+            if window is not None and len(relevant) > window:
+                beyond.append(i)
+            else:
+                owners.setdefault(tuple(relevant), []).append(i)
         heads, sharers = [list(h) for h in owners], list(owners.values())
         alone, groups = plan(heads, self.min_gain, self.min_prefix) if self.active is not False else (list(range(len(heads))), [])
         if self.kept.entries:
             alone, groups = self._resume(alone, groups, heads)
-        return [i for h in alone for i in sharers[h]], groups, heads, sharers
+        return [*beyond, *(i for h in alone for i in sharers[h])], groups, heads, sharers
 
     def _resume(self, alone: list[int], groups: list[Group],
                 heads: Sequence[Sequence[int]]) -> tuple[list[int], list[Group]]:
@@ -391,9 +417,11 @@ class PrefixSharing:
             self.path = f"full forward passes (shared prefixes not used: {reason})"
             return False
         self.active = True
+        window = self.reader.window
         self.path = (f"shared prefixes (each prefix run once, the rest packed block-causally, prompts kept for "
                      f"later calls, {self.kept.budget} tokens at most; a probe of {len(picked)} pairs matched full "
-                     f"passes, max |diff| {diff:.1e})")
+                     f"passes, max |diff| {diff:.1e}"
+                     f"{f'; sequences over the {window}-token attention window take full passes' if window else ''})")
         return True
 
     def score(self, groups: Sequence[Group], heads: Sequence[Sequence[int]],
