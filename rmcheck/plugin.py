@@ -20,7 +20,8 @@ from .report.compare import Baseline, fail_on_mode, gate_status, parse_threshold
 from .engine import DEFAULT_SHRINK_BUDGET, Engine, Outcomes, Request
 from .errors import RmcheckError, model_failure
 from .options import add_options, check_pyproject, model_options, resolve_models, score_cache
-from .provenance import provenance
+from .plain import plain
+from .provenance import model_entry
 from .report.text import failure_text
 from .report.rundoc import write_atomically
 from .results import TestResult, run_document, status_of, summary_line
@@ -265,12 +266,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.when == "call" and item.rmcheck_result is not None:
         model = item.config.stash[STATE].engine.model(item.spec)
         scorer = item.config.stash[STATE].engine.used_scorer(item.spec)
-        report.rmcheck = {"result": {**item.rmcheck_result.to_json(), "status": item.rmcheck_status},
-                          "model": {"spec": model.spec, "fingerprint": model.fingerprint,
-                                    "description": model.describe(),
-                                    "provenance": provenance(model, item.config.stash[STATE].engine.options)},
-                          "scoring": scorer and {"worker": os.environ.get("PYTEST_XDIST_WORKER", ""),
-                                                 "describe": scorer.describe(), "stats": asdict(scorer.stats)}}
+        report.rmcheck = plain({  # it crosses from xdist workers, whose channel takes plain values only
+            "result": {**item.rmcheck_result.to_json(), "status": item.rmcheck_status},
+            "model": model_entry(model, item.config.stash[STATE].engine.options),
+            "scoring": scorer and {"worker": os.environ.get("PYTEST_XDIST_WORKER", ""),
+                                   "describe": scorer.describe(), "stats": asdict(scorer.stats)}})
 
 
 def _error_line(item: RmcheckItem, error: RmcheckError) -> str:
@@ -335,7 +335,7 @@ class Reporter:
         if path and (self.results or self.errors):
             document = self.document()
             self.config.hook.pytest_rmcheck_run_document(document=document, config=self.config)
-            write_atomically(path, json.dumps(document, indent=2))
+            write_atomically(path, json.dumps(plain(document), indent=2))  # what hooks added, too
         if session.exitstatus == pytest.ExitCode.OK and self.tested_nothing():
             session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backends.base import ModelOptions, RewardModel
+from .plain import plain
 from .scoring.scheduler import BatchPolicy
 
 #: Provenance fields that change scores when they differ (in this order in warnings).
@@ -27,6 +28,13 @@ def provenance(model: RewardModel, options: ModelOptions) -> dict[str, Any]:
     policy = BatchPolicy.of(options.batch_size, options.batch_tokens)
     return {"rmcheck": __version__, **(own() if callable(own) else {}),
             "batch_policy": policy.describe(by_tokens=callable(getattr(model, "token_lengths", None)))}
+
+
+def model_entry(model: RewardModel, options: ModelOptions) -> dict[str, Any]:
+    """The run document's entry for a loaded model: spec, fingerprint, description and provenance, as plain JSON
+    values (a backend's own account may hold library types, such as torch's version string)."""
+    return plain({"spec": model.spec, "fingerprint": model.fingerprint, "description": model.describe(),
+                  "provenance": provenance(model, options)})
 
 
 def model_provenance(doc: dict[str, Any], spec: str) -> dict[str, Any] | None:

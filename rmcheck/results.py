@@ -9,6 +9,7 @@ from typing import Any, Iterable, Literal, Sequence
 
 from .backends.base import prompt_to_text
 from .errors import RmcheckError
+from .plain import plain
 from .report.rundoc import check_run_document
 
 RUN_FORMAT = 1
@@ -210,16 +211,16 @@ def run_document(results: list[dict[str, Any]], models: list[dict[str, Any]],
     from .version import __version__
 
     specs = [m["spec"] for m in models]
-    doc = {
+    doc: dict[str, Any] = plain({
         "rmcheck_run": RUN_FORMAT,
         "rmcheck_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "models": models,
         "summary": summary_counts([*(status_of(r) for r in results), *("errors" for _ in errors)]),
         "results": ordered(results, specs),
-    }
+    })
     if errors:
-        doc["errors"] = ordered(errors, specs)
+        doc["errors"] = plain(ordered(errors, specs))
     return doc
 
 

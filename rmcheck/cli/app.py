@@ -17,7 +17,7 @@ from ..report.compare import Baseline, compare_runs, fail_on_mode, gate_status, 
 from .progress import Progress
 from ..scoring.cache import DEFAULT_CACHE_DIR, clear_cache, describe_cache
 from ..options import COMPARE_OPTIONS, OPTIONS, RUN_ONLY, add_options, check_pyproject, model_options, resolve_models, score_cache
-from ..provenance import provenance
+from ..provenance import model_entry
 from ..report.text import failure_text, one_line
 from ..results import TestResult, run_document, summary_line
 from ..suite.loader import SUITE_GLOB, find_suites, load_suite
@@ -237,8 +237,7 @@ def _describe_models(report: RunReport, specs: list[str]) -> list[dict[str, str]
         scorer = report.engine.used_scorer(spec)
         if scorer is not None:
             print(f"  scoring: {scorer.describe()}; {scorer.stats.summary()}")
-        models.append({"spec": spec, "fingerprint": model.fingerprint, "description": model.describe(),
-                       "provenance": provenance(model, report.engine.options)})
+        models.append(model_entry(model, report.engine.options))
     return models
 
 
