@@ -240,7 +240,7 @@ def test_cli_json_junit_and_pytest_count_alike(project: pytest.Pytester, baselin
     expected = {"passed": 1, "failed": 1, "skipped": 1, "xfailed": 1, "errors": 1}
     assert {k: v for k, v in result.parseoutcomes().items() if k in expected} == expected
     result.stdout.fnmatch_lines(["rmcheck: 1 passed, 1 failed, 1 skipped, 1 xfailed, 1 error",
-                                 "*= 1 failed, 1 passed, 1 skipped, 1 xfailed, 1 error in *"])
+                                 "*= 1 failed, 1 passed, 1 skipped, 1 xfailed, 1 error* in *"])  # warnings may follow
     assert json.loads((project.path / "run.json").read_text())["summary"] == expected
     junit = {"passed": 0, "failed": 0, "skipped": 0, "xfailed": 0, "errors": 0}
     for case in ET.parse(project.path / "junit.xml").getroot().iter("testcase"):
@@ -368,6 +368,17 @@ def test_cli_table_fits_the_terminal_and_keeps_d(project: pytest.Pytester, monke
     filler = next(line for line in rows if "filler-does-not-raise-score" in line)
     assert all(len(line) <= 100 for line in rows) and "…" in filler and filler.endswith(")")
     assert " (d=+" in filler
+
+
+def test_cli_table_on_80_columns_puts_the_minimal_pair_on_its_own_line(
+        project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    main(["run", "gate.rmcheck.yaml", "--rm", QUICK])
+    lines = capsys.readouterr().out.splitlines()
+    row = next(i for i, line in enumerate(lines) if "filler-does-not-raise-score" in line)
+    pair = lines[row + 1]
+    assert pair.startswith("    ") and "{+" in pair and " (d=+" in pair and len(pair) <= 80
+    assert all(len(line) <= 80 for line in lines[row - 1:row + 2])
 
 
 def test_cli_verbose_prints_each_failing_explanation(project: pytest.Pytester,

@@ -260,17 +260,30 @@ def _list_objectives(specs: list[str], options: ModelOptions) -> int:
     return 0
 
 
+#: Below this many columns beside the row, a test's minimal pair goes on a line of its own under the row.
+MIN_INLINE_PAIR = 30
+
+
 def _print_table(results: list[TestResult], statuses: list[str]) -> None:
-    """One row per test; the worst case's diff is shortened to fit the terminal, never its ``d=`` value."""
+    """One row per test, with its worst case's minimal pair beside it where the terminal is wide enough, else
+    indented on the line below (a narrow terminal must still show the pair, not only a case id). The diff is
+    shortened to fit, never its ``d=`` value."""
     rows = [("suite", "test", "model", "pass rate")]
     marks = {"passed": "ok", "failed": "FAIL", "skipped": "skip", "xfailed": "xfail"}
     for r, status in zip(results, statuses):
         rate = "n/a" if r.pass_rate is None else f"{r.pass_rate:.2f}"
         rows.append((r.suite, r.test, r.model, f"{rate} {marks[status]}"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    room = shutil.get_terminal_size().columns - sum(widths) - 2 * 4
-    print("  ".join(cell.ljust(w) for cell, w in zip(rows[0], widths)) + "  worst case (minimal pair)")
+    columns = shutil.get_terminal_size().columns
+    room = columns - sum(widths) - 2 * 4
+    inline = room >= MIN_INLINE_PAIR
+    line = lambda row: "  ".join(cell.ljust(w) for cell, w in zip(row, widths))  # noqa: E731
+    print(line(rows[0]) + ("  worst case (minimal pair)" if inline else "  (worst case's minimal pair below)"))
     for row, r in zip(rows[1:], results):
         worst = r.worst()
-        print(("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " +
-               (one_line(worst, max(room, 24)) if worst else "")).rstrip())
+        if inline:
+            print((line(row) + "  " + (one_line(worst, room) if worst else "")).rstrip())
+            continue
+        print(line(row).rstrip())
+        if worst:
+            print("    " + one_line(worst, max(columns - 4, 40)))
