@@ -158,6 +158,16 @@ def resolve_models(given: list[str], rootdir: Path) -> list[str]:
     return [DEFAULT_MODEL]
 
 
+#: Where a user names the model, for the note that none was named.
+HOW_TO_NAME_A_MODEL = (f"--rm SPEC, the environment variable {ENV_MODEL}=SPEC, or model = \"SPEC\" under "
+                       "[tool.rmcheck] in pyproject.toml")
+
+
+def model_configured(given: list[str], rootdir: Path) -> bool:
+    """Whether a model was named at all (``--rm``, the environment or pyproject.toml); else the run tests ``demo``."""
+    return bool(given or os.environ.get(ENV_MODEL, "").strip() or pyproject_setting(rootdir, "model"))
+
+
 #: The keys of ``[tool.rmcheck]`` in pyproject.toml (``model = SPEC``; ``[tool.rmcheck.llm]`` and
 #: ``[tool.rmcheck.judge]`` tables for LLM calls). A module that reads another key adds it here.
 PYPROJECT_KEYS = ["model", "llm", "judge"]

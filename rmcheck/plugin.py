@@ -19,7 +19,8 @@ from .backends.base import check_spec
 from .report.compare import Baseline, fail_on_mode, gate_status, parse_thresholds
 from .engine import DEFAULT_SHRINK_BUDGET, Engine, Outcomes, Request
 from .errors import RmcheckError, model_failure
-from .options import add_options, check_pyproject, model_options, resolve_models, score_cache
+from .options import (DEFAULT_MODEL, HOW_TO_NAME_A_MODEL, add_options, check_pyproject, model_configured, model_options,
+                      resolve_models, score_cache)
 from .plain import plain
 from .provenance import model_entry
 from .report.text import failure_text
@@ -113,7 +114,7 @@ def suite_scope(nodeid: str) -> str:
     return nodeid
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
     """The models, the batching and the score cache of the run."""
     state = config.stash.get(STATE, None)
     if state is None:
@@ -121,8 +122,12 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     engine = state.engine
     batching = BatchPolicy.of(engine.options.batch_size, engine.options.batch_tokens).describe(by_tokens=True)
     cache = engine.cache.directory if engine.cache else "off"
-    return (f"rmcheck: {', '.join(state.specs)}; {batching} (models that do not count tokens: by pairs only); "
-            f"score cache {cache}")
+    header = [f"rmcheck: {', '.join(state.specs)}; {batching} (models that do not count tokens: by pairs only); "
+              f"score cache {cache}"]
+    if not model_configured(config.getoption("rm"), config.rootpath):
+        header.append(f"rmcheck: no model configured, so the embedded {DEFAULT_MODEL} reward model is tested; "
+                      f"name yours with {HOW_TO_NAME_A_MODEL}")
+    return header
 
 
 def _baseline(config: pytest.Config) -> Baseline | None:

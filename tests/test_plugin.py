@@ -77,6 +77,17 @@ def test_default_model_is_demo(project: pytest.Pytester, monkeypatch: pytest.Mon
                                  "*verbosity.rmcheck.yaml::nothing-to-truncate?demo?"])
 
 
+def test_header_says_when_no_model_is_configured(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RMCHECK_MODEL", raising=False)
+    project.runpytest("--collect-only").stdout.fnmatch_lines([
+        "rmcheck: no model configured, so the embedded demo reward model is tested; name yours with --rm SPEC, "
+        "the environment variable RMCHECK_MODEL=SPEC, or model = \"SPEC\" under [tool.rmcheck] in pyproject.toml"])
+    for named in (["--rm", "demo"], ["--rm", "python:my_rm:fair"]):
+        assert "no model configured" not in project.runpytest("--collect-only", *named).stdout.str()
+    monkeypatch.setenv("RMCHECK_MODEL", "python:my_rm:fair")
+    assert "no model configured" not in project.runpytest("--collect-only").stdout.str()
+
+
 @pytest.mark.parametrize("how", ["pyproject", "env"])
 def test_model_from_pyproject_or_environment(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     if how == "pyproject":
