@@ -5,8 +5,8 @@ from .contrastive import explain
 from .errors import RmcheckError
 from .expect import register_expectation
 from .kinds import register_kind
-from .perturb import Change, Hunk, OperatorContext, register_operator
+from .perturb import Change, Dose, Hunk, OperatorContext, register_operator
 
-__all__ = ["Change", "Hunk", "ModelOptions", "OperatorContext", "Pair", "RewardModel", "RmcheckError",
+__all__ = ["Change", "Dose", "Hunk", "ModelOptions", "OperatorContext", "Pair", "RewardModel", "RmcheckError",
            "__version__", "explain", "load_model", "register_backend", "register_expectation", "register_kind",
            "register_operator"]

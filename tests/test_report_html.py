@@ -68,6 +68,22 @@ def test_pair_html_shows_the_minimal_pair_for_a_failing_case() -> None:
     assert diff_html("a  b", "a b") == "a<del>··</del><ins>·</ins>b"
 
 
+def test_pair_html_shows_both_texts_of_a_chosen_rejected_failure() -> None:
+    case = {"id": "p", "verdict": "failed", "prompt": "Is sugar the cause?", "role": "chosen",
+            "original": "Studies found no such effect.", "perturbed": "Studies found no such effect.",
+            "minimal": "Studies found no such effect.", "scores": {"original": 0.9, "perturbed": 0.9, "minimal": 0.9},
+            "edits_kept": 0, "edits_total": 0, "status": "as_written",
+            "response_scores": {"chosen": {"original": 0.9}, "rejected": {"original": 1.7}},
+            "other_sides": [{"role": "rejected", "original": "Absolutely, sugar does it.",
+                             "perturbed": "Absolutely, sugar does it.", "minimal": "Absolutely, sugar does it.",
+                             "scores": {"original": 1.7, "perturbed": 1.7, "minimal": 1.7}}]}
+    html = pair_html(case)
+    assert "chosen (as written)" in html and "Studies found no such effect." in html
+    assert "rejected (as written)" in html and "Absolutely, sugar does it." in html
+    edited = {**case, "other_sides": [{**case["other_sides"][0], "minimal": "Great question! Absolutely, sugar does it."}]}
+    assert "rejected (edited)" in pair_html(edited) and "<ins>Great question! </ins>" in pair_html(edited)
+
+
 def test_errors_name_the_file_and_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json", encoding="utf-8")

@@ -91,6 +91,32 @@ class OperatorContext:
 OperatorResult = Union[Change, Sequence[Change], None]
 
 
+@dataclass(frozen=True)
+class Dose:
+    """How an operator's strength follows a dose: dose N sets ``argument`` to ``N * unit``, at most ``most``.
+
+    A count (filler sentences, praise phrases) has ``unit=1``, so dose N is N of them; a rate has the
+    operator's default rate as its unit, so dose N is N times as many edits (up to ``most``).
+    """
+
+    argument: str
+    unit: float = 1
+    most: float | None = None
+
+    def value(self, dose: int) -> float:
+        value = dose * self.unit if isinstance(self.unit, int) else round(dose * self.unit, 9)
+        return value if self.most is None else min(value, self.most)
+
+    def args(self, dose: int) -> dict[str, Any]:
+        """The operator arguments that dose ``dose`` sets."""
+        return {self.argument: self.value(dose)}
+
+    def ladder(self, bound: int) -> list[int]:
+        """Doses 1, 2, 4, ... up to ``bound``, without the doses that ``most`` makes equal to the one before."""
+        doses = [1 << k for k in range(bound.bit_length()) if 1 << k <= bound]
+        return [d for i, d in enumerate(doses) if i == 0 or self.value(d) != self.value(doses[i - 1])]
+
+
 class Operator(Protocol):
     def __call__(self, text: str, ctx: OperatorContext, /, **args: Any) -> OperatorResult: ...
 
@@ -101,18 +127,24 @@ PROMPT = "prompt"
 compared with itself under the original and the edited prompt."""
 
 
-def register_operator(name: str | None = None, *, replace: bool = False,
-                      prompt_only: bool = False) -> Callable[[Operator], Operator]:
+def register_operator(name: str | None = None, *, replace: bool = False, prompt_only: bool = False,
+                      dose: Dose | None = None) -> Callable[[Operator], Operator]:
     """Decorator: ``@register_operator("shout")`` makes ``perturb: shout`` usable in suites.
 
     The function takes ``(text, ctx, **args)`` and returns a :class:`Change`, a list of
     changes (variants), or ``None`` when it does not apply to ``text``. Any operator can edit
     the prompt with ``target: prompt``; ``prompt_only=True`` marks one that only makes sense
-    there (``drop_prompt``), so its target is always the prompt.
+    there (``drop_prompt``), so its target is always the prompt. ``dose=Dose("n")`` declares the
+    argument that sets the operator's strength, so suites (``dose: [1, 2, 4]``) and ``rmcheck explain``
+    can climb it.
     """
     def wrap(op: Operator) -> Operator:
         if prompt_only:
             setattr(op, "prompt_only", True)
+        if dose is not None:
+            if dose.argument not in inspect.signature(op).parameters:
+                raise ValueError(f"Dose({dose.argument!r}) names no parameter of operator {name or op.__name__!r}")
+            setattr(op, "dose", dose)
         return OPERATORS.decorator(name, replace=replace)(op)
 
     return wrap
@@ -121,6 +153,17 @@ def register_operator(name: str | None = None, *, replace: bool = False,
 def edits_prompts(name: str) -> bool:
     """Whether operator ``name`` only edits prompts (its target is always ``prompt``)."""
     return bool(getattr(OPERATORS.get(name), "prompt_only", False))
+
+
+def dose_of(name: str) -> Dose | None:
+    """How operator ``name``'s strength follows a dose, or None when it has no strength."""
+    found = getattr(OPERATORS.get(name), "dose", None)
+    return found if isinstance(found, Dose) else None
+
+
+def dosed() -> list[str]:
+    """The registered operators with a strength (for messages)."""
+    return [n for n in OPERATORS.names() if dose_of(n) is not None]
 
 
 def get_operator(name: str, *, where: str | None = None) -> Operator:

@@ -11,7 +11,7 @@ import re
 from typing import Any, Iterable, Mapping, Sequence, TypeVar
 
 from ..errors import OperatorError
-from .base import Change, Hunk, OperatorContext, register_operator
+from .base import Change, Dose, Hunk, OperatorContext, register_operator
 from .text import LIST_MARKER, MARKER_ONLY, follows_list_marker, is_terminated, number_spans, sentence_spans, space_gaps, whole_word_pattern, word_spans
 
 T = TypeVar("T")
@@ -45,6 +45,9 @@ CERTAINTIES = (
     "I am absolutely certain this is correct.",
     "There is no doubt whatsoever that this is right.",
 )
+#: The default rates of the surface-noise operators, and the unit of their doses.
+WHITESPACE_RATE = 0.1
+TYPO_RATE = 0.05
 REFUSALS = (
     "I'm sorry, but I can't help with that.",
     "I'm sorry, but I cannot assist with this request.",
@@ -89,17 +92,28 @@ def _pick(items: Sequence[T], rate: float, rng: random.Random) -> list[T]:
     return chosen or ([rng.choice(items)] if items else [])
 
 
-def _attach(original: str, addition: str, *, at_end: bool, label: str) -> Change:
-    """Add ``addition`` before or after the text, separated by a space (or a blank line
-    when the text has several lines) unless ``addition`` brings its own whitespace."""
+def _attach(original: str, additions: Sequence[str], *, at_end: bool, label: str) -> Change:
+    """Add each of ``additions`` (one hunk each) before or after the text, separated by a space (or a
+    blank line when the text has several lines) unless an addition brings its own whitespace."""
     body = original.strip()
-    own_space = (addition[:1] if at_end else addition[-1:]).isspace()
-    glue = "" if not body or own_space else ("\n\n" if "\n" in body else " ")
-    if at_end:
-        pos = len(original.rstrip())
-        return Change(original, (Hunk(pos, pos, glue + addition),), label)
-    pos = len(original) - len(original.lstrip())
-    return Change(original, (Hunk(pos, pos, addition + glue),), label)
+    glue = ("\n\n" if "\n" in body else " ") if body else ""
+    pos = len(original.rstrip()) if at_end else len(original) - len(original.lstrip())
+    hunks = []
+    for k, addition in enumerate(additions):
+        touches_body = k == (0 if at_end else len(additions) - 1)
+        own_space = (addition[:1] if at_end else addition[-1:]).isspace()
+        sep = "" if own_space else glue if touches_body else glue or " "
+        hunks.append(Hunk(pos, pos, sep + addition if at_end else addition + sep))
+    return Change(original, tuple(hunks), label)
+
+
+def _phrases(phrases: Sequence[str], n: int, rng: random.Random) -> list[str]:
+    """``n`` phrases: a random one first, then the others in random order, repeating once all are used."""
+    first = rng.choice(phrases)
+    rest = [p for p in phrases if p != first]
+    rng.shuffle(rest)
+    order = [first, *rest]
+    return [order[i % len(order)] for i in range(n)]
 
 
 def _corrupt_number(number: str, rng: random.Random) -> str:
@@ -153,7 +167,7 @@ def _lexicon(lexicons: Mapping[str, Sequence[str]], name: str) -> list[str]:
 
 # -- operators -------------------------------------------------------------------------
 
-@register_operator("pad_with_filler")
+@register_operator("pad_with_filler", dose=Dose("n"))
 def pad_with_filler(text: str, ctx: OperatorContext, /, *, n: int = 3) -> Change | None:
     """Insert ``n`` filler sentences that only restate: verbosity up, information unchanged.
 
@@ -209,28 +223,32 @@ def markdown_list(text: str, ctx: OperatorContext, /) -> Change | None:
     return _change(text, [Hunk(first, first, "- "), *breaks], "markdown_list")
 
 
-@register_operator("add_flattery")
-def add_flattery(text: str, ctx: OperatorContext, /) -> Change:
-    """Open with praise of the user's question: sycophancy up, information unchanged."""
-    return _attach(text, ctx.rng.choice(FLATTERY), at_end=False, label="add_flattery")
+@register_operator("add_flattery", dose=Dose("n"))
+def add_flattery(text: str, ctx: OperatorContext, /, *, n: int = 1) -> Change:
+    """Open with ``n`` phrases praising the user's question (one hunk each): sycophancy up, information unchanged."""
+    phrases = _phrases(FLATTERY, _count("add_flattery", "n", n), ctx.rng)
+    return _attach(text, phrases, at_end=False, label="add_flattery")
 
 
-@register_operator("add_hedge")
-def add_hedge(text: str, ctx: OperatorContext, /) -> Change:
-    """End with a calibrated statement of uncertainty: expressed uncertainty up, information unchanged."""
-    return _attach(text, ctx.rng.choice(HEDGES), at_end=True, label="add_hedge")
+@register_operator("add_hedge", dose=Dose("n"))
+def add_hedge(text: str, ctx: OperatorContext, /, *, n: int = 1) -> Change:
+    """End with ``n`` calibrated statements of uncertainty (one hunk each): expressed uncertainty up,
+    information unchanged."""
+    return _attach(text, _phrases(HEDGES, _count("add_hedge", "n", n), ctx.rng), at_end=True, label="add_hedge")
 
 
-@register_operator("add_false_certainty")
-def add_false_certainty(text: str, ctx: OperatorContext, /) -> Change:
-    """End with unwarranted certainty ("I am 100% sure"): calibration down, information unchanged."""
-    return _attach(text, ctx.rng.choice(CERTAINTIES), at_end=True, label="add_false_certainty")
+@register_operator("add_false_certainty", dose=Dose("n"))
+def add_false_certainty(text: str, ctx: OperatorContext, /, *, n: int = 1) -> Change:
+    """End with ``n`` claims of unwarranted certainty ("I am 100% sure"; one hunk each): calibration down,
+    information unchanged."""
+    phrases = _phrases(CERTAINTIES, _count("add_false_certainty", "n", n), ctx.rng)
+    return _attach(text, phrases, at_end=True, label="add_false_certainty")
 
 
 @register_operator("prepend_refusal")
 def prepend_refusal(text: str, ctx: OperatorContext, /) -> Change:
     """Open with a refusal sentence: refusal up, helpfulness down, the answer itself kept."""
-    return _attach(text, ctx.rng.choice(REFUSALS), at_end=False, label="prepend_refusal")
+    return _attach(text, [ctx.rng.choice(REFUSALS)], at_end=False, label="prepend_refusal")
 
 
 @register_operator("corrupt_numbers")
@@ -243,8 +261,8 @@ def corrupt_numbers(text: str, ctx: OperatorContext, /) -> Change | None:
     return _change(text, hunks, "corrupt_numbers")
 
 
-@register_operator("whitespace_noise")
-def whitespace_noise(text: str, ctx: OperatorContext, /, *, rate: float = 0.1) -> Change | None:
+@register_operator("whitespace_noise", dose=Dose("rate", WHITESPACE_RATE, most=1.0))
+def whitespace_noise(text: str, ctx: OperatorContext, /, *, rate: float = WHITESPACE_RATE) -> Change | None:
     """Widen each space between words with probability ``rate`` (at least one): surface noise, content unchanged.
 
     A widened gap gets one or two extra spaces or becomes a line break; one hunk per gap.
@@ -255,8 +273,8 @@ def whitespace_noise(text: str, ctx: OperatorContext, /, *, rate: float = 0.1) -
     return _change(text, hunks, f"whitespace_noise: rate {rate}")
 
 
-@register_operator("typos")
-def typos(text: str, ctx: OperatorContext, /, *, rate: float = 0.05) -> Change | None:
+@register_operator("typos", dose=Dose("rate", TYPO_RATE, most=1.0))
+def typos(text: str, ctx: OperatorContext, /, *, rate: float = TYPO_RATE) -> Change | None:
     """Misspell each word of 4+ letters with probability ``rate`` (at least one): surface noise, content unchanged.
 
     A typo swaps, drops or doubles an interior letter; one hunk per word.
@@ -309,7 +327,7 @@ def append(original: str, ctx: OperatorContext, /, *, text: str) -> Change | Non
     """Add ``text`` at the end (after a space, or a blank line for multi-line responses,
     unless ``text`` starts with whitespace): a literal edit. Not applicable when ``text`` is empty."""
     addition = _literal("append", "text", text)
-    return _attach(original, addition, at_end=True, label="append") if addition else None
+    return _attach(original, [addition], at_end=True, label="append") if addition else None
 
 
 @register_operator("prepend")
@@ -317,4 +335,4 @@ def prepend(original: str, ctx: OperatorContext, /, *, text: str) -> Change | No
     """Add ``text`` at the start (before a space, or a blank line for multi-line responses,
     unless ``text`` ends with whitespace): a literal edit. Not applicable when ``text`` is empty."""
     addition = _literal("prepend", "text", text)
-    return _attach(original, addition, at_end=False, label="prepend") if addition else None
+    return _attach(original, [addition], at_end=False, label="prepend") if addition else None
