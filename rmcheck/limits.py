@@ -64,9 +64,12 @@ CASES = Limit("max_cases", "cases", 20_000)
 FILE_ROWS = Limit("max_file_rows", "rows", 100_000)
 #: Bytes read (after decompression) from one ``file:`` source: gzip bombs stop here.
 FILE_BYTES = Limit("max_file_bytes", "bytes", 64 << 20)
+#: Lines of one JSON Lines ``file:`` source, blank ones too (a gzip of newlines stops here, not at its bytes).
+FILE_LINES = Limit("max_file_lines", "lines", 1_000_000)
 #: Integer arguments of an operator (``n``, ``keep``, ``count``).
 OPERATOR_ARGUMENT = Limit("max_operator_argument", "", 1_000)
 #: Bytes of one request body to ``rmcheck serve``.
 REQUEST_BYTES = Limit("max_request_bytes", "bytes", 16 << 20)
 
-ALL = (SUITE_BYTES, YAML_NODES, YAML_DEPTH, CASES, FILE_ROWS, FILE_BYTES, OPERATOR_ARGUMENT, REQUEST_BYTES)
+ALL = (SUITE_BYTES, YAML_NODES, YAML_DEPTH, CASES, FILE_ROWS, FILE_BYTES, FILE_LINES, OPERATOR_ARGUMENT,
+       REQUEST_BYTES)

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 from ..errors import RmcheckError
 from ..stats import OUTCOMES, bootstrap_ci
 from ..suite.datasets import FORMATS, file_stem, read_rows
+from ..suite.loader import check_rows
 from .core import AttributeExplanation, Comparison, Explanation, Probe, Scored
 
 
@@ -26,19 +27,17 @@ def read_comparisons(path: str | Path, fmt: str = "jsonl", limit: int | None = N
     if fmt not in FORMATS:
         raise RmcheckError(f"unknown format {fmt!r}", where="--format", fix=f"Use one of: {', '.join(FORMATS)}")
     found = []
-    for number, (row, source) in enumerate(read_rows(Path(path), fmt, limit, where=f"--file {path}"), start=1):
-        if not {"prompt", "chosen", "rejected"} <= set(row):
-            raise RmcheckError("a row without prompt, chosen and rejected", where=source,
+    rows = check_rows(read_rows(Path(path), fmt, limit, where=f"--file {path}"))
+    for number, (row, source) in enumerate(rows, start=1):
+        if not {"prompt", "chosen", "rejected"} <= set(row) or not isinstance(row["rejected"], str):
+            raise RmcheckError("a row without prompt, chosen and one rejected response", where=source,
                                fix="explain compares two responses: give each row prompt, chosen and rejected")
         prompt = row["prompt"]
         if not isinstance(prompt, str):
-            try:
-                prompt = tuple((str(turn["role"]), str(turn["content"])) for turn in prompt)
-            except (TypeError, KeyError):
-                raise RmcheckError("a conversation prompt is a list of {role, content} turns", where=source) from None
+            prompt = tuple((turn["role"], turn["content"]) for turn in prompt)
         name = str(row.get("id", f"{file_stem(Path(path))}-{number}"))
         found.append(Comparison(name + (f"[style={row['style']}]" if row.get("style") else ""), prompt,
-                                str(row["chosen"]), str(row["rejected"]), source))
+                                row["chosen"], row["rejected"], source))
     if not found:
         raise RmcheckError("no comparison in the file", where=str(path), fix="Check --file, --format and --limit")
     return found

@@ -215,8 +215,10 @@ class Judge:
         full, none = trial.texts(), trial.texts(())
         value = lambda role, texts: scores[trial.pair(role, texts)][self.objective]  # noqa: E731
         changed = {role for role, _ in trial.changes}
+        # An edited prompt is scored with the compared responses only (one trial per response of a pair case).
+        perturbed = changed | (set(trial.roles) if PROMPT in changed else set())
         per_role = {role: {"original": scores[Pair(trial.case.prompt, text)][self.objective],
-                           **({"perturbed": value(role, full)} if role in changed or PROMPT in changed else {})}
+                           **({"perturbed": value(role, full)} if role in perturbed else {})}
                     for role, text in trial.case.responses}
         main = _changed_first(trial)[0]
         return Example(trial.case.prompt, main, none[main], full[main], per_role)

@@ -7,7 +7,9 @@ each with its ``file:line``.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
+import itertools
 import json
 import os
 import re
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
 from ..errors import SuiteError
-from ..limits import FILE_BYTES, FILE_ROWS
+from ..limits import FILE_BYTES, FILE_LINES, FILE_ROWS
 
 #: A case mapping and the ``file:line`` it came from.
 Row = tuple[dict[str, Any], str]
@@ -27,6 +29,8 @@ FORMATS = ("jsonl", "hh-rlhf", "rm-bench", "rewardbench2")
 DATA_ROOT = "RMCHECK_DATA_ROOT"
 #: Files that mark a project's root folder (as pytest's rootdir and ini-files do).
 ROOT_MARKERS = ("pyproject.toml", "pytest.ini", "tox.ini", "setup.cfg", "setup.py", ".git")
+#: System folders: data there is copied into the project, never allowed through ``RMCHECK_DATA_ROOT``.
+SYSTEM_FOLDERS = tuple(Path(f) for f in ("/proc", "/sys", "/dev", "/etc", "/run", "/boot", "/var/run"))
 #: RM-Bench's three response styles, in the order of its ``chosen``/``rejected`` lists (least elaborate first).
 RM_BENCH_STYLES = ("concise", "detailed", "detailed_markdown")
 
@@ -40,6 +44,7 @@ class DatasetWarning(UserWarning):
 
 def read_rows(path: Path, fmt: str, limit: int | None, *, where: str) -> list[Row]:
     """Case rows of a ``file:`` source in format ``fmt``; ``limit`` caps the rows read (RM-Bench: items)."""
+    _no_nul(str(path), where)
     if not path.is_file():
         raise SuiteError(f"case file {str(path)!r} does not exist", where=where,
                          fix="Paths in 'file:' are relative to the suite file")
@@ -49,13 +54,20 @@ def read_rows(path: Path, fmt: str, limit: int | None, *, where: str) -> list[Ro
 def confined(suite: Path, name: str, *, where: str) -> Path:
     """The data file ``name`` (relative to the suite file), resolved with its symlinks; it must lie under
     :func:`data_root`. Suites are code you choose to run; the data they read stays in their project."""
+    _no_nul(name, where)
     resolved = (suite.parent / name).resolve()
     root = data_root(suite)
     if not resolved.is_relative_to(root):
+        system = resolved.parent == Path(resolved.anchor) or any(resolved.is_relative_to(f) for f in SYSTEM_FOLDERS)
+        allow = "" if system else f", or allow a folder that holds it with {DATA_ROOT}={resolved.parent}"
         raise SuiteError(f"file {name!r} resolves to {str(resolved)!r}, outside the suite's rootdir {str(root)!r}",
-                         where=where, fix=f"Keep the data inside the project, or allow a folder that holds it "
-                                          f"with {DATA_ROOT}={resolved.parent}")
+                         where=where, fix=f"Copy the data into the project ({root}){allow}")
     return resolved
+
+
+def _no_nul(name: str, where: str) -> None:
+    if "\0" in name:
+        raise SuiteError(f"file {name!r} has a NUL character in its name", where=where, fix="Remove it from the path")
 
 
 def data_root(suite: Path) -> Path:
@@ -189,20 +201,40 @@ def _open(path: Path) -> BinaryIO:
 
 
 def _raw_lines(path: Path) -> Iterator[bytes]:
-    """The file's lines as bytes, streamed: at most ``max_file_bytes`` are read (after decompression),
-    so a gzip bomb stops there instead of filling memory."""
-    budget = FILE_BYTES.value
+    """The file's lines as bytes, streamed: at most ``max_file_bytes`` are read (after decompression) and
+    ``max_file_lines`` lines, so a gzip bomb stops there instead of filling memory or taking minutes."""
+    budget, lines = FILE_BYTES.value, FILE_LINES.value
+    with _reading(path) as handle:
+        for number in itertools.count(1):
+            line = handle.readline(budget + 1)
+            if not line:
+                return
+            budget -= len(line)
+            if budget < 0:
+                raise FILE_BYTES.exceeded(f"more than {FILE_BYTES.value}", f"reading {str(path)!r}",
+                                          where=str(path), error=SuiteError)
+            if number > lines:
+                raise FILE_LINES.exceeded(str(number), f"lines of {str(path)!r}", where=f"{path}:{number}",
+                                          error=SuiteError)
+            yield line
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The whole file (after decompression), at most ``max_file_bytes``."""
+    with _reading(path) as handle:
+        data = handle.read(FILE_BYTES.value + 1)
+    if len(data) > FILE_BYTES.value:
+        raise FILE_BYTES.exceeded(f"more than {FILE_BYTES.value}", f"reading {str(path)!r}",
+                                  where=str(path), error=SuiteError)
+    return data
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[BinaryIO]:
+    """The open file; a read that fails (a corrupt gzip, say) is one SuiteError."""
     try:
         with _open(path) as handle:
-            while True:
-                line = handle.readline(budget + 1)
-                if not line:
-                    return
-                budget -= len(line)
-                if budget < 0:
-                    raise FILE_BYTES.exceeded(f"more than {FILE_BYTES.value}", f"reading {str(path)!r}",
-                                              where=str(path), error=SuiteError)
-                yield line
+            yield handle
     except (OSError, EOFError, zlib.error) as exc:
         raise SuiteError(f"cannot read {str(path)!r}: {exc}", where=str(path),
                          fix="Give a UTF-8 text file, gzip-compressed only when its name ends in .gz") from None
@@ -216,7 +248,7 @@ def _decode(raw: bytes, where: str) -> str:
 
 
 def _read_text(path: Path) -> str:
-    return _decode(b"".join(_raw_lines(path)), str(path))
+    return _decode(_read_bytes(path), str(path))
 
 
 def _counted(rows: Iterator[tuple[Any, str]], path: Path) -> Iterator[tuple[Any, str]]:

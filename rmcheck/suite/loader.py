@@ -12,10 +12,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+import fastjsonschema
 import jsonschema
 
 from ..backends.base import Pair, Prompt
-from .datasets import confined, file_stem, read_rows
+from .datasets import Row, confined, file_stem, read_rows
 from ..errors import RmcheckError, SuiteError
 from ..expect import Expectation, Tolerance, get_expectation
 from ..kinds.registry import get_kind
@@ -24,6 +25,8 @@ from ..perturb import PROMPT, check_arguments, edits_prompts
 from .marks import DocPath, line_of, load_with_lines
 
 SUITE_GLOB = "*.rmcheck.yaml"
+#: The keys of a data file's row that are read (an inline case's own); a row's other keys are ignored.
+ROW_KEYS = ("id", "prompt", "response", "chosen", "rejected", "style", "subset")
 PERTURB_RESERVED = ("op", "seed", "target")
 #: Operator arguments that name a lexicon of the suite.
 LEXICON_ARGUMENTS = ("lexicon",)
@@ -157,6 +160,38 @@ def schema() -> dict[str, Any]:
     """The suite format's JSON Schema, as shipped in the package."""
     text = resources.files("rmcheck").joinpath("suite/schema/suite-v1.schema.json").read_text(encoding="utf-8")
     return json.loads(text)
+
+
+@lru_cache(maxsize=1)
+def _case_schema() -> dict[str, Any]:
+    return {"$ref": "#/$defs/case", "$defs": schema()["$defs"]}
+
+
+@lru_cache(maxsize=1)
+def _valid_case() -> Callable[[Any], Any]:
+    """The case schema compiled by fastjsonschema (about 7 us a row, against 110 for jsonschema, which then
+    only explains a row that fails)."""
+    return fastjsonschema.compile(_case_schema())
+
+
+def check_rows(rows: list[Row]) -> list[Row]:
+    """``rows`` of a data file when each meets the rules of an inline case (``chosen: null`` is no text), else
+    every problem, each at its row's ``file:line``. Keys an inline case does not have are ignored."""
+    errors: list[SuiteError] = []
+    for row, source in rows:
+        case = {k: v for k, v in row.items() if k in ROW_KEYS}
+        try:
+            _valid_case()(case)
+            continue
+        except fastjsonschema.JsonSchemaValueException:
+            pass
+        found: dict[Any, SuiteError] = {}
+        for error in jsonschema.Draft202012Validator(_case_schema()).iter_errors(case):
+            key = error.absolute_path[0] if error.absolute_path else None
+            found.setdefault(key, SuiteError(_describe(error), where=source, fix=_fix(error)))
+        errors.extend(found.values())
+    raise_all(errors)
+    return rows
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -440,8 +475,8 @@ def _cases(items: list[Any], lexicons: dict[str, list[str]], path: Path, at: _Lo
             if extra:
                 raise SuiteError(f"a file case takes no {extra[0]!r}", where=at((*here, extra[0])),
                                  fix="Put prompts and responses in the file's rows")
-            rows = read_rows(confined(path, item["file"], where=at((*here, "file"))), item.get("format", "jsonl"),
-                             item.get("limit"), where=at((*here, "file")))
+            rows = check_rows(read_rows(confined(path, item["file"], where=at((*here, "file"))),
+                                        item.get("format", "jsonl"), item.get("limit"), where=at((*here, "file"))))
         else:
             misplaced = sorted({"format", "limit"} & set(item))
             if misplaced:

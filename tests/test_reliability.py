@@ -1,0 +1,89 @@
+"""Issue 27: the last false pass, the last tracebacks and the clearer errors; each has its regression test here."""
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from rmcheck.contrastive.dataset import read_comparisons
+from rmcheck.engine import Engine, Request
+from rmcheck.errors import RmcheckError, SuiteError
+from rmcheck.results import TestResult as Result
+from rmcheck.suite.loader import load_suite
+from tests.test_faults import TESTS, rows_suite, write
+
+RM = "python:tests.engine_rms:marker"
+
+# -- data files: the rules of inline cases ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [None, 5, False, [1], {"a": "b"}, 1.5])
+def test_a_data_file_row_is_checked_like_an_inline_case(tmp_path: Path, value: object) -> None:
+    """``"chosen": null`` was scored as the text "None" (a false pass, exit 0); so were numbers, lists, dicts."""
+    rows = [{"prompt": "p", "chosen": "c", "rejected": "r"}, {"prompt": "p", "chosen": value, "rejected": "r"}]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(SuiteError, match=r"rows.jsonl:2: chosen: .* is not text"):
+        load_suite(rows_suite(tmp_path, "rows.jsonl"))
+    with pytest.raises(SuiteError, match=r"rows.jsonl:2: chosen: .* is not text"):
+        read_comparisons(tmp_path / "rows.jsonl")
+
+
+def test_every_bad_row_of_a_data_file_is_named_and_other_keys_are_ignored(tmp_path: Path) -> None:
+    rows = [{"prompt": 5, "response": "r"}, {"prompt": "p", "response": "r", "meta": None},
+            {"prompt": [{"role": "user", "content": 3}], "response": "r", "id": None}]
+    (tmp_path / "rows.jsonl.gz").write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
+    with pytest.raises(SuiteError) as caught:
+        load_suite(rows_suite(tmp_path, "rows.jsonl.gz"))
+    assert [line.split(": ")[0].rsplit("/", 1)[1] for line in str(caught.value).splitlines()] == [
+        "rows.jsonl.gz:1", "rows.jsonl.gz:3", "rows.jsonl.gz:3"]
+
+
+def test_explain_refuses_a_best_of_n_row(tmp_path: Path) -> None:
+    (tmp_path / "rows.jsonl").write_text(json.dumps({"prompt": "p", "chosen": "c", "rejected": ["a", "b"]}) + "\n")
+    with pytest.raises(RmcheckError, match=r"rows.jsonl:1: a row without prompt, chosen and one rejected response"):
+        read_comparisons(tmp_path / "rows.jsonl")
+
+
+def test_a_nul_byte_in_a_file_path_is_a_suite_error(tmp_path: Path) -> None:
+    with pytest.raises(SuiteError, match=r"s.rmcheck.yaml:4: file 'a\\x00b.jsonl' has a NUL character"):
+        load_suite(rows_suite(tmp_path, '"a\\0b.jsonl"'))
+    with pytest.raises(SuiteError, match=r"NUL character"):
+        read_comparisons("a\0b.jsonl")
+
+
+def test_a_gzip_of_newlines_stops_at_the_line_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """64 MiB of newlines (611 KB of gzip) took 37 s of CPU before the byte limit stopped it."""
+    (tmp_path / "lines.jsonl.gz").write_bytes(gzip.compress(b"\n" * 200_000, compresslevel=9))
+    monkeypatch.setenv("RMCHECK_MAX_FILE_LINES", "1000")
+    started = time.process_time()
+    with pytest.raises(SuiteError, match=r"lines.jsonl.gz:1001: lines of .*: 1001 lines is over the limit "
+                                         r"max_file_lines = 1000\..*RMCHECK_MAX_FILE_LINES=N"):
+        load_suite(rows_suite(tmp_path, "lines.jsonl.gz"))
+    assert time.process_time() - started < 1
+
+
+def test_data_outside_the_project_is_never_allowed_through_a_system_folder(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RMCHECK_DATA_ROOT", raising=False)
+    for name in ("/etc/passwd", "/proc/self/environ"):
+        with pytest.raises(SuiteError) as caught:
+            load_suite(rows_suite(tmp_path, name))
+        assert f"Copy the data into the project ({tmp_path})" in str(caught.value)
+        assert "RMCHECK_DATA_ROOT" not in str(caught.value)
+
+
+# -- operators on every case shape -----------------------------------------------------------------
+
+
+def test_drop_prompt_on_a_pair_case_compares_each_response_under_both_prompts(tmp_path: Path) -> None:
+    """It passed validate, then crashed rmcheck run with KeyError: 'rejected'."""
+    path = write(tmp_path, "rmcheck: 1\nsuite: s\ncases:\n  - prompt: Why?\n    chosen: Because UP.\n"
+                           "    rejected: No.\n" + TESTS.replace("typos", "drop_prompt"))
+    suite = load_suite(path)
+    (outcome,) = Engine().evaluate([Request(suite, test, RM) for test in suite.tests]).values()
+    assert isinstance(outcome, Result)
+    assert sorted(c.id for c in outcome.cases) == ["case-0/chosen", "case-0/rejected"]
+    assert all(c.verdict == "passed" for c in outcome.cases)
