@@ -4,22 +4,26 @@ vLLM's pooling API, by one server or by several replicas of it.
 Works against ``rmcheck serve`` and ``vllm serve MODEL --runner pooling`` (a reward or
 sequence-classification model). The exchange, per replica:
 
-``GET /v1/models`` (at load) -> ``{"data": [{"id", "root", "max_model_len", "rmcheck": {"fingerprint",
+``GET /v1/models`` -> ``{"data": [{"id", "root", "max_model_len", "rmcheck": {"fingerprint",
 "description", "objectives", "cacheable"}}]}``; ``rmcheck`` comes only from ``rmcheck serve``. Every replica
-must advertise the same id, root and fingerprint. ``GET /version`` (vLLM only) picks the fields that ask
-for raw scores (:mod:`rmcheck.backends.vllm`). The fingerprint is the served model's own (rmcheck serve),
-else the URLs, id and root (vLLM: names only, so those scores never go to the on-disk cache).
+that answers must advertise the same id, root and fingerprint. ``GET /version`` (vLLM only) picks the fields
+that ask for raw scores (:mod:`rmcheck.backends.vllm`). The fingerprint is the served model's own (rmcheck
+serve), else the URLs, id and root (vLLM: names only, so those scores never go to the on-disk cache). Loading
+asks every replica at once and starts as long as one answers; the others are marked down and asked (card,
+identity, version) when their backoff ends, as in scoring. It fails only when none answers, naming each URL.
 
 ``POST /pooling``, one request per pair::
 
     {"model": MODEL, "messages": [...prompt turns..., {"role": "assistant", "content": RESPONSE}],
-     "use_activation": false}            (or "activation"/"softmax" on vLLM 0.10, nothing before)
+     "use_activation": false}            (nothing before vLLM 0.11.1: see rmcheck.backends.vllm)
  -> {"data": [{"index": 0, "object": "pooling", "data": VALUES}], "rmcheck": {"labels": ["score", ...]}}
 
 ``VALUES`` is one value per label (``[0.7]``, a number, or per-token rows, of which the last is used).
 Labels come from ``rmcheck.labels``; without them one value is the score and several are objectives
-``LABEL_0``, ``LABEL_1``, ... (overall: their mean). Answers that look activated (one-label scores all in
-(0, 1), or rows summing to 1) are refused unless ``?activation=ok``.
+``LABEL_0``, ``LABEL_1``, ... (overall: their mean). An answer is refused, with its URL, when it is not one
+output of finite numbers, when its labels are not those ``rmcheck serve`` advertised, or when its number of
+values differs from earlier answers'. A replica whose answers look activated (one-label scores all in (0, 1),
+or rows summing to 1) is refused unless ``?activation=ok``: each replica is checked on its own.
 
 Replicas: every pair of one prompt goes to the same replica (consistent hashing on the prompt), so
 each replica's prefix cache stays warm. A replica that refuses, times out, dies or answers 408/429/5xx
@@ -27,18 +31,21 @@ is marked down with exponential backoff and its pairs go to the next replica on 
 again once its backoff ends. A pair fails only after ``retries + 1`` attempts per replica, with one
 error naming every URL. A batch with any failed pair raises, so nothing from it reaches a cache.
 
-Options: ``?timeout=60&retries=3&concurrency=16&backoff=0.5&api_key_env=NAME&activation=ok|off``.
+Options: ``?timeout=60&retries=3&concurrency=16&backoff=0.5&api_key_env=NAME&activation=ok|off&max_answer_mb=16``.
 ``concurrency`` bounds the requests in flight per replica (below it the limit adapts: up while latency
 holds, halved on 429 and timeouts); ``api_key_env`` sends ``Authorization: Bearer $NAME`` (``vllm serve
 --api-key``) and the key is removed from every server message shown; ``activation=off`` says a vLLM
-older than 0.10 was started with activation off, ``activation=ok`` accepts activated scores as they are.
+older than 0.11.1 was started with activation off, ``activation=ok`` accepts activated scores as they are;
+``max_answer_mb`` bounds the bytes read of one answer.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import math
 import queue
+import threading
 import time
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -47,8 +54,8 @@ from typing import Any, Sequence
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ..errors import BackendError, ScoreError
-from .base import ModelOptions, Pair, Scores, normalise_scores, register_backend
-from .replicas import Failure, Rejected, Replica, Ring, failure_fix
+from .base import OVERALL, ModelOptions, Pair, Scores, normalise_scores, register_backend
+from .replicas import MAX_RETRY_AFTER, Failure, Replica, Ring, failure_fix
 from .vllm import ACTIVATION_OPTIONS, ActivationCheck, Protocol, protocol_for
 
 FORMAT_VERSION = "http-pooling/1"
@@ -68,6 +75,15 @@ class Settings:
     backoff: float = 0.5
     api_key_env: str = ""
     activation: str = ""
+    max_answer_mb: float = 16.0
+
+
+@dataclass(frozen=True)
+class Served:
+    """What one replica said of itself when it first answered: its model card and vLLM version."""
+
+    card: dict[str, Any]
+    protocol: Protocol
 
 
 @dataclass
@@ -112,7 +128,7 @@ def parse_spec(spec: str) -> tuple[list[str], Settings]:
 
 def _settings(spec: str, query: dict[str, str]) -> Settings:
     fields = {"timeout": float, "retries": int, "concurrency": int, "backoff": float, "api_key_env": str,
-              "activation": str}
+              "activation": str, "max_answer_mb": float}
     unknown = sorted(set(query) - set(fields))
     if unknown:
         raise BackendError(f"unknown option {unknown[0]!r} in {spec}", where="--rm",
@@ -122,9 +138,10 @@ def _settings(spec: str, query: dict[str, str]) -> Settings:
     except ValueError as exc:
         raise BackendError(f"bad option in {spec}: {exc}", where="--rm",
                            fix="Use numbers, e.g. ?timeout=30&retries=2") from None
-    if settings.timeout <= 0 or settings.retries < 0 or settings.concurrency < 1 or settings.backoff < 0:
+    if (settings.timeout <= 0 or settings.retries < 0 or settings.concurrency < 1 or settings.backoff < 0
+            or not 0 < settings.max_answer_mb < math.inf):
         raise BackendError(f"out-of-range option in {spec}", where="--rm",
-                           fix="timeout > 0, retries >= 0, concurrency >= 1, backoff >= 0")
+                           fix="timeout > 0, retries >= 0, concurrency >= 1, backoff >= 0, max_answer_mb > 0")
     if settings.activation not in ACTIVATION_OPTIONS:
         raise BackendError(f"activation={settings.activation} in {spec}", where="--rm",
                            fix="Use activation=ok (accept activated scores) or activation=off (the server was "
@@ -146,14 +163,19 @@ class HTTPRewardModel:
         settings = self.settings
         key = os.environ.get(settings.api_key_env, "") if settings.api_key_env else ""
         self.replicas = [Replica(url, timeout=settings.timeout, concurrency=settings.concurrency,
-                                 backoff=settings.backoff, api_key=key) for url in self.urls]
-        cards = [self._card(replica) for replica in self.replicas]
-        card = cards[0]
-        for replica, other in zip(self.replicas[1:], cards[1:]):
-            _same_model(self.replicas[0], card, replica, other)
+                                 backoff=settings.backoff, api_key=key,
+                                 max_answer_bytes=int(settings.max_answer_mb * 2**20)) for url in self.urls]
+        cards = self._load()
+        first = next(r for r in self.replicas if r.url in cards)
+        #: The first replica that answered at load, and its card: every other must serve the same model.
+        self.reference, self._reference_card = first, cards[first.url]
+        card = self._reference_card
         self.served_id = str(card["id"])
-        extension = card.get("rmcheck") or {}
-        self.objectives: tuple[str, ...] = tuple(extension.get("objectives") or ())
+        extension = card.get("rmcheck") if isinstance(card.get("rmcheck"), dict) else {}
+        self.objectives: tuple[str, ...] = tuple(str(o) for o in extension.get("objectives") or ())
+        #: rmcheck serve labels every answer: ``score``, then its objectives; vLLM's width is its first answer's.
+        self._labels = frozenset({OVERALL, *self.objectives}) if extension else None
+        self._width: tuple[int, str] | None = None
         self._description = str(extension.get("description") or self.served_id)
         served = extension.get("fingerprint")
         #: rmcheck serve advertises the served model's own fingerprint: it alone fixes the scores, wherever
@@ -164,10 +186,14 @@ class HTTPRewardModel:
         self._fingerprint = hashlib.sha256(json.dumps(identity).encode()).hexdigest()
         self.cacheable = bool(served) and extension.get("cacheable") is True
         self.max_model_len = card.get("max_model_len") if isinstance(card.get("max_model_len"), int) else None
-        self.protocols = {r.url: Protocol(None, [{"use_activation": False}]) if extension else
-                          protocol_for(self._version(r), r.url, settings.activation) for r in self.replicas}
-        where = self.urls[0] if len(self.urls) == 1 else f"{len(self.urls)} replicas ({', '.join(self.urls)})"
-        self._activation = ActivationCheck(where, enabled=not extension and settings.activation != "ok")
+        self._extension = bool(extension)
+        self.served: dict[str, Served] = {}
+        self._admitting = threading.Lock()
+        for replica in self.replicas:
+            if replica.url in cards:
+                self._admit(replica, cards[replica.url])
+        self._activation = {r.url: ActivationCheck(r.url, enabled=not extension and settings.activation != "ok")
+                            for r in self.replicas}
         self.ring = Ring(self.replicas)
         self.routing = Routing()
         self._pools: dict[str, ThreadPoolExecutor] = {}
@@ -184,30 +210,97 @@ class HTTPRewardModel:
 
     # -- load ---------------------------------------------------------------------------------
 
-    def _card(self, replica: Replica) -> dict[str, Any]:
+    def _load(self) -> dict[str, dict[str, Any]]:
+        """The model card of every replica that answers: all asked at once, in up to ``retries + 1`` rounds
+        until one answers. Those that fail are marked down; only when none answers is it an error."""
+        failures: dict[str, Failure] = {}
+        cards: dict[str, dict[str, Any]] = {}
+        with ThreadPoolExecutor(len(self.replicas), thread_name_prefix="rmcheck-http-load") as pool:
+            for attempt in range(self.settings.retries + 1):
+                asked = [r for r in self.replicas if r.url not in cards]
+                for replica, got in zip(asked, pool.map(self._ask_card, asked)):
+                    if isinstance(got, Failure):
+                        failures[replica.url] = got
+                    else:
+                        cards[replica.url] = got
+                if cards:
+                    break
+                if attempt < self.settings.retries:
+                    hinted = [f.retry_after for f in failures.values() if f.retry_after is not None]
+                    time.sleep(min(max(hinted) if hinted else self.settings.backoff * 2 ** attempt, MAX_RETRY_AFTER))
+        if not cards:
+            raise self._none_answers(failures, attempt + 1)
+        for replica in self.replicas:
+            if replica.url not in cards:
+                replica.mark_down(failures[replica.url])
+        return cards
+
+    def _none_answers(self, failures: dict[str, Failure], attempts: int) -> BackendError:
+        if len(self.replicas) == 1:
+            url, failure = next(iter(failures.items()))
+            return BackendError(f"{failure.what} at {url}/v1/models after {attempts} attempt(s)", where="--rm",
+                                fix="Start one with `rmcheck serve --rm SPEC --port N` (or vLLM), or check the URL")
+        down = ", ".join(f"{url} ({failure.what})" for url, failure in failures.items())
+        return BackendError(f"none of the {len(self.replicas)} replicas answers /v1/models after {attempts} "
+                            f"attempt(s) each: {down}", where="--rm",
+                            fix="Start the servers (rmcheck serve --rm SPEC --port N, or vLLM), or check the URLs")
+
+    def _ask_card(self, replica: Replica) -> dict[str, Any] | Failure:
+        """One ``GET /v1/models``: the first model's card, or the :class:`Failure` worth another attempt."""
         try:
-            listing = replica.request_with_retries("GET", "/v1/models", self.settings.retries)
-        except BackendError as exc:
-            raise BackendError(exc.message, where="--rm",
-                               fix="Start one with `rmcheck serve --rm SPEC --port N` (or vLLM), or check the URL"
-                               ) from None
+            listing = replica.request("GET", "/v1/models")
+        except Failure as failure:
+            return failure
         try:
             card = listing["data"][0]
             str(card["id"])
-            return card
-        except (KeyError, IndexError, TypeError):
-            raise BackendError(f"{replica.url}/v1/models lists no model: {replica.quote(json.dumps(listing))}",
-                               where="--rm",
+            return dict(card)
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise BackendError(f"{replica.url}/v1/models lists no model: {_shown(listing, replica)}", where="--rm",
                                fix="Point --rm at a vLLM-compatible server (rmcheck serve or vllm serve)") from None
+
+    def _admit(self, replica: Replica, card: dict[str, Any]) -> Served:
+        """Take ``replica`` into rotation: the same model as the reference, asked for raw scores its version's way."""
+        _same_model(self.reference, self._reference_card, replica, card)
+        protocol = (Protocol(None, {"use_activation": False}) if self._extension else
+                    protocol_for(self._version(replica), replica.url, self.settings.activation))
+        served = self.served[replica.url] = Served(card, protocol)
+        return served
+
+    def _admit_late(self, replica: Replica) -> Served:
+        """A replica that was down at load, asked now (its card, identity and version); Failure while still down."""
+        with self._admitting:
+            served = self.served.get(replica.url)
+            if served is not None:
+                return served
+            got = self._ask_card(replica)
+            if isinstance(got, Failure):
+                raise got
+            return self._admit(replica, got)
 
     def _version(self, replica: Replica) -> str | None:
         """vLLM's ``GET /version`` (``{"version": "0.10.1"}``); None where the server has none."""
         try:
             status, _, raw = replica.exchange("GET", "/version")
             version = json.loads(raw).get("version") if status == 200 else None
-        except (Failure, ValueError, AttributeError):
+        except (Failure, BackendError, ValueError, AttributeError, RecursionError):
             return None
-        return str(version) if version is not None else None
+        return str(version)[:40] if isinstance(version, (str, int, float)) else None
+
+    def provenance(self) -> dict[str, Any]:
+        """What each replica serves (model id, root, revision, vLLM version), as plain JSON values."""
+        def one(replica: Replica) -> dict[str, Any]:
+            served = self.served.get(replica.url)
+            if served is None:
+                return {"url": replica.url, "answered": False, "error": replica.last_error}
+            card = served.card
+            extension = card.get("rmcheck") if isinstance(card.get("rmcheck"), dict) else {}
+            return {"url": replica.url, "answered": True, "id": _text(card.get("id")), "root": _text(card.get("root")),
+                    "revision": _text(card.get("revision", extension.get("revision"))),
+                    "server_version": served.protocol.version, "fingerprint": _text(extension.get("fingerprint")),
+                    "raw_scores_by": sorted(served.protocol.fields)}
+
+        return {"served_by": [one(r) for r in self.replicas]}
 
     # -- scoring ------------------------------------------------------------------------------
 
@@ -217,6 +310,7 @@ class HTTPRewardModel:
         self._warn_long(pairs)
         orders = self._routes(pairs)
         answers: list[tuple[list[float], list[str]] | None] = [None] * len(pairs)
+        answered_by: list[Replica | None] = [None] * len(pairs)
         tries: list[dict[str, int]] = [{} for _ in pairs]
         finished: queue.SimpleQueue[tuple[int, Replica, Future[tuple[list[float], list[str]]]]] = queue.SimpleQueue()
         running: set[Future[tuple[list[float], list[str]]]] = set()
@@ -238,6 +332,7 @@ class HTTPRewardModel:
                     tries[i][replica.url] = tries[i].get(replica.url, 0) + 1
                     send(i)
                     continue
+                answered_by[i] = replica
                 self.routing.pairs += 1
                 self.routing.kept += replica is orders[i][0]
         except BaseException:
@@ -245,10 +340,30 @@ class HTTPRewardModel:
                 future.cancel()
             wait(running)
             raise
-        done_answers = [a for a in answers if a is not None]
-        self._activation.check([values for values, _ in done_answers])
-        scores = [dict(zip(labels, values)) for values, labels in done_answers]
+        done = [(a, r) for a, r in zip(answers, answered_by) if a is not None and r is not None]
+        for (values, labels), replica in done:
+            self._check_shape(replica, values, labels)
+        for replica in self.replicas:
+            self._activation[replica.url].check([values for (values, _), r in done if r is replica])
+        scores = [dict(zip(labels, values)) for (values, labels), _ in done]
         return normalise_scores(scores, len(pairs), self.spec, pairs)
+
+    def _check_shape(self, replica: Replica, values: list[float], labels: list[str]) -> None:
+        """One answer's labels are those rmcheck serve advertised; vLLM's width is that of the first answer."""
+        if self._labels is not None:
+            if set(labels) != self._labels or len(labels) != len(self._labels):
+                raise ScoreError(f"{replica.url}/pooling answered labels {labels} for one pair, where the model "
+                                 f"advertises {sorted(self._labels)}",
+                                 fix="List replicas of one model only, each an `rmcheck serve` of the same spec")
+            return
+        if self._width is None:
+            self._width = (len(values), replica.url)
+        width, first = self._width
+        if len(values) != width:
+            raise ScoreError(f"{replica.url}/pooling answered {len(values)} unlabelled values for one pair, where "
+                             f"{first} answered {width}",
+                             fix="List replicas of one model only (a reward model answers as many values for every "
+                                 "pair); see the server's log")
 
     def _routes(self, pairs: Sequence[Pair]) -> list[list[Replica]]:
         """Each pair's replicas in order of preference, its prompt's replica first: consistent hashing with
@@ -302,20 +417,14 @@ class HTTPRewardModel:
     def _attempt(self, replica: Replica, pair: Pair, not_before: float) -> tuple[list[float], list[str]]:
         """One ``POST /pooling`` at one replica: the values and labels, or :class:`Failure` (it is then down)."""
         time.sleep(max(0.0, not_before - time.monotonic()))
-        protocol = self.protocols[replica.url]
-        for _ in range(2):  # a second time only when vLLM 0.10 rejected the activation field for its task
-            fields = protocol.fields
-            body = {"model": self.served_id, "messages": pair.messages(), **fields}
-            try:
-                with replica.slot():
-                    answer = replica.request("POST", "/pooling", body)
-                break
-            except Failure as failure:
-                replica.mark_down(failure)
-                raise
-            except Rejected as rejected:
-                if not (rejected.status == 400 and fields and protocol.fall_back(fields, rejected.server_message)):
-                    raise
+        try:
+            served = self.served.get(replica.url) or self._admit_late(replica)
+            body = {"model": self.served_id, "messages": pair.messages(), **served.protocol.fields}
+            with replica.slot():
+                answer = replica.request("POST", "/pooling", body)
+        except Failure as failure:
+            replica.mark_down(failure)
+            raise
         return _parsed(answer, replica)
 
     def _warn_long(self, pairs: Sequence[Pair]) -> None:
@@ -362,21 +471,23 @@ def _same_model(first: Replica, card: dict[str, Any], replica: Replica, other: d
 
 
 def _parsed(answer: Any, replica: Replica) -> tuple[list[float], list[str]]:
+    """One pair's values and labels from a ``/pooling`` answer: exactly one output of finite numbers."""
     try:
-        values = _values(answer["data"][0]["data"])
+        outputs = answer["data"]
+        if not isinstance(outputs, list) or len(outputs) != 1:
+            raise ValueError(f"{len(outputs) if isinstance(outputs, list) else 'no'} pooling outputs for one pair")
+        values = [_number(v) for v in _values(outputs[0]["data"])]
         labels = (answer.get("rmcheck") or {}).get("labels") or (
-            ["score"] if len(values) == 1 else [f"LABEL_{i}" for i in range(len(values))])
-        if len(labels) != len(values):
-            raise ValueError(f"{len(labels)} labels for {len(values)} values")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            raise ValueError(f"values {values!r:.60} are not all numbers")
-        return [float(v) for v in values], [str(label) for label in labels]
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise ScoreError(f"unexpected answer from {replica.url}/pooling ({exc}): {replica.quote(json.dumps(answer))}",
+            [OVERALL] if len(values) == 1 else [f"LABEL_{i}" for i in range(len(values))])
+        if not isinstance(labels, list) or len(labels) != len(values):
+            raise ValueError(f"labels {labels!r:.60} for {len(values)} values")
+        return values, [str(label) for label in labels]
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise ScoreError(f"unexpected answer from {replica.url}/pooling ({exc}): {_shown(answer, replica)}",
                          fix="Serve a reward or classification model (vLLM: --runner pooling)") from None
 
 
-def _values(data: Any) -> list[float]:
+def _values(data: Any) -> list[Any]:
     """A pooling output as one value per label: a number, a list, or per-token rows (the last row)."""
     if isinstance(data, (int, float)):
         return [data]
@@ -384,4 +495,38 @@ def _values(data: Any) -> list[float]:
         return list(data[-1])
     if isinstance(data, list) and data:
         return list(data)
-    raise ValueError(f"pooling data {data!r} is neither a number nor a list of numbers")
+    raise ValueError(f"pooling data {_clip(data)} is neither a number nor a list of numbers")
+
+
+def _number(value: Any) -> float:
+    """A finite float from a JSON number; non-numbers, NaN, infinities and integers beyond floats refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"value {_clip(value)} is not a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"an integer of {len(str(abs(value)))} digits is out of range") from None
+    if not math.isfinite(number):
+        raise ValueError(f"value {number} is not finite")
+    return number
+
+
+def _clip(value: Any) -> str:
+    """A bounded repr of any decoded JSON (deep nesting included)."""
+    try:
+        text = json.dumps(value)
+    except (RecursionError, ValueError):
+        text = f"<{type(value).__name__} nested too deep>"
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def _shown(answer: Any, replica: Replica) -> str:
+    try:
+        return replica.quote(json.dumps(answer))
+    except (RecursionError, ValueError):
+        return "<an answer nested too deep to show>"
+
+
+def _text(value: Any) -> str | None:
+    """A card field as a bounded string for the run document (None where absent)."""
+    return None if value is None else str(value)[:200]

@@ -6,7 +6,8 @@ worth another attempt (refused, timed out, died, 408/429/5xx; the replica is the
 exponential backoff), or a :class:`Rejected` request (any other status: the same on every replica).
 Its in-flight requests are bounded by ``concurrency`` and, below that, by an adaptive limit: one more
 after ``limit`` answers whose latency held (within twice the best seen), halved on 429 or a timeout.
-Every message that quotes the server is stripped of the API key first.
+Every message that quotes the server is stripped of the API key first. An answer is read up to
+``max_answer_bytes`` and no further; one larger, or nested too deep to decode, is refused.
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ from ..llm.cassette import redact
 MAX_RETRY_AFTER = 30.0
 MAX_BACKOFF = 30.0
 SHOWN = 160
+#: The largest answer read by default (``?max_answer_mb=``): a pooling answer is a few kilobytes.
+MAX_ANSWER_BYTES = 16 * 2**20
 RETRIED_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
 OVERLOAD_STATUS = frozenset({429, 503})
 #: Points per replica on the hash ring: enough for an even share of prompts with a handful of replicas.
@@ -55,11 +58,13 @@ class Rejected(BackendError):
 class Replica:
     """One server: its connections (one per thread), its health and its concurrency limit."""
 
-    def __init__(self, url: str, *, timeout: float, concurrency: int, backoff: float, api_key: str = "") -> None:
+    def __init__(self, url: str, *, timeout: float, concurrency: int, backoff: float, api_key: str = "",
+                 max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
         parts = urlsplit(url)
         self.url = url
         self._scheme, self._host, self._port, self._prefix = parts.scheme, parts.hostname or "", parts.port, parts.path
         self.timeout, self.concurrency, self.backoff = timeout, concurrency, backoff
+        self.max_answer_bytes = max_answer_bytes
         self._secret = api_key
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if api_key:
@@ -139,9 +144,10 @@ class Replica:
         try:
             return json.loads(raw)
         except ValueError:
-            raise BackendError(f"malformed JSON from {self.url}{path}: {self.quote(raw.decode('utf-8', 'replace'))!r}",
-                               fix="Point --rm at a vLLM-compatible pooling server (rmcheck serve or vllm serve)"
-                               ) from None
+            what = f"malformed JSON from {self.url}{path}: {self.quote(raw.decode('utf-8', 'replace'))!r}"
+        except RecursionError:
+            what = f"JSON nested too deep to decode from {self.url}{path}"
+        raise BackendError(what, fix="Point --rm at a vLLM-compatible pooling server (rmcheck serve or vllm serve)")
 
     def request_with_retries(self, method: str, path: str, retries: int, body: Any = None) -> Any:
         """:meth:`request`, tried ``retries`` more times on failures worth it, here (no failover)."""
@@ -185,11 +191,22 @@ class Replica:
         try:
             connection.request(method, path, body=data, headers=self._headers)
             response = connection.getresponse()
-            return response.status, response.getheader("Retry-After"), response.read()
+            return response.status, response.getheader("Retry-After"), self._read(response, path)
         except BaseException:
             self._local.connection = None
             connection.close()
             raise
+
+    def _read(self, response: http.client.HTTPResponse, path: str) -> bytes:
+        """The answer's body, refused (before reading it whole) when over ``max_answer_bytes``."""
+        limit = self.max_answer_bytes
+        declared = response.getheader("Content-Length", "")
+        if not (declared.isdigit() and int(declared) > limit):
+            body = response.read(limit + 1)
+            if len(body) <= limit:
+                return body
+        raise BackendError(f"the answer from {self.url}{path} is over {limit / 2**20:g} MB",
+                           fix="Check the server (a pooling answer is a few kilobytes), or raise ?max_answer_mb=N")
 
     # -- what the user sees -------------------------------------------------------------------
 

@@ -1,39 +1,39 @@
 """What each vLLM version needs to hand back raw scores, and how to tell that an answer was activated.
 
-vLLM's pooling API changed how a client turns the classifier's activation (sigmoid for one label,
-softmax for several) off:
+vLLM applies the classifier's activation (sigmoid for one label, softmax for several) unless told not to.
+What its ``POST /pooling`` chat request can say about it, read from each release's source:
 
-- before 0.10 there is no per-request switch: activation is fixed when the server starts (its pooler
-  config), so rmcheck refuses such a server unless told it was started raw (``?activation=off``) or
-  that activated scores are acceptable (``?activation=ok``);
-- the 0.10 series takes ``activation`` (classification models) or ``softmax`` (token-level reward
-  models) per request, and rejects the field its task does not use with HTTP 400, so the client tries
-  ``activation`` first and falls back to ``softmax`` once;
-- 0.11 and later take ``use_activation`` (the older names are deprecated, then dropped and ignored).
+- up to 0.11.0 nothing: the chat request (``PoolingChatRequest = EmbeddingChatRequest``) carries no
+  activation field, so ``activation``/``softmax`` are extra fields, logged and ignored (0.10.1-0.11.0 have
+  them in ``PoolingParams``, for ``/classify``, ``/score`` and offline use, never from ``/pooling``).
+  Activation is fixed when the server starts (``--override-pooler-config '{"softmax": false}'``), so
+  rmcheck refuses such a server unless told it was started raw (``?activation=off``) or that activated
+  scores are acceptable (``?activation=ok``);
+- from 0.11.1 ``use_activation``. 0.11.1 also takes ``softmax``/``activation`` but mis-parses them
+  (``vllm/config/pooler.py``, ``get_use_activation``: ``x := ... is not None`` turns ``false`` into
+  ``True``), so rmcheck never sends the old names; 0.16 dropped them.
 
 A server without ``GET /version`` (a proxy, or something vLLM-compatible) gets ``use_activation``, the
-current name. Whatever was sent, :class:`ActivationCheck` looks at the first answers: one-label scores
-that all lie in (0, 1), or rows that all sum to 1, are probabilities, never raw scores.
+current name. Whatever was sent, :class:`ActivationCheck` looks at each replica's first answers: one-label
+scores that all lie in (0, 1), or rows that all sum to 1, are probabilities, never raw scores.
 """
 from __future__ import annotations
 
 import math
 import re
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 from ..errors import BackendError, ScoreError
 
-#: The first version with per-request activation control, and the first with ``use_activation``.
-PER_REQUEST = (0, 10)
-USE_ACTIVATION = (0, 11)
+#: The first vLLM whose ``/pooling`` chat request turns activation off per request (``use_activation``).
+USE_ACTIVATION = (0, 11, 1)
 #: One-label scores seen before deciding whether they are probabilities.
 SAMPLE = 4
 ACTIVATION_OPTIONS = ("", "ok", "off")
-RAW_FIX = ("restart vLLM with activation off (--pooler-config '{\"use_activation\": false}'; before 0.11 "
-           "--override-pooler-config '{\"softmax\": false}') and add ?activation=off, or add ?activation=ok "
-           "to use probabilities as they are")
+RAW_FIX = ("restart vLLM with activation off (--pooler-config '{\"use_activation\": false}' from 0.11.1, "
+           "--override-pooler-config '{\"softmax\": false}' before) and add ?activation=off, or add "
+           "?activation=ok to use probabilities as they are")
 
 
 def parse_version(text: object) -> tuple[int, ...] | None:
@@ -42,45 +42,28 @@ def parse_version(text: object) -> tuple[int, ...] | None:
     return tuple(int(n) for n in found.group(1).split(".")) if found else None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Protocol:
-    """The raw-score fields one server takes: candidates in order, the first until the server rejects it."""
+    """The raw-score fields one server takes (none where it was started raw, or activation is accepted)."""
 
     version: str | None
-    candidates: list[dict[str, bool]]
-    chosen: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def fields(self) -> dict[str, bool]:
-        return self.candidates[self.chosen] if self.candidates else {}
-
-    def fall_back(self, sent: dict[str, bool], message: str) -> bool:
-        """After an HTTP 400 that names a field we sent: move to the next candidate (True) if there is one."""
-        with self._lock:
-            if sent is not self.fields:  # another request already moved on: just resend
-                return True
-            if self.chosen + 1 < len(self.candidates) and any(name in message for name in sent):
-                self.chosen += 1
-                return True
-            return False
+    fields: dict[str, bool]
 
 
 def protocol_for(version: str | None, url: str, activation: str) -> Protocol:
     """The raw-score request fields for a vLLM server reporting ``version`` (None: no ``/version``)."""
     number = parse_version(version)
     if number is None or number >= USE_ACTIVATION:
-        return Protocol(version, [{"use_activation": False}])
-    if number >= PER_REQUEST:
-        return Protocol(version, [{"activation": False}, {"softmax": False}])
+        return Protocol(version, {"use_activation": False})
     if activation in ("ok", "off"):
-        return Protocol(version, [])
-    raise BackendError(f"vLLM {version} at {url} applies sigmoid/softmax to every score and cannot turn it off "
-                       f"per request (vLLM >= 0.10 can)", where="--rm", fix=f"Upgrade vLLM, or {RAW_FIX}")
+        return Protocol(version, {})
+    raise BackendError(f"vLLM {version} at {url} applies sigmoid/softmax to every score and its /pooling takes no "
+                       f"switch to turn it off (use_activation, from vLLM 0.11.1)", where="--rm",
+                       fix=f"Upgrade vLLM to 0.11.1 or later, or {RAW_FIX}")
 
 
 class ActivationCheck:
-    """Refuses answers that look activated, over the first answers (unless ``?activation=ok``)."""
+    """Refuses one replica's answers that look activated, over its first answers (unless ``?activation=ok``)."""
 
     def __init__(self, where: str, enabled: bool) -> None:
         self.where = where
