@@ -141,8 +141,27 @@ def model_options(get: Callable[[str], Any]) -> ModelOptions:
 
 
 def score_cache(get: Callable[[str], Any], root: Path) -> ScoreCache | None:
-    """The on-disk score cache the parsed options ask for (``get(dest)``), or None (``--no-cache``)."""
+    """The on-disk score cache the parsed options ask for (``get(dest)``), or None (``--no-cache``);
+    a cache directory given with ``--no-cache`` is a usage error (one of the two was not meant)."""
+    if get("rmcheck_no_cache") and get("rmcheck_cache"):
+        raise RmcheckError(f"the cache is turned off, yet a cache directory ({get('rmcheck_cache')}) is given",
+                           where="--no-cache", fix="Pass either --no-cache or --cache DIR "
+                                                   "(--rmcheck-no-cache or --rmcheck-cache DIR under pytest)")
     return run_cache(get("rmcheck_cache"), root, disabled=bool(get("rmcheck_no_cache")))
+
+
+def check_output(path: str | None, flag: str) -> None:
+    """Before a run: a file it will write (``--json``) can be, i.e. no file stands where a folder of its
+    path must be, and it is no folder itself."""
+    if not path:
+        return
+    target = Path(path).absolute()
+    if target.is_dir():
+        raise RmcheckError(f"{path} is a folder", where=flag, fix="Give a file name, e.g. run.json")
+    folder = next(f for f in target.parents if f.exists())
+    if not folder.is_dir():
+        raise RmcheckError(f"{path} cannot be written: {folder} is a file, not a folder", where=flag,
+                           fix="Give a path whose folders are folders (they are created if missing)")
 
 
 def resolve_models(given: list[str], rootdir: Path) -> list[str]:
@@ -153,9 +172,16 @@ def resolve_models(given: list[str], rootdir: Path) -> list[str]:
     if os.environ.get(ENV_MODEL, "").strip():
         return [os.environ[ENV_MODEL].strip()]
     configured = pyproject_setting(rootdir, "model")
-    if configured:
-        return [configured] if isinstance(configured, str) else [str(m) for m in configured]
-    return [DEFAULT_MODEL]
+    if configured is None or configured in ("", []):
+        return [DEFAULT_MODEL]
+    if isinstance(configured, str):
+        return [configured]
+    if isinstance(configured, list) and all(isinstance(m, str) for m in configured):
+        return list(dict.fromkeys(configured))
+    path = _pyproject(rootdir)
+    raise RmcheckError(f"model = {configured!r} in [tool.rmcheck] is not a model spec",
+                       where=f"{path}:{_toml_line(path, 'model')}" if path else "pyproject.toml",
+                       fix='Write model = "SPEC" or model = ["SPEC", ...], e.g. model = "hf:ORG/NAME"')
 
 
 #: Where a user names the model, for the note that none was named.

@@ -19,8 +19,8 @@ from .backends.base import check_spec
 from .report.compare import Baseline, fail_on_mode, gate_status, parse_thresholds
 from .engine import DEFAULT_SHRINK_BUDGET, Engine, Outcomes, Request
 from .errors import RmcheckError, model_failure
-from .options import (DEFAULT_MODEL, HOW_TO_NAME_A_MODEL, add_options, check_pyproject, model_configured, model_options,
-                      resolve_models, score_cache)
+from .options import (DEFAULT_MODEL, HOW_TO_NAME_A_MODEL, add_options, check_output, check_pyproject,
+                      model_configured, model_options, resolve_models, score_cache)
 from .plain import plain
 from .provenance import model_entry
 from .report.text import failure_text
@@ -78,10 +78,12 @@ def pytest_configure(config: pytest.Config) -> None:
             check_spec(spec, options)
         baseline = _baseline(config)
         fail_on = fail_on_mode(config.getoption("rmcheck_fail_on"), baseline is not None, "--rmcheck-fail-on")
+        cache = score_cache(config.getoption, config.rootpath)
+        check_output(config.getoption("rmcheck_json"), "--rmcheck-json")
     except RmcheckError as exc:
         raise pytest.UsageError(str(exc)) from None
     budget = config.getoption("rmcheck_shrink_budget") or DEFAULT_SHRINK_BUDGET
-    engine = Engine(options, budget, cache=score_cache(config.getoption, config.rootpath))
+    engine = Engine(options, budget, cache=cache)
     config.stash[STATE] = PluginState(engine, specs, config.getoption("rmcheck_json"), baseline=baseline,
                                       fail_on=fail_on)
     if not hasattr(config, "workerinput"):
@@ -340,7 +342,12 @@ class Reporter:
         if path and (self.results or self.errors):
             document = self.document()
             self.config.hook.pytest_rmcheck_run_document(document=document, config=self.config)
-            write_atomically(path, json.dumps(plain(document), indent=2))  # what hooks added, too
+            try:
+                write_atomically(path, json.dumps(plain(document), indent=2))  # what hooks added, too
+            except RmcheckError as exc:  # a full disk, say: said once, and the run does not pass
+                self.config.pluginmanager.get_plugin("terminalreporter").write_line(f"rmcheck: error: {exc}", red=True)
+                if session.exitstatus == pytest.ExitCode.OK:
+                    session.exitstatus = pytest.ExitCode.USAGE_ERROR
         if session.exitstatus == pytest.ExitCode.OK and self.tested_nothing():
             session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
 

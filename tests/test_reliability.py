@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from rmcheck.engine import Engine, Request
 from rmcheck.errors import RmcheckError, SuiteError
 from rmcheck.results import TestResult as Result
 from rmcheck.suite.loader import load_suite
-from tests.test_faults import TESTS, rows_suite, write
+from tests.test_faults import TESTS, VALID, cli, rows_suite, write
 
 RM = "python:tests.engine_rms:marker"
 
@@ -87,3 +88,55 @@ def test_drop_prompt_on_a_pair_case_compares_each_response_under_both_prompts(tm
     assert isinstance(outcome, Result)
     assert sorted(c.id for c in outcome.cases) == ["case-0/chosen", "case-0/rejected"]
     assert all(c.verdict == "passed" for c in outcome.cases)
+
+
+# -- no traceback from the CLI or the plugin -------------------------------------------------------
+
+
+def test_report_on_a_deeply_nested_document_is_one_error(tmp_path: Path) -> None:
+    (tmp_path / "deep.json").write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    out = cli("report", str(tmp_path / "deep.json"), "-o", str(tmp_path / "r.html"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert re.search(r"deep.json: not JSON text \(maximum recursion depth", out.stderr), out.stderr
+
+
+def test_labels_are_plain_text_never_mathtext(tmp_path: Path) -> None:
+    """An attribute that is invalid mathtext raised ParseSyntaxException from matplotlib."""
+    from rmcheck.report.html import write_report
+    from tests.rundocs import write_run
+
+    run = write_run(tmp_path, ["lengthy"], "run")
+    doc = json.loads(run.read_text())
+    for result in doc["results"]:
+        result["attribute"] = r"$\frac{$ costs"
+    run.write_text(json.dumps(doc))
+    assert write_report([run], tmp_path / "r.html").stat().st_size > 0
+
+
+def test_a_model_that_is_no_spec_in_pyproject_is_one_error(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.rmcheck]\nmodel = 5\n")
+    out = cli("run", str(write(tmp_path, VALID)), cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "pyproject.toml:2: model = 5 in [tool.rmcheck] is not a model spec" in out.stderr
+
+
+@pytest.mark.parametrize("args", [["--json", "afile/run.json"], ["--no-cache", "--cache", "here"]])
+def test_run_refuses_options_it_cannot_honour_before_it_runs(tmp_path: Path, args: list[str]) -> None:
+    (tmp_path / "afile").write_text("")
+    out = cli("run", "--rm", RM, *args, str(write(tmp_path, VALID)), cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "passed" not in out.stdout, out.stderr
+    assert re.match(r"rmcheck: error: --(json|no-cache): ", out.stderr), out.stderr
+
+
+def test_pytest_refuses_a_json_path_under_a_file(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".rmcheck.yaml", s=VALID)
+    pytester.makefile("", afile="")
+    result = pytester.runpytest("--rm", RM, "--rmcheck-json", "afile/run.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--rmcheck-json: afile/run.json cannot be written: *afile is a file, not a folder*"])
+
+
+def test_serve_refuses_a_port_out_of_range() -> None:
+    out = cli("serve", "--rm", "demo", "--port", "99999")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "argument --port: '99999' is not a port number (0 to 65535" in out.stderr

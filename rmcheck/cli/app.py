@@ -16,7 +16,8 @@ from ..report.rundoc import write_atomically
 from ..report.compare import Baseline, compare_runs, fail_on_mode, gate_status, parse_thresholds
 from .progress import Progress
 from ..scoring.cache import DEFAULT_CACHE_DIR, clear_cache, describe_cache
-from ..options import COMPARE_OPTIONS, OPTIONS, RUN_ONLY, add_options, check_pyproject, model_options, resolve_models, score_cache
+from ..options import (COMPARE_OPTIONS, OPTIONS, RUN_ONLY, add_options, check_output, check_pyproject, model_options,
+                       resolve_models, score_cache)
 from ..provenance import model_entry
 from ..report.text import failure_text, one_line
 from ..results import TestResult, run_document, summary_line
@@ -81,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve a reward model over vLLM's pooling API (for --rm http://HOST:PORT)")
     serve.add_argument("--rm", required=True, metavar="SPEC", help="the reward model to serve (any spec --rm takes)")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on (0 picks a free one); default 8000")
+    serve.add_argument("--port", type=_port, default=8000, help="port to listen on (0 picks a free one); default 8000")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind; default 127.0.0.1 (this machine only)")
     add_options(serve.add_argument, pytest_style=False, skip=RUN_ONLY)
     serve.set_defaults(func=_serve)
@@ -104,6 +105,13 @@ def _parser() -> argparse.ArgumentParser:
     sweep_command.add_parser(commands)
     explain_command.add_parser(commands)
     return parser
+
+
+def _port(text: str) -> int:
+    """A TCP port number, 0 to 65535 (0 picks a free one)."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535; 0 picks a free one)")
+    return int(text)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -166,6 +174,7 @@ def _run(args: argparse.Namespace) -> int:
     get = lambda dest: getattr(args, dest)  # noqa: E731
     options = model_options(get)
     check_pyproject(Path.cwd())
+    check_output(args.rmcheck_json, "--json")
     specs = resolve_models(args.rm, Path.cwd())
     for spec in specs:  # a model that cannot be named, found or imported: a usage error before any test runs
         check_spec(spec, options)

@@ -1,9 +1,10 @@
 """The report's matplotlib figures (the ``plots`` extra, Agg backend), as PNG bytes."""
 from __future__ import annotations
 
+import functools
 import io
 import random
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from ..errors import RmcheckError
 from .sensitivity import Sensitivity
@@ -22,6 +23,24 @@ def pyplot() -> Any:
     return plt
 
 
+Draw = TypeVar("Draw", bound=Callable[..., Any])
+
+
+def plain_text(draw: Draw) -> Draw:
+    """``draw`` with every label as plain text: a ``$`` in an attribute, an id or a token is no mathtext
+    (invalid mathtext raised from matplotlib) and no LaTeX."""
+    @functools.wraps(draw)
+    def plain(*args: Any, **kwargs: Any) -> Any:
+        try:
+            import matplotlib
+        except ImportError:  # draw says which extra to install
+            return draw(*args, **kwargs)
+        with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+            return draw(*args, **kwargs)
+    return plain  # type: ignore[return-value]
+
+
+@plain_text
 def distributions_png(found: list[Sensitivity], models: list[str], attributes: list[str]) -> bytes:
     plt = pyplot()
     columns = min(3, len(attributes))
@@ -46,6 +65,7 @@ def distributions_png(found: list[Sensitivity], models: list[str], attributes: l
     return _png(fig, plt)
 
 
+@plain_text
 def case_deltas_png(result: dict[str, Any]) -> bytes:
     """One test's per-case deltas (passing and failing) against its threshold (an Allure attachment)."""
     plt = pyplot()

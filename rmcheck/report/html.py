@@ -99,7 +99,7 @@ def load_document(path: str | Path) -> dict[str, Any]:
     """A run document, or an ``rmcheck explain`` JSON document (``rmcheck_explain`` at its top)."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         doc = None  # load_run_document names the problem
     if isinstance(doc, dict) and "rmcheck_explain" in doc:
         if not isinstance(doc.get("comparisons"), list) or not isinstance(doc.get("model"), dict):

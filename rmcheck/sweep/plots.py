@@ -10,6 +10,7 @@ import numpy as np
 
 from ..backends.base import prompt_to_text
 from ..errors import RmcheckError
+from ..report.figures import plain_text
 from .assertions import frequency_correlation
 from .compare import agreement
 from .core import Ranked, Sweep
@@ -29,6 +30,7 @@ def _pyplot() -> Any:
     return plt
 
 
+@plain_text
 def write_plots(sweep: Sweep, groups: Mapping[str, frozenset[str]], stem: str | Path, *,
                 language: str | None = "en") -> list[Path]:
     """``STEM.by-group.png`` and ``STEM.frequency.png`` (when ``language`` is given, wordfreq is installed
@@ -110,6 +112,7 @@ def _label_extremes(axes: Any, points: list[tuple[float, Ranked]]) -> None:
                       fontsize=7)
 
 
+@plain_text
 def write_pair_plots(sweeps: Mapping[tuple[int, int], Sweep], stem: str | Path, *,
                      language: str | None = "en") -> list[Path]:
     """For sweeps keyed (model number, prompt number): ``STEM.models-P.png`` (every model against the first,
