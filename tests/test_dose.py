@@ -1,11 +1,17 @@
 """Doses: operators with a strength, the ladder ``rmcheck explain`` climbs, and ``dose:`` in suites."""
 from __future__ import annotations
 
+import json
 import random
+import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from rmcheck.cli import main
 from rmcheck.perturb import Dose, OperatorContext, dose_of, dosed, get_operator, register_operator
+from tests.fact_rms import verbose_fact_checker
 
 TEXT = "Canberra is the capital of Australia. Parliament has met there since 1927."
 
@@ -54,3 +60,58 @@ def test_a_dose_must_name_a_parameter_of_its_operator() -> None:
         @register_operator("shout_dose", dose=Dose("times"))
         def shout(text: str, ctx: OperatorContext, /, *, n: int = 1) -> None:
             return None
+
+
+# -- rmcheck explain climbs the ladder ------------------------------------------------------------
+
+QUESTION = "What is the capital of Australia?"
+RIGHT, WRONG = "Canberra.", "Sydney is the capital, home to the Opera House."
+
+
+def explain_json(tmp_path: Path, rm: str, *args: str) -> dict[str, Any]:
+    out = tmp_path / f"{rm}.json"
+    assert main(["explain", "--rm", f"python:tests.fact_rms:{rm}", "--prompt", QUESTION, "--chosen", RIGHT,
+                 "--rejected", WRONG, "--json", str(out), "--no-cache", *args]) == 0
+    (comparison,) = json.loads(out.read_text(encoding="utf-8"))["comparisons"]
+    return comparison
+
+
+def test_explain_finds_how_much_filler_flips_a_length_loving_rm(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    comparison = explain_json(tmp_path, "verbose_fact_checker")
+    assert comparison["preferred"] == "chosen" and comparison["margin"] == pytest.approx(1.36)
+    pad = next(a for a in comparison["attributes"] if a["operator"] == "pad_with_filler")
+    assert pad["attribute"] == "verbosity" and pad["flip_dose"] > 1
+    # dose 1 on both answers; then only padding the wrong answer closes the margin, so only it climbs
+    assert {(p["dose"], p["target"]) for p in pad["perturbed"]} == (
+        {(1, "chosen")} | {(d, "rejected") for d in (1, 2, 4, 8, 16) if d <= pad["flip_dose"]})
+    assert all((p["outcome"] == "counterfactual") == (p["dose"] == pad["flip_dose"]) for p in pad["perturbed"])
+    minimal = pad["minimal"]
+    assert minimal["dose"] == pad["flip_dose"] == minimal["edits_total"] and minimal["status"] == "minimal"
+    assert minimal["texts"]["chosen"] == RIGHT and minimal["texts"]["rejected"].startswith(WRONG)
+    # replayed: the scores are the model's own for the minimal texts, and the preference is flipped
+    scores = verbose_fact_checker([QUESTION] * 2, [minimal["texts"]["chosen"], minimal["texts"]["rejected"]])
+    assert minimal["scores"] == dict(zip(("chosen", "rejected"), scores)) and scores[0] < scores[1]
+    out = capsys.readouterr().out
+    assert re.search(rf"verbosity +pad_with_filler .* dose {pad['flip_dose']} ", out)
+    assert f"pad_with_filler at dose {pad['flip_dose']} on rejected" in out
+
+
+def test_a_clean_rm_flips_at_no_dose(tmp_path: Path) -> None:
+    comparison = explain_json(tmp_path, "fact_checker")
+    assert [a["flip_dose"] for a in comparison["attributes"]] == [None] * len(comparison["attributes"])
+    assert all(a["minimal"] is None and a["counterfactuals"] == 0 for a in comparison["attributes"])
+
+
+def test_the_ladder_stops_at_max_dose(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    comparison = explain_json(tmp_path, "verbose_fact_checker", "--attributes", "pad_with_filler", "--max-dose", "2")
+    (pad,) = comparison["attributes"]
+    assert pad["flip_dose"] is None and pad["doses"] == [1, 2] and pad["minimal"] is None
+    assert "held to dose 2" in capsys.readouterr().out
+
+
+def test_max_dose_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "--rm", "python:tests.fact_rms:fact_checker", "--prompt", QUESTION, "--chosen", RIGHT,
+                 "--rejected", WRONG, "--no-cache", "--max-dose", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--max-dose" in err and "max dose 0 is not a positive whole number" in err and "\n" not in err

@@ -58,11 +58,15 @@ def test_length_loving_rm_has_a_verbosity_counterfactual_and_the_clean_rm_none(
     assert "no counterfactual: no perturbation flipped the preference" in out
     clean, loving = found["clean"], found["length_loving"]
     assert clean["comparisons"][0]["preferred"] == loving["comparisons"][0]["preferred"] == "chosen"
-    assert all(a["counterfactuals"] == 0 and a["minimal"] is None for a in clean["comparisons"][0]["attributes"])
+    assert all(a["counterfactuals"] == 0 and a["minimal"] is None and a["flip_dose"] is None
+               for a in clean["comparisons"][0]["attributes"])
     verbosity = [a for a in loving["comparisons"][0]["attributes"] if a["attribute"] == "verbosity"]
-    flipped = [a for a in verbosity if a["counterfactuals"]]
-    assert [a["operator"] for a in flipped] == ["truncate_sentences"]
-    minimal = flipped[0]["minimal"]
+    flipped = {a["operator"]: a for a in verbosity if a["counterfactuals"]}
+    assert list(flipped) == ["pad_with_filler", "truncate_sentences"]
+    # truncating the preferred answer flips at once; padding the other one takes several filler sentences
+    assert flipped["truncate_sentences"]["flip_dose"] == 1 and flipped["pad_with_filler"]["flip_dose"] > 1
+    assert flipped["pad_with_filler"]["minimal"]["target"] == "rejected"
+    minimal = flipped["truncate_sentences"]["minimal"]
     assert minimal["status"] == "minimal" and minimal["target"] == "chosen"
     # the replayed scores are the model's own scores of the minimal texts, and they flip the preference
     chosen, rejected = score("length_loving", PROMPT, [minimal["texts"]["chosen"], minimal["texts"]["rejected"]])
@@ -89,7 +93,7 @@ def test_minimal_counterfactual_is_one_minimal_and_every_margin_is_the_models(tm
         after = float.__sub__(*score("length_loving", prompt, [texts["chosen"], texts["rejected"]]))
         assert entry["margin"] == pytest.approx(after) and entry["outcome"] == outcome(before, after)
     minimal = pad["minimal"]
-    assert minimal["target"] == "chosen" and 1 <= minimal["edits_kept"] < minimal["edits_total"] == 3
+    assert minimal["target"] == "chosen" and 1 <= minimal["edits_kept"] < minimal["edits_total"] == pad["flip_dose"]
     # 1-minimal: dropping any one kept filler sentence loses the flip
     kept = minimal["texts"]["chosen"].removeprefix(chosen).split(". ")
     assert len(kept) == minimal["edits_kept"]

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..contrastive import explain
+from ..contrastive import MAX_DOSE, explain
 from ..engine import DEFAULT_SHRINK_BUDGET
 from .progress import Progress
 from ..options import RUN_ONLY, add_options, model_options, resolve_models, score_cache
@@ -40,6 +40,9 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--semifactual-margin", type=float, default=SEMIFACTUAL_MARGIN, metavar="X",
                         help="a kept preference is a semifactual when the perturbation closed at least this share "
                              f"of the original margin (default {SEMIFACTUAL_MARGIN})")
+    parser.add_argument("--max-dose", type=int, default=MAX_DOSE, metavar="N",
+                        help="operators with a strength (filler sentences, typo rate, ...) climb doses 1, 2, 4, ... "
+                             f"up to N until the preference flips (default {MAX_DOSE})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals (default 0)")
     parser.add_argument("--json", dest="explain_json", default=None, metavar="PATH",
                         help=f"write the explanations as JSON (default {DEFAULT_JSON})")
@@ -63,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         report = explain(spec, prompt=args.prompt, chosen=args.chosen, rejected=args.rejected, file=args.file,
                          format=args.format, limit=args.limit, attributes=attributes,
                          llm_attributes=args.llm_attribute, semifactual_margin=args.semifactual_margin,
+                         max_dose=args.max_dose,
                          options=model_options(get), cache=score_cache(get, Path.cwd()), seed=args.seed,
                          shrink_budget=args.rmcheck_shrink_budget or DEFAULT_SHRINK_BUDGET, progress=progress)
     finally:

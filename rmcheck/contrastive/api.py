@@ -13,7 +13,7 @@ from ..engine import DEFAULT_SHRINK_BUDGET, Engine
 from ..errors import RmcheckError
 from ..scoring.cache import ScoreCache
 from ..stats import SEMIFACTUAL_MARGIN
-from .core import AttributeExplanation, Comparison, Explanation, explain_comparisons, select_probes
+from .core import MAX_DOSE, AttributeExplanation, Comparison, Explanation, explain_comparisons, select_probes
 from .dataset import AttributeSummary, Summary, read_comparisons
 
 EXPLAIN_FORMAT = 1
@@ -27,6 +27,7 @@ class ExplainReport:
     explanations: list[Explanation]
     semifactual_margin: float
     seed: int = 0
+    max_dose: int = MAX_DOSE
 
     @cached_property
     def summary(self) -> Summary:
@@ -37,7 +38,8 @@ class ExplainReport:
 
         return {"rmcheck_explain": EXPLAIN_FORMAT, "rmcheck_version": __version__,
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "model": self.model,
-                "settings": {"semifactual_margin": self.semifactual_margin, "seed": self.seed},
+                "settings": {"semifactual_margin": self.semifactual_margin, "seed": self.seed,
+                             "max_dose": self.max_dose},
                 "comparisons": [e.to_json() for e in self.explanations], "summary": self.summary.to_json()}
 
     def write_json(self, path: str | Path) -> Path:
@@ -49,7 +51,8 @@ class ExplainReport:
     def text(self) -> str:
         lines = [f"model: {self.model['description']}",
                  f"semifactual: the preference held though the perturbation closed >= {self.semifactual_margin:g} "
-                 "of the margin; small: it held and less closed; tie: equal scores after"]
+                 "of the margin; small: it held and less closed; tie: equal scores after; flips at: the smallest "
+                 f"dose that flipped it (operators with a strength climb doses 1, 2, 4, ... up to {self.max_dose})"]
         if len(self.explanations) == 1:
             lines += comparison_lines(self.explanations[0])
         else:
@@ -60,14 +63,16 @@ class ExplainReport:
 def explain(rm: str, *, prompt: Prompt | None = None, chosen: str | None = None, rejected: str | None = None,
             file: str | Path | None = None, format: str = "jsonl", limit: int | None = None,
             attributes: Sequence[str] = (), llm_attributes: Sequence[str] = (),
-            semifactual_margin: float = SEMIFACTUAL_MARGIN, options: ModelOptions | None = None,
+            semifactual_margin: float = SEMIFACTUAL_MARGIN, max_dose: int = MAX_DOSE,
+            options: ModelOptions | None = None,
             cache: ScoreCache | None = None, shrink_budget: int = DEFAULT_SHRINK_BUDGET, seed: int = 0,
             progress: Callable[[str, int, int], None] | None = None, engine: Engine | None = None) -> ExplainReport:
     """Explain why the RM ``rm`` prefers one response of a comparison (``prompt``, ``chosen``, ``rejected``),
     or of every comparison in a dataset ``file``: which attribute perturbations flip its preference
     (counterfactuals, each with its minimal edit), which it survives (semifactuals), and, over a dataset,
-    the CF coverage and per-attribute CF rates. ``progress(what, done, total)`` hears about every scoring
-    step (as the engine's progress callback)."""
+    the CF coverage and per-attribute CF rates. An operator with a strength climbs doses 1, 2, 4, ... up to
+    ``max_dose`` until the preference flips (its ``flip_dose``). ``progress(what, done, total)`` hears about
+    every scoring step (as the engine's progress callback)."""
     if (file is None) == (prompt is None):
         raise RmcheckError("give one comparison or one file", where="rmcheck explain",
                            fix="Pass --prompt P --chosen A --rejected B, or --file F")
@@ -81,12 +86,15 @@ def explain(rm: str, *, prompt: Prompt | None = None, chosen: str | None = None,
     if not 0 < semifactual_margin <= 1:
         raise RmcheckError(f"semifactual margin {semifactual_margin} is not in (0, 1]", where="--semifactual-margin",
                            fix="Write e.g. --semifactual-margin 0.5 (half the original margin closed)")
+    if isinstance(max_dose, bool) or not isinstance(max_dose, int) or max_dose < 1:
+        raise RmcheckError(f"max dose {max_dose!r} is not a positive whole number", where="--max-dose",
+                           fix="Write e.g. --max-dose 16 (doses 1, 2, 4, 8, 16)")
     probes = select_probes(attributes, llm_attributes)
     engine = engine or Engine(options or ModelOptions(), shrink_budget, progress, cache)
     model = engine.model(rm)
-    explained = explain_comparisons(engine, rm, comparisons, probes, semifactual_margin)
+    explained = explain_comparisons(engine, rm, comparisons, probes, semifactual_margin, max_dose)
     return ExplainReport({"spec": rm, "fingerprint": model.fingerprint, "description": model.describe()},
-                         explained, semifactual_margin, seed)
+                         explained, semifactual_margin, seed, max_dose)
 
 
 # -- text ---------------------------------------------------------------------------------------
@@ -110,7 +118,7 @@ def comparison_lines(e: Explanation) -> list[str]:
     if e.preferred == "tie":
         return lines
     rows = [_attribute_row(a) for a in e.attributes]
-    lines += _table(("attribute", "operator", "CF", "SF", "tie", "small", "margin after (min..max)"), rows)
+    lines += _table(("attribute", "operator", "CF", "SF", "tie", "small", "flips at", "margin after (min..max)"), rows)
     minimal = [a for a in e.attributes if a.minimal is not None]
     lines.append("minimal counterfactuals (fewest edits that still flip, replayed):" if minimal
                  else "no counterfactual: no perturbation flipped the preference")
@@ -123,14 +131,23 @@ def _attribute_row(a: AttributeExplanation) -> list[str]:
     margins = [s.margin for s in a.scored]
     span = f"{min(margins):+.3g}..{max(margins):+.3g}" if margins else "not applicable"
     return [a.probe.attribute, a.probe.operator, *(str(a.count(k)) for k in ("counterfactual", "semifactual", "tie",
-                                                                              "small")), span]
+                                                                              "small")), flips_at(a), span]
+
+
+def flips_at(a: AttributeExplanation) -> str:
+    """``dose 4``, ``held to dose 16`` (the highest dose tried), or ``-`` (not applicable, or no flip of an
+    operator without a strength)."""
+    if a.flip_dose is not None:
+        return f"dose {a.flip_dose}"
+    return f"held to dose {a.doses[-1]}" if a.doses and a.probe.dose is not None else "-"
 
 
 def minimal_lines(a: AttributeExplanation, before: float) -> list[str]:
     m = a.minimal
     assert m is not None
     doc = m.to_json()
-    return [f"  {a.probe.attribute} ({a.probe.operator} on {doc['target']}, {doc['edits_kept']} of "
+    at = f" at dose {doc['dose']}" if a.probe.dose is not None else ""
+    return [f"  {a.probe.attribute} ({a.probe.operator}{at} on {doc['target']}, {doc['edits_kept']} of "
             f"{doc['edits_total']} edits, {doc['status']}): margin {before:+.4g} -> {m.margin:+.4g}",
             f"    {doc['target']}: {doc['diff']}"]
 

@@ -5,9 +5,12 @@ every attribute's operators perturb each response of a comparison (in both direc
 attribute has two operators, such as padding and truncating for verbosity), every perturbed comparison
 is scored through the engine (batched, cached, deduplicated), and each is classified against the RM's
 original preference (:func:`rmcheck.stats.outcome`: counterfactual, semifactual, tie or a small
-non-flip). Beyond the paper, each attribute's counterfactuals are shrunk by ddmin to the fewest edits
-that still flip the preference, and that minimal counterfactual is scored again from the model
-(replayed) before it is reported.
+non-flip). An operator with a strength (:class:`rmcheck.perturb.Dose`) asks what it takes to flip: dose 1
+is tried on both responses, then the ladder (2, 4, 8, ... up to ``max_dose``) climbs on each response
+whose dose-1 edit closed part of the margin, until the preference flips (the attribute's flip dose) or the
+bound is reached. Beyond the paper, each attribute's counterfactuals (all at its flip dose) are shrunk by
+ddmin to the fewest edits that still flip the preference, and that minimal counterfactual is scored again
+from the model (replayed) before it is reported.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..backends.base import OVERALL, Pair, Prompt, Scores
 from ..errors import RmcheckError
-from ..perturb import OPERATORS, Change, OperatorContext, run_operator
+from ..perturb import OPERATORS, Change, Dose, OperatorContext, dose_of, run_operator
 from ..results import prompt_json
 from ..shrink import Shrunk, Subset, ddmin, lockstep
 from ..stats import OUTCOMES, SEMIFACTUAL_MARGIN, Outcome, closed, outcome
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
     from ..engine import Engine
 
 ROLES = ("chosen", "rejected")
+#: The highest dose the ladder climbs to by default (1, 2, 4, 8, 16).
+MAX_DOSE = 16
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,16 @@ class Probe:
     operator: str
     direction: str  # "more" or "less" of the attribute
     args: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def dose(self) -> Dose | None:
+        """How the operator's strength follows a dose; None without a strength or when the probe sets it."""
+        found = dose_of(self.operator)
+        return found if found is not None and found.argument not in dict(self.args) else None
+
+    def arguments(self, dose: int) -> dict[str, Any]:
+        """The operator's arguments at ``dose`` (its own arguments alone when it has no strength)."""
+        return {**dict(self.args), **(self.dose.args(dose) if self.dose else {})}
 
     def to_json(self) -> dict[str, Any]:
         return {"attribute": self.attribute, "operator": self.operator, "direction": self.direction,
@@ -111,6 +126,7 @@ class Perturbed:
     probe: Probe
     target: str  # the role the change applies to
     change: Change
+    dose: int = 1  # an operator without a strength has the one dose, 1
 
     def texts(self, keep: Subset | None = None) -> dict[str, str]:
         """Both responses, the target with the hunks in ``keep`` applied (all when None)."""
@@ -142,7 +158,8 @@ class Scored:
         return outcome(self.before, margin(self.perturbed.comparison, texts, scores)) == "counterfactual"
 
     def to_json(self) -> dict[str, Any]:
-        return {"target": self.perturbed.target, "label": self.perturbed.change.label, "outcome": self.outcome,
+        return {"target": self.perturbed.target, "dose": self.perturbed.dose, "label": self.perturbed.change.label,
+                "outcome": self.outcome,
                 "margin": self.margin, "closed": self.closed, "edits": len(self.perturbed.change.hunks),
                 "perturbed": self.perturbed.change.text}
 
@@ -169,7 +186,7 @@ class Minimal:
     def to_json(self) -> dict[str, Any]:
         perturbed = self.scored.perturbed
         target = perturbed.target
-        return {"target": target, "label": perturbed.change.label, "status": self.status,
+        return {"target": target, "dose": perturbed.dose, "label": perturbed.change.label, "status": self.status,
                 "edits_kept": len(self.keep), "edits_total": len(perturbed.change.hunks),
                 "texts": self.texts, "scores": self.scores, "margin": self.margin,
                 "diff": word_diff(perturbed.comparison.text(target), self.texts[target])}
@@ -195,11 +212,22 @@ class AttributeExplanation:
     def applicable(self) -> bool:
         return bool(self.scored)
 
+    @property
+    def flip_dose(self) -> int | None:
+        """The smallest dose that flipped the preference (1 for an operator without a strength), or None."""
+        return min((s.perturbed.dose for s in self.scored if s.outcome == "counterfactual"), default=None)
+
+    @property
+    def doses(self) -> list[int]:
+        """The doses tried, on either response."""
+        return sorted({s.perturbed.dose for s in self.scored})
+
     def to_json(self) -> dict[str, Any]:
         margins = [s.margin for s in self.scored]
         return {**self.probe.to_json(), "counterfactuals": self.counterfactuals,
                 "semifactuals": self.count("semifactual"), "ties": self.count("tie"),
                 "small_nonflips": self.count("small"), "perturbations": len(self.scored),
+                "flip_dose": self.flip_dose, "doses": self.doses,
                 "not_applicable": self.not_applicable,
                 "margins": {"min": min(margins), "max": max(margins)} if margins else None,
                 "perturbed": [s.to_json() for s in self.scored],
@@ -233,28 +261,30 @@ class Explanation:
                 "attributes": [a.to_json() for a in self.attributes]}
 
 
-def perturb(comparison: Comparison, probe: Probe, settings: Mapping[str, Any]) -> tuple[list[Perturbed], list[str]]:
-    """Every variant of ``probe`` on each response, and the roles it does not apply to."""
+def perturb(comparison: Comparison, probe: Probe, settings: Mapping[str, Any], dose: int = 1,
+            roles: Sequence[str] = ROLES) -> tuple[list[Perturbed], list[str]]:
+    """Every variant of ``probe`` at ``dose`` on each of ``roles``, and the roles it does not apply to."""
     found: list[Perturbed] = []
     skipped: list[str] = []
-    for role in ROLES:
+    for role in roles:
         text = comparison.text(role)
         ctx = OperatorContext(rng=random.Random(f"{probe.operator}\x1f0\x1f{text}"), prompt=comparison.last_turn,
                               settings=settings)
         try:
-            changes = run_operator(probe.operator, text, ctx, dict(probe.args))
+            changes = run_operator(probe.operator, text, ctx, probe.arguments(dose))
         except RmcheckError as exc:
             raise type(exc)(exc.message, where=exc.where or f"{comparison.id}: {probe.operator}", fix=exc.fix) from None
-        found.extend(Perturbed(comparison, probe, role, change) for change in changes)
+        found.extend(Perturbed(comparison, probe, role, change, dose) for change in changes)
         if not changes:
             skipped.append(role)
     return found, skipped
 
 
 def explain_comparisons(engine: "Engine", spec: str, comparisons: Sequence[Comparison], probes: Sequence[Probe],
-                        semifactual_margin: float = SEMIFACTUAL_MARGIN) -> list[Explanation]:
-    """Explain every comparison under ``spec``: one scoring pass for all perturbations, then every
-    counterfactual shrunk in lockstep, then the smallest per attribute replayed."""
+                        semifactual_margin: float = SEMIFACTUAL_MARGIN, max_dose: int = MAX_DOSE) -> list[Explanation]:
+    """Explain every comparison under ``spec``: one scoring pass for all perturbations at dose 1, one more
+    per rung of the dose ladder, then every counterfactual shrunk in lockstep, then the smallest per
+    attribute replayed."""
     plans = [[(probe, *perturb(c, probe, engine.options.extra)) for probe in probes] for c in comparisons]
     needed = [Pair(c.prompt, c.text(role)) for c in comparisons for role in ROLES]
     needed += [pair for plan in plans for _, found, _ in plan for p in found for pair in p.pairs()]
@@ -267,14 +297,38 @@ def explain_comparisons(engine: "Engine", spec: str, comparisons: Sequence[Compa
         for probe, found, skipped in plan:
             entry = AttributeExplanation(probe, not_applicable=skipped)
             if before != 0:
-                for p in found:
-                    after = margin(comparison, p.texts(), scores)
-                    entry.scored.append(Scored(p, before, after, outcome(before, after, semifactual_margin),  # type: ignore[arg-type]
-                                               closed(before, after)))
+                entry.scored.extend(_scored(p, before, scores, semifactual_margin) for p in found)
             explanation.attributes.append(entry)
         explained.append(explanation)
+    _climb(engine, spec, explained, semifactual_margin, max_dose)
     _minimal_counterfactuals(engine, spec, explained)
     return explained
+
+
+def _scored(p: Perturbed, before: float, scores: Mapping[Pair, Scores], semifactual_margin: float) -> Scored:
+    after = margin(p.comparison, p.texts(), scores)
+    found = outcome(before, after, semifactual_margin)
+    return Scored(p, before, after, found, closed(before, after))  # type: ignore[arg-type]
+
+
+def _climb(engine: "Engine", spec: str, explained: Sequence[Explanation], semifactual_margin: float,
+           max_dose: int) -> None:
+    """Climb each strength's dose ladder past dose 1, one scoring pass per rung for every comparison: on each
+    response whose dose-1 edit closed part of the margin, until the preference flips or ``max_dose``."""
+    sides = {(id(a), s.perturbed.target): (e, a, s.perturbed.target) for e in explained for a in e.attributes
+             if a.probe.dose is not None and a.flip_dose is None for s in a.scored if s.closed > 0}
+    climbing = list(sides.values())
+    for dose in (1 << k for k in range(1, max_dose.bit_length())):
+        climbing = [(e, a, role) for e, a, role in climbing
+                    if a.flip_dose is None and dose in a.probe.dose.ladder(max_dose)]  # type: ignore[union-attr]
+        if not climbing:
+            return
+        found = [(e, a, perturb(e.comparison, a.probe, engine.options.extra, dose, (role,))[0])
+                 for e, a, role in climbing]
+        pairs = [pair for _, _, ps in found for p in ps for pair in p.pairs()]
+        scores = engine.score(spec, pairs, f"dose {dose}: {len(found)} perturbation(s)") if pairs else {}
+        for e, a, ps in found:
+            a.scored.extend(_scored(p, e.margin, scores, semifactual_margin) for p in ps)
 
 
 def _minimal_counterfactuals(engine: "Engine", spec: str, explained: Sequence[Explanation]) -> None:
@@ -305,5 +359,5 @@ def _minimal_counterfactuals(engine: "Engine", spec: str, explained: Sequence[Ex
         a.minimal = Minimal(s, small.keep, small.one_minimal, texts, replayed, s.flips(texts, fresh))
 
 
-__all__ = ["BUILTIN_PROBES", "OUTCOMES", "AttributeExplanation", "Comparison", "Explanation", "Minimal", "Perturbed",
+__all__ = ["BUILTIN_PROBES", "MAX_DOSE", "OUTCOMES", "AttributeExplanation", "Comparison", "Explanation", "Minimal", "Perturbed",
            "Probe", "Scored", "explain_comparisons", "llm_probes", "select_probes"]
