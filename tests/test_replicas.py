@@ -142,3 +142,45 @@ def test_killing_one_of_three_serve_replicas_mid_run_keeps_verdicts_and_cache(tm
     assert model.routing.affinity < 1.0  # the killed replica's prompts went elsewhere
     scored = local.engine.scorer(SLOW).memo
     assert cache.get(model.fingerprint, list(scored)) == scored  # every pair cached, each score right
+
+
+def test_one_of_three_serve_replicas_dead_before_the_first_request_still_gives_the_healthy_verdicts() -> None:
+    local = run_suites(SUITES, [SLOW])
+    with replicas(SLOW, 3) as running:
+        victim = running[1][0]
+        victim.kill()
+        victim.wait(timeout=10)
+        spec = multi_spec([url for _, url in running], "backoff=5&timeout=10&retries=1")
+        served = run_suites(SUITES, [spec])
+    assert not served.errors
+    got = {(r.suite, r.test): r.to_json() for r in served.results}
+    for key, mine in {(r.suite, r.test): r.to_json() for r in local.results}.items():
+        assert (got[key]["outcome"], got[key]["counts"], got[key]["cases"]) == \
+               (mine["outcome"], mine["counts"], mine["cases"]), key
+    model = served.engine.model(spec)
+    answered = [(one["url"], one["answered"]) for one in model.provenance()["served_by"]]
+    assert answered == [(url, url != running[1][1]) for _, url in running]
+
+
+def test_a_replica_down_at_load_joins_when_back_and_none_answering_names_each_url() -> None:
+    with ExitStack() as stack:
+        servers = emulators(stack, 2)
+        late = servers[1]
+        late.server.script(Reply({"error": {"message": "loading"}}, 503))  # its /v1/models, at load
+        model = load_model(multi_spec([s.url for s in servers], "backoff=0.2&timeout=5&retries=0"))
+        assert list(model.served) == [servers[0].url] and model.replicas[1].is_down()
+        assert model.score(PAIRS[:8]) == [right(p) for p in PAIRS[:8]] and not late.pooling_calls()
+        time.sleep(0.25)
+        assert model.score(PAIRS) == [right(p) for p in PAIRS]
+        assert list(model.served) == [s.url for s in servers] and late.pooling_calls()
+        record = model.provenance()["served_by"][1]
+        assert record == {"url": late.url, "answered": True, "id": "org/reward-model", "root": "/models/org/reward-model",
+                          "revision": None, "server_version": "0.34.0", "fingerprint": None,
+                          "raw_scores_by": ["use_activation"]}
+        for server in servers:
+            server.kill()
+        with pytest.raises(BackendError) as caught:
+            load_model(multi_spec([s.url for s in servers], "backoff=0&timeout=2&retries=1"))
+    message = str(caught.value)
+    assert message.startswith("--rm: none of the 2 replicas answers /v1/models after 2 attempt(s) each: ")
+    assert all(f"{s.url} (cannot connect (connection refused))" in message for s in servers) and "\n" not in message
