@@ -72,7 +72,11 @@ def test_each_hostile_answer_is_one_line_exit_3_and_a_run_document(name: str, tm
     with ScriptedServer(route) as server:
         done, doc = run(f"{server.url}?{FAST}&max_answer_mb=1", tmp_path)
     one_line(done, server.url, what, fix)
-    assert doc["models"] and all(r["outcome"] == "error" for r in doc["results"])
+    assert all(r["outcome"] == "error" for r in doc["results"])
+    served_by = doc["models"][0]["provenance"]["served_by"]  # plain JSON, per replica
+    assert served_by == [{"url": server.url, "answered": True, "id": "org/rm", "root": "/models/rm", "revision": None,
+                          "server_version": None, "fingerprint": card["data"][0].get("rmcheck", {}).get("fingerprint"),
+                          "raw_scores_by": ["use_activation"]}]
 
 
 def test_an_activated_replica_among_raw_ones_is_refused_by_its_url(tmp_path: Path) -> None:

@@ -184,3 +184,28 @@ def test_every_flaw_is_a_different_model() -> None:
     clean = outcomes("clean")
     for model in FLAWS:
         assert outcomes(model) != clean, model
+
+
+def test_identity_swaps_the_name_in_the_question_too(tmp_path: Path) -> None:
+    """``clean`` reads the question, so an answer about someone else costs reward: the name swapped in the
+    response alone (``target: response``, what the suite did before) fails every case; the suite passes it."""
+    suite = (SUITES_DIR / "identity.rmcheck.yaml").read_text(encoding="utf-8")
+    narrowed = suite.replace("{op: swap_lexicon, lexicon: name}", "{op: swap_lexicon, lexicon: name, target: response}")
+    assert narrowed != suite
+    (tmp_path / "identity.rmcheck.yaml").write_text(narrowed, encoding="utf-8")
+    (result,) = run_suites([str(tmp_path / "identity.rmcheck.yaml")], [spec("clean")]).results
+    assert result.pass_rate == 0.0
+    assert outcomes("clean")[FLAWS["name_biased"]] == "passed"
+
+
+def test_name_bias_is_shown_with_the_name_swapped_in_the_question_too() -> None:
+    """The minimal pair of a name-biased RM swaps the name in the prompt and the response as one edit, so it
+    shows the bias, not an answer about someone else."""
+    (result,) = [r for r in report_for("name_biased").results if (r.suite, r.test) == FLAWS["name_biased"]]
+    assert result.failures
+    for case in result.failures:
+        cf = case.counterfactual
+        sides = {side.role: side for side in cf.sides}
+        assert (cf.edits_kept, cf.edits_total) == (1, 1), case.id
+        assert sides["prompt"].minimal != sides["prompt"].original
+        assert sides["response"].minimal != sides["response"].original

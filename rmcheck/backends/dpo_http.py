@@ -67,7 +67,7 @@ class ServedLM:
         try:
             rows = answer["choices"][0]["prompt_logprobs"]
             return [float(rows[t][str(ids[t])]["logprob"]) for t in range(first, len(ids))]
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, OverflowError) as exc:
             raise ScoreError(f"{self.url}/v1/completions gave no prompt_logprobs for the conversation "
                              f"({type(exc).__name__}: {exc})",
                              fix="Serve the policy with vLLM (it answers prompt_logprobs), not a pooling server"
@@ -100,6 +100,11 @@ class ServedImplicitReward:
     @property
     def fingerprint(self) -> str:
         return self._fingerprint
+
+    def provenance(self) -> dict[str, Any]:
+        """What each server serves (model id and root), as plain JSON values."""
+        return {"served_by": [{"role": role, "url": lm.url, "id": lm.id, "root": None if lm.root is None else str(lm.root)}
+                              for role, lm in zip(("policy", "reference"), self._lms())]}
 
     def describe(self) -> str:
         reference = f"{self.reference.id} at {self.reference.url}" if self.reference else "none"

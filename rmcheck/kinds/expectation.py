@@ -18,6 +18,7 @@ from ..backends.base import OVERALL, Pair, Scores
 from ..errors import OperatorError, RmcheckError
 from ..expect import Threshold
 from ..perturb import PROMPT, Change, OperatorContext, run_operator
+from ..perturb.base import CONVERSATION, RESPONSES, in_prompt, turn_role
 from ..results import CaseResult, Counterfactual, Example, Side, TestResult
 from ..shrink import Shrinker, Shrunk, Subset, ddmin, lockstep
 from ..suite.loader import parse_expectation_test
@@ -41,37 +42,51 @@ class Trial:
     case: "Case"
     label: str
     roles: tuple[str, ...]  # ("response",) etc. for a single check; ("chosen", "rejected") for a pair check
-    changes: tuple[tuple[str, Change], ...] = ()  # (role, change); role "prompt" edits the last user turn
+    # (role, change): a response's role; "prompt" edits the last user turn, "prompt[i]" turn i of a conversation
+    changes: tuple[tuple[str, Change], ...] = ()
 
-    @property
-    def hunks(self) -> list[tuple[str, int]]:
-        return [(role, i) for role, change in self.changes for i in range(len(change.hunks))]
+    @functools.cached_property
+    def edits(self) -> list[tuple[tuple[str, int], ...]]:
+        """What the shrinker keeps or removes: each hunk as (role, index), the hunks that share a tie as one
+        edit (a name swapped in the prompt and the response together)."""
+        units: dict[object, list[tuple[str, int]]] = {}
+        for role, change in self.changes:
+            for i, hunk in enumerate(change.hunks):
+                units.setdefault(hunk.tie or (role, i), []).append((role, i))
+        return [tuple(unit) for unit in units.values()]
 
     def texts(self, keep: Iterable[int] | None = None) -> dict[str, str]:
-        """The compared responses (and the question, when the prompt is edited) with the hunks in
-        ``keep`` applied (all when None)."""
+        """The compared responses (and the edited parts of the prompt) with the edits in ``keep`` applied
+        (all when None)."""
         return dict(self._edited) if keep is None else self._apply(keep)
 
     @functools.cached_property
     def _edited(self) -> dict[str, str]:
-        """Every hunk applied (judging and explaining a trial read it several times)."""
-        return self._apply(range(len(self.hunks)))
+        """Every edit applied (judging and explaining a trial read it several times)."""
+        return self._apply(range(len(self.edits)))
 
     def _apply(self, keep: Iterable[int]) -> dict[str, str]:
         texts = {role: self.case.text(role) for role in self.roles}
-        hunks = self.hunks
         per_role: dict[str, list[int]] = {role: [] for role, _ in self.changes}
         for index in keep:
-            role, local = hunks[index]
-            per_role[role].append(local)
+            for role, local in self.edits[index]:
+                per_role[role].append(local)
         for role, change in self.changes:
             texts[role] = change.apply(per_role[role])
         return texts
 
     def pair(self, role: str, texts: Mapping[str, str]) -> Pair:
         """What is scored for ``role`` in ``texts``: its response, under the edited prompt if there is one."""
-        prompt = self.case.with_last_user_turn(texts[PROMPT]) if PROMPT in texts else self.case.prompt
-        return Pair(prompt, texts[role])
+        return Pair(self.prompt(texts), texts[role])
+
+    def prompt(self, texts: Mapping[str, str]) -> Any:
+        """The case's prompt with the parts that ``texts`` edits (see :func:`prompt_parts`)."""
+        prompt = self.case.prompt
+        if PROMPT in texts:
+            return self.case.with_last_user_turn(texts[PROMPT])
+        if isinstance(prompt, str) or not any(map(in_prompt, texts)):
+            return prompt
+        return tuple((who, texts.get(turn_role(i), content)) for i, (who, content) in enumerate(prompt))
 
     def original(self, role: str) -> Pair:
         return Pair(self.case.prompt, self.case.text(role))
@@ -150,9 +165,9 @@ def _explain(engine: "Engine", spec: str, judged: list[tuple[TestResult, "Judge"
     for result, judge, failing in judged:
         by_label = {c.id: c for c in result.cases}
         for trial in failing:
-            shrinkable = bool(trial.hunks)
+            shrinkable = bool(trial.edits)
             work.append((by_label[trial.label], judge, trial,
-                         ddmin(len(trial.hunks), engine.shrink_budget) if shrinkable else None))
+                         ddmin(len(trial.edits), engine.shrink_budget) if shrinkable else None))
     def judge(pending: dict[int, list[Subset]]) -> dict[int, list[bool]]:
         scores = engine.score(spec, (p for i, cands in pending.items() for c in cands
                                      for p in _pairs(work[i][2], work[i][2].texts(c))),
@@ -169,7 +184,7 @@ def _replay(scorer: "Scorer", work: list, minimal: dict[int, Shrunk], progress: 
     pairs = list(dict.fromkeys(p for i, shrunk in minimal.items() for p in _pairs(work[i][2], work[i][2].texts(shrunk.keep))))
     fresh = ChainMap(dict(zip(pairs, scorer.replay(pairs, progress))) if pairs else {}, scorer.memo)
     for i, (case, judge, trial, _) in enumerate(work):
-        keep, status = tuple(range(len(trial.hunks))), "unshrinkable" if trial.hunks else "as_written"
+        keep, status = tuple(range(len(trial.edits))), "unshrinkable" if trial.edits else "as_written"
         if i in minimal:
             small = minimal[i].keep
             if judge.fails(trial, trial.texts(small), fresh):
@@ -216,7 +231,7 @@ class Judge:
         value = lambda role, texts: scores[trial.pair(role, texts)][self.objective]  # noqa: E731
         changed = {role for role, _ in trial.changes}
         # An edited prompt is scored with the compared responses only (one trial per response of a pair case).
-        perturbed = changed | (set(trial.roles) if PROMPT in changed else set())
+        perturbed = changed | (set(trial.roles) if any(map(in_prompt, changed)) else set())
         per_role = {role: {"original": scores[Pair(trial.case.prompt, text)][self.objective],
                            **({"perturbed": value(role, full)} if role in perturbed else {})}
                     for role, text in trial.case.responses}
@@ -226,14 +241,22 @@ class Judge:
     def counterfactual(self, trial: Trial, keep: Subset, status: str, scores: dict[Pair, Scores]) -> Counterfactual:
         full, small, none = trial.texts(), trial.texts(keep), trial.texts(())
         # A prompt side is scored by the response compared under it (the first compared role).
-        scored = lambda role: trial.roles[0] if role == PROMPT else role  # noqa: E731
+        scored = lambda role: trial.roles[0] if in_prompt(role) else role  # noqa: E731
         score = lambda role, texts: scores[trial.pair(scored(role), texts)][self.objective]  # noqa: E731
         sides = [Side(role, none[role], full[role], small[role],
                       {"original": score(role, none), "perturbed": score(role, full), "minimal": score(role, small)})
                  for role in _changed_first(trial)]
         deltas = {"original": self.delta(trial, none, scores), "perturbed": self.delta(trial, full, scores),
                   "minimal": self.delta(trial, small, scores)}
-        return Counterfactual(trial.case.prompt, sides, deltas, len(keep), len(trial.hunks), status)  # type: ignore[arg-type]
+        return Counterfactual(trial.case.prompt, sides, deltas, len(keep), len(trial.edits), status)  # type: ignore[arg-type]
+
+
+def prompt_parts(case: "Case") -> list[tuple[str, str]]:
+    """The texts an edit of the whole conversation edits in the prompt, by role: ``prompt`` for a prompt that
+    is one question, ``prompt[i]`` for turn i of a conversation (the system message included)."""
+    if isinstance(case.prompt, str):
+        return [(PROMPT, case.prompt)]
+    return [(turn_role(i), content) for i, (_, content) in enumerate(case.prompt)]
 
 
 def _changed_first(trial: Trial) -> list[str]:
@@ -275,7 +298,8 @@ def plan(suite: "Suite", test: "TestSpec", settings: Mapping[str, object] | None
             groups = [("chosen", "rejected")]
         else:
             target = test.perturb.target if test.perturb else "both"
-            groups = [(role,) for role, _ in case.responses if target in ("both", PROMPT) or role in (target, "response")]
+            every = target in (*RESPONSES, PROMPT, CONVERSATION)
+            groups = [(role,) for role, _ in case.responses if every or role in (target, "response")]
         for roles in groups:
             label = case.id if pair_check or not case.is_pair else f"{case.id}/{roles[0]}"
             trials.extend(_trials(suite, test, case, roles, label, skipped, settings or {}, questions))
@@ -288,15 +312,16 @@ def _trials(suite: "Suite", test: "TestSpec", case: "Case", roles: tuple[str, ..
     if perturb is None:
         return [Trial(case, label, roles)]
     if perturb.target == PROMPT:
-        targets = [PROMPT]
-    else:
-        targets = [r for r in roles if len(roles) == 1 or perturb.target in ("both", r)]
+        targets = [(PROMPT, case.last_user_turn)]
+    else:  # responses first: the first changed role is the main side of a counterfactual
+        targets = [(r, case.text(r)) for r in roles if len(roles) == 1 or perturb.target in (*RESPONSES, CONVERSATION, r)]
+        if perturb.target == CONVERSATION:
+            targets += prompt_parts(case)
     per_role: list[list[tuple[str, Change]]] = []
-    for role in targets:
-        text = case.last_user_turn if role == PROMPT else case.text(role)
+    for role, text in targets:
         ctx = OperatorContext(rng=random.Random(f"{perturb.op}\x1f{perturb.seed}\x1f{text}"),
                               prompt=case.last_user_turn, lexicons=suite.lexicons, suite_path=suite.path,
-                              settings=settings, target=PROMPT if role == PROMPT else "response",
+                              settings=settings, target=PROMPT if in_prompt(role) else "response",
                               response=case.text(roles[0]), prompts=questions)
         try:
             changes = run_operator(perturb.op, text, ctx, dict(perturb.args))

@@ -19,11 +19,17 @@ from ..registry import Registry
 
 @dataclass(frozen=True)
 class Hunk:
-    """Replace ``text[start:end]`` with ``replacement`` (``start == end`` inserts)."""
+    """Replace ``text[start:end]`` with ``replacement`` (``start == end`` inserts).
+
+    Hunks that share a non-empty ``tie``, in every text one perturbation edits (prompt turns and
+    responses alike), are one edit: the shrinker keeps or removes them together (a name swapped
+    everywhere it occurs, never in half the places).
+    """
 
     start: int
     end: int
     replacement: str
+    tie: str = ""
 
     def __post_init__(self) -> None:
         if not 0 <= self.start <= self.end:
@@ -73,8 +79,9 @@ class OperatorContext:
 
     ``suite_path`` is the suite file (operators that record answers keep them beside it);
     ``settings`` holds run settings such as ``{"llm": "replay"}`` (see rmcheck.options).
-    ``target`` says what the text is: ``"response"``, or ``"prompt"`` (the last user turn) for a
-    prompt-side edit, when ``response`` holds the response it is asked with; ``prompts`` are the
+    ``target`` says what the text is: ``"response"``, or ``"prompt"`` for a prompt-side edit (the last
+    user turn; any turn, the system message included, for an operator that edits the whole
+    conversation), when ``response`` holds the response it is asked with; ``prompts`` are the
     questions of every case of the suite (for operators such as ``swap_prompt``).
     """
 
@@ -125,10 +132,26 @@ OPERATORS: Registry[Operator] = Registry("operator", "rmcheck.operators")
 PROMPT = "prompt"
 """The ``target`` of a prompt-side edit: the operator edits the last user turn, and each response is
 compared with itself under the original and the edited prompt."""
+CONVERSATION = "conversation"
+"""The ``target`` of an edit of the whole conversation: the operator edits every turn of the prompt (the
+system message included) and every compared response, and each response is compared with its edited
+copy under the edited prompt."""
+RESPONSES = ("both", "response")
+"""Targets that edit every response of a case and nothing else (chosen and rejected, or the one response)."""
+
+
+def turn_role(index: int) -> str:
+    """The role of turn ``index`` of a conversation prompt in an edit of the whole conversation."""
+    return f"{PROMPT}[{index}]"
+
+
+def in_prompt(role: str) -> bool:
+    """Whether an edited ``role`` is the prompt (``prompt``) or a turn of it (``prompt[i]``), not a response."""
+    return role == PROMPT or role.startswith(f"{PROMPT}[")
 
 
 def register_operator(name: str | None = None, *, replace: bool = False, prompt_only: bool = False,
-                      dose: Dose | None = None) -> Callable[[Operator], Operator]:
+                      dose: Dose | None = None, conversation: bool = False) -> Callable[[Operator], Operator]:
     """Decorator: ``@register_operator("shout")`` makes ``perturb: shout`` usable in suites.
 
     The function takes ``(text, ctx, **args)`` and returns a :class:`Change`, a list of
@@ -136,11 +159,15 @@ def register_operator(name: str | None = None, *, replace: bool = False, prompt_
     the prompt with ``target: prompt``; ``prompt_only=True`` marks one that only makes sense
     there (``drop_prompt``), so its target is always the prompt. ``dose=Dose("n")`` declares the
     argument that sets the operator's strength, so suites (``dose: [1, 2, 4]``) and ``rmcheck explain``
-    can climb it.
+    can climb it. ``conversation=True`` makes the whole conversation the default target (``swap_lexicon``:
+    a name changes everywhere, so the response still answers its question); ``target: response`` then
+    limits it to the responses.
     """
     def wrap(op: Operator) -> Operator:
         if prompt_only:
             setattr(op, "prompt_only", True)
+        if conversation:
+            setattr(op, "default_target", CONVERSATION)
         if dose is not None:
             if dose.argument not in inspect.signature(op).parameters:
                 raise ValueError(f"Dose({dose.argument!r}) names no parameter of operator {name or op.__name__!r}")
@@ -153,6 +180,11 @@ def register_operator(name: str | None = None, *, replace: bool = False, prompt_
 def edits_prompts(name: str) -> bool:
     """Whether operator ``name`` only edits prompts (its target is always ``prompt``)."""
     return bool(getattr(OPERATORS.get(name), "prompt_only", False))
+
+
+def default_target(name: str) -> str:
+    """What operator ``name`` edits when a test gives no ``target``: ``prompt``, ``conversation`` or ``both``."""
+    return PROMPT if edits_prompts(name) else str(getattr(OPERATORS.get(name), "default_target", "both"))
 
 
 def dose_of(name: str) -> Dose | None:

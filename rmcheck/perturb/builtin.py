@@ -285,12 +285,15 @@ def typos(text: str, ctx: OperatorContext, /, *, rate: float = TYPO_RATE) -> Cha
     return _change(text, hunks, f"typos: rate {rate}")
 
 
-@register_operator("swap_lexicon")
+@register_operator("swap_lexicon", conversation=True)
 def swap_lexicon(text: str, ctx: OperatorContext, /, *, lexicon: str, to: str | None = None) -> Change | None:
     """Replace each whole-word, case-sensitive occurrence of an entry of the suite lexicon
     ``lexicon`` with ``to``, or else with the next entry (cyclically): identity changed, content unchanged.
 
-    One hunk per occurrence. Not applicable when no entry occurs.
+    By default in the whole conversation (system message, every prompt turn, every response), so that
+    "a reference for Emily" is answered about Emily: a response about someone else is a worse answer, not
+    the same one. One hunk per occurrence; the occurrences of one entry are tied (one edit everywhere).
+    Not applicable when no entry occurs.
     """
     entries = [entry for entry in _lexicon(ctx.lexicons, lexicon) if entry]
     if not entries:
@@ -300,7 +303,8 @@ def swap_lexicon(text: str, ctx: OperatorContext, /, *, lexicon: str, to: str | 
     for i, entry in enumerate(entries):
         target.setdefault(entry, entries[(i + 1) % len(entries)] if fixed is None else fixed)
     matches = whole_word_pattern(entries).finditer(text)
-    hunks = [Hunk(*m.span(), target[m.group()]) for m in matches if target[m.group()] != m.group()]
+    hunks = [Hunk(*m.span(), target[m.group()], tie=f"{lexicon}: {m.group()} -> {target[m.group()]}")
+             for m in matches if target[m.group()] != m.group()]
     return _change(text, hunks, f"swap_lexicon: {lexicon}")
 
 

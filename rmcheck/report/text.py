@@ -6,6 +6,7 @@ import re
 import textwrap
 from typing import Iterator
 
+from ..perturb.base import in_prompt
 from ..results import STATUS_TEXT, CaseResult, Counterfactual, TestResult
 
 _TOKENS = re.compile(r"\s+|[^\s]+")
@@ -86,11 +87,14 @@ def case_text(case: CaseResult) -> list[str]:
     lines.extend(_block(f"minimal counterfactual of the {main.role} "
                         f"({cf.edits_kept} of {cf.edits_total} edits; {STATUS_TEXT[cf.status]})",
                         word_diff(main.original, main.minimal)))
-    scored = "the response under the prompt" if main.role == "prompt" else main.role
+    scored = "the response under the prompt" if in_prompt(main.role) else main.role
     lines.append(f"    score({scored}): original {main.scores['original']:.4g} -> minimal "
                  f"{main.scores['minimal']:.4g} (full perturbation {main.scores['perturbed']:.4g})")
     for other in cf.sides[1:]:
         changed = other.minimal != other.original
+        if in_prompt(other.role):  # the prompt is shown above: only its minimal diff here (its scores are the response's)
+            lines.extend(_block(f"{other.role} (minimal)", word_diff(other.original, other.minimal)) if changed else [])
+            continue
         text = word_diff(other.original, other.minimal) if changed else other.original
         lines.extend(_block(f"{other.role}{' (minimal)' if changed else ' (unchanged)'}", text))
         lines.append(f"    score({other.role}): original {other.scores['original']:.4g} -> minimal "

@@ -22,6 +22,7 @@ from ..expect import Expectation, Tolerance, get_expectation
 from ..kinds.registry import get_kind
 from ..limits import CASES, OPERATOR_ARGUMENT
 from ..perturb import PROMPT, check_arguments, edits_prompts
+from ..perturb.base import default_target
 from .marks import DocPath, line_of, load_with_lines
 
 SUITE_GLOB = "*.rmcheck.yaml"
@@ -110,8 +111,8 @@ class Case:
 
 @dataclass(frozen=True)
 class Perturbation:
-    """An operator call: its name, its arguments, its seed and its target (``prompt``, or for pair
-    cases ``chosen``, ``rejected`` or ``both``)."""
+    """An operator call: its name, its arguments, its seed and its target (``prompt``, ``conversation``,
+    ``response``, or for pair cases ``chosen``, ``rejected`` or ``both``)."""
 
     op: str
     args: tuple[tuple[str, Any], ...] = ()
@@ -458,7 +459,7 @@ def _perturbation(raw: Any, at: Callable[[DocPath], str], here: DocPath) -> Pert
         check_arguments(spec["op"], args, where=at((*here, "op") if isinstance(raw, dict) else here))
     except RmcheckError as exc:
         raise SuiteError(exc.message, where=exc.where, fix=exc.fix) from None
-    target = spec.get("target", PROMPT if edits_prompts(spec["op"]) else "both")
+    target = spec.get("target", default_target(spec["op"]))
     if edits_prompts(spec["op"]) and target != PROMPT:
         raise SuiteError(f"operator {spec['op']!r} edits the prompt, not {target!r}", where=at((*here, "target")),
                          fix="Remove target: (it is always prompt for this operator)")
