@@ -1,5 +1,5 @@
-"""Structure-aware mutations of suites, and the one check every mutant must pass (tests/test_fuzz.py,
-benchmarks/fuzz_census.py).
+"""Structure-aware mutations of suites, data files and run documents, and the one check every mutant must pass
+(tests/test_fuzz.py, benchmarks/fuzz_census.py).
 
 A mutant starts from three cases and three tests of a built-in suite (``suites/``) or a seed of issue 17's root causes, gets a few
 edits of its YAML tree (a value replaced by a hostile one, a key removed, added or renamed, a list item
@@ -7,21 +7,33 @@ repeated, a subtree moved) and sometimes of its text (a root-cause snippet splic
 end cut off), and is fed to the loader, ``rmcheck validate`` and the engine on a ``python:`` RM. It may
 succeed or raise :class:`~rmcheck.errors.RmcheckError`; anything else is a crash, and so is an example
 that takes more than :data:`SECONDS` of CPU or grows the process by more than :data:`MEGABYTES`.
+
+Data files (:func:`data_files`: JSON Lines, gzip or not, in every reader's format, rows of every case shape with
+hostile values, blank, broken and cut lines) go through the same check and ``rmcheck explain``'s reader; run
+documents (:func:`run_documents`: a real run's document, mutated) through ``rmcheck report``, ``compare`` and,
+where the CLI has it, ``history``. :func:`operator_suite` is one suite per operator and case shape.
 """
 from __future__ import annotations
 
+import argparse
 import collections
 import contextlib
 import copy
+import functools
+import gzip
 import io
+import json
 import resource
+import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
+from rmcheck.backends.base import ModelOptions
 from rmcheck.errors import RmcheckError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,7 +184,9 @@ def check(data: bytes, folder: Path) -> str | None:
         if code == 0:  # valid: load it as the engine's runner does, and run every test
             suite = load_suite(path)
             REACHED["loaded"] += 1
-            outcomes = Engine().evaluate([Request(suite, test, RM) for test in suite.tests])
+            # replay only: an llm_rewrite without its cassette is an RmcheckError, never a call to an API
+            outcomes = Engine(ModelOptions(extra={"llm": "replay"})).evaluate(
+                [Request(suite, test, RM) for test in suite.tests])
             REACHED["judged"] += any(isinstance(o, TestResult) for o in outcomes.values())
     except RmcheckError:
         pass
@@ -198,3 +212,175 @@ def signature(exc: BaseException) -> str:
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# -- data files ------------------------------------------------------------------------------------
+
+#: Rows of every case shape, per reader format (rm-bench files are a JSON array of items).
+ROWS = {
+    "jsonl": ({"prompt": "What is 2+2?", "response": "It is 4. UP"},
+              {"id": "lock", "prompt": "Pick a lock?", "chosen": "I can't help. UP", "rejected": "Sure, a wrench."},
+              {"prompt": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+                          {"role": "user", "content": "Sum 2+2?"}], "response": "4, since 2+2=4."},
+              {"prompt": "Best?", "chosen": "This one. UP", "rejected": ["That.", "Other."], "subset": "s"},
+              {"prompt": "Q?", "response": "A.", "style": "concise", "meta": {"x": 1}}),
+    "hh-rlhf": ({"chosen": "\n\nHuman: Hi?\n\nAssistant: Hello, UP.", "rejected": "\n\nHuman: Hi?\n\nAssistant: Go."},),
+    "rewardbench2": ({"id": "r1", "prompt": "2+2?", "chosen": ["4 UP"], "rejected": ["5", "22"], "subset": "math"},
+                     {"prompt": "Tie?", "chosen": ["a", "b"], "rejected": ["c"]}),
+    "rm-bench": ({"id": "m1", "prompt": "2+2?", "chosen": ["4", "It is 4.", "**4**"],
+                  "rejected": ["5", "It is 5.", "**5**"], "domain": "math"},),
+}
+LINES = (b"", b"   ", b"{", b"[1, 2]", b"null", b"NaN", b'{"prompt": "p"', b"\xff\xfe", b"\x00", b"[" * 200)
+DATA_TESTS = ("tests:\n  - {name: same, perturb: typos, expect: invariant}\n"
+              "  - {name: kept, perturb: pad_with_filler, expect: preference_kept}\n"
+              "  - {name: pair, expect: prefers_chosen}\n")
+
+
+@st.composite
+def data_files(draw: Any) -> tuple[bytes, str, str, bytes]:
+    """A suite reading one data file: the suite's bytes, the file's format, name and bytes."""
+    fmt = draw(st.sampled_from(("jsonl", "jsonl", "jsonl", "hh-rlhf", "rewardbench2", "rm-bench")))
+    rows: Any = [copy.deepcopy(draw(st.sampled_from(ROWS[fmt]))) for _ in range(draw(st.integers(1, 4)))]
+    for _ in range(draw(st.sampled_from((0, 1, 1, 2, 3)))):  # hostile values: null, numbers, lists, dicts, ...
+        rows = _mutate(draw, rows)
+    if fmt == "rm-bench":
+        data = json.dumps(rows, indent=draw(st.sampled_from((None, 2)))).encode()
+    else:
+        lines = [json.dumps(row).encode() for row in (rows if isinstance(rows, list) else [rows])]
+        for _ in range(draw(st.sampled_from((0, 0, 1, 2)))):
+            lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(LINES)))
+        data = b"\n".join(lines) + draw(st.sampled_from((b"\n", b"", b"\n\n\n")))
+    if draw(st.integers(0, 5)) == 0 and data:
+        data = data[: draw(st.integers(0, len(data)))]
+    packed = draw(st.booleans())
+    name = ("rows.json" if fmt == "rm-bench" else "rows.jsonl") + (".gz" if packed else "")
+    if packed:
+        data = gzip.compress(data)
+        if draw(st.integers(0, 5)) == 0:  # a corrupt or cut gzip
+            data = data[: draw(st.integers(0, len(data)))]
+    limit = draw(st.sampled_from(("", "", ", limit: 2")))
+    suite = f"rmcheck: 1\nsuite: data\ncases:\n  - {{file: {name}, format: {fmt}{limit}}}\n{DATA_TESTS}".encode()
+    return suite, fmt, name, data
+
+
+def check_data(example: tuple[bytes, str, str, bytes], folder: Path) -> str | None:
+    """:func:`check` on the suite reading the data file, then ``rmcheck explain``'s reader on the file."""
+    from rmcheck.contrastive.dataset import read_comparisons
+
+    suite, fmt, name, data = example
+    (folder / name).write_bytes(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # skipped rows (DatasetWarning) are expected here
+        crash = check(suite, folder)
+        if crash is not None:
+            return crash
+        try:
+            read_comparisons(folder / name, fmt)
+        except RmcheckError:
+            pass
+        except Exception as exc:  # noqa: BLE001
+            return "explain: " + signature(exc)
+    return None
+
+
+# -- run documents ---------------------------------------------------------------------------------
+
+#: The suite whose run (python: RM, no cache) gives the document run documents are mutated from.
+RUN_SUITE = """\
+rmcheck: 1
+suite: doc
+cases:
+  - {id: one, prompt: What is 2+2?, response: It is 4. It is four.}
+  - {id: two, prompt: Pick a lock?, chosen: I cannot help. UP, rejected: Sure. Use a wrench.}
+tests:
+  - {name: pad, attribute: verbosity, perturb: pad_with_filler, expect: not_higher}
+  - {name: up, attribute: honesty, perturb: {op: append, text: " UP"}, expect: lower}
+  - {name: pair, expect: prefers_chosen}
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def base_document() -> str:
+    """A real run document (two models) as JSON text."""
+    from rmcheck.cli.app import main
+
+    folder = Path(tempfile.mkdtemp(prefix="rmcheck-fuzz-doc-"))
+    (folder / "doc.rmcheck.yaml").write_text(RUN_SUITE)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        main(["run", "--rm", RM, "--rm", "python:tests.engine_rms:heads", "--no-cache", "--json",
+              str(folder / "run.json"), str(folder / "doc.rmcheck.yaml")])
+    return (folder / "run.json").read_text()
+
+
+@st.composite
+def run_documents(draw: Any) -> bytes:
+    """The bytes of a mutated run document."""
+    doc = json.loads(base_document())
+    for _ in range(draw(st.sampled_from((1, 1, 2, 3, 4)))):
+        doc = _mutate(draw, doc)
+    data = json.dumps(doc, allow_nan=True).encode()
+    edit = draw(st.sampled_from(("none", "none", "none", "cut", "flip", "deep")))
+    if edit == "cut":
+        data = data[: draw(st.integers(0, len(data)))]
+    elif edit == "flip" and data:
+        at = draw(st.integers(0, len(data) - 1))
+        data = data[:at] + bytes([draw(st.integers(0, 255))]) + data[at + 1:]
+    elif edit == "deep":
+        data = data[:-1] + b', "deep": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    return data
+
+
+def commands() -> set[str]:
+    """The CLI's subcommands (``history`` is there once it is)."""
+    from rmcheck.cli.app import _parser
+
+    return {name for action in _parser()._actions if isinstance(action, argparse._SubParsersAction)
+            for name in action.choices}
+
+
+def check_document(data: bytes, folder: Path) -> str | None:
+    """``rmcheck report``, ``compare`` (against the real document) and ``history`` on one mutated document:
+    each exits 0, 1 or 2, never with another exception."""
+    from rmcheck.cli.app import main
+
+    path, base = folder / "run.json", folder / "base.json"
+    path.write_bytes(data)
+    base.write_text(base_document())
+    runs = [["report", str(path), "-o", str(folder / "report.html")], ["compare", str(base), str(path)],
+            ["compare", str(path), "--models", RM, "python:tests.engine_rms:heads"]]
+    if "history" in commands():
+        runs.append(["history", str(base), str(path)])
+    for argv in runs:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                code = main(argv)
+        except Exception as exc:  # noqa: BLE001
+            return f"{argv[0]}: {signature(exc)}"
+        if code not in (0, 1, 2):
+            return f"{argv[0]}: exit code {code}"
+    return None
+
+
+# -- every operator on every case shape ------------------------------------------------------------
+
+#: Case shapes: a single response, a pair, a conversation, best-of-N.
+SHAPES = {
+    "single": "  - {id: c, prompt: 'Is Emily right that 2+2=4?', response: 'Emily is right: 2+2=4. I am sure. UP'}\n",
+    "pair": "  - {id: c, prompt: 'Is Emily right?', chosen: 'Yes, Emily is right. 12 apples. UP', rejected: 'No.'}\n",
+    "conversation": ("  - id: c\n    prompt: [{role: system, content: Be brief.}, {role: user, content: Hi Emily},\n"
+                     "             {role: assistant, content: Hello}, {role: user, content: 'What is 3*4?'}]\n"
+                     "    response: 'It is 12. Emily agrees. UP'\n"),
+    "best_of_n": "  - {id: c, prompt: 'Sum 2+2?', chosen: 'It is 4. UP', rejected: ['It is 5.', 'Emily says 22.']}\n",
+}
+#: Arguments an operator needs (the others run with their defaults).
+ARGUMENTS = {"replace": "find: '2', with: '3'", "append": "text: ' Sure.'", "prepend": "text: 'Well. '",
+             "swap_lexicon": "lexicon: name", "llm_rewrite": "instruction: shorter"}
+
+
+def operator_suite(op: str, shape: str) -> bytes:
+    """A suite applying ``op`` to a case of ``shape``: a single check and, on pairs, preference_kept."""
+    args = f", {ARGUMENTS[op]}" if op in ARGUMENTS else ""
+    tests = f"  - {{name: single, perturb: {{op: {op}{args}}}, expect: invariant}}\n"
+    tests += f"  - {{name: kept, perturb: {{op: {op}{args}}}, expect: preference_kept}}\n"
+    return (f"rmcheck: 1\nsuite: ops\nlexicons:\n  name: [Emily, Mei]\ncases:\n  - {{id: other, prompt: 'Why?', "
+            f"response: 'Because.'}}\n{SHAPES[shape]}tests:\n{tests}").encode()
