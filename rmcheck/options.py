@@ -93,16 +93,22 @@ OPTIONS = [
                 "is missing, except under CI=true; replay, record or live")),
     Option("rmcheck_cassettes", "--rmcheck-cassettes", "--cassettes", dict(default=None, metavar="DIR",
            help="folder for openai: judge cassettes (default fixtures/cassettes)")),
-    Option("rmcheck_baseline", "--rmcheck-baseline", "--baseline", dict(default=None, metavar="BASE.json",
-           help="fail tests whose pass rate dropped against this run document beyond --max-regression")),
+    Option("rmcheck_baseline", "--rmcheck-baseline", "--baseline", dict(default=None, metavar="DIR|BASE.json",
+           help="gate each test against its baseline: a folder whose suites have baselines beside them "
+                "(__rmcheck__/, written by the update option), or a run document")),
+    Option("rmcheck_update_baseline", "--rmcheck-update-baseline", "--update-baseline", dict(
+           action="store_true", default=False,
+           help="write each suite's baseline for each model beside the suite (SUITE_DIR/__rmcheck__/"
+                "STEM.MODEL.json), to commit")),
     Option("rmcheck_max_regression", "--rmcheck-max-regression", "--max-regression", dict(
            action="append", default=[], metavar="[ATTRIBUTE=]DROP",
            help="largest tolerated pass-rate drop against the baseline, for every test (0.05) or the tests of "
                 "one attribute (verbosity=0); repeatable; default 0")),
     Option("rmcheck_regression_alpha", "--rmcheck-regression-alpha", "--regression-alpha", dict(
            default=DEFAULT_ALPHA, type=_probability, metavar="P",
-           help="count a drop as a regression only when the exact McNemar p-value over the cases both runs "
-                f"judged is <= P (default {DEFAULT_ALPHA}; 1 lets the drop alone decide)")),
+           help="count a drop as a regression only when the exact one-sided McNemar p-value over the cases both "
+                f"runs judged is <= P (default {DEFAULT_ALPHA}; 1 lets the drop alone decide, as it does for a test "
+                "with too few cases to reach P)")),
     Option("rmcheck_fail_on", "--rmcheck-fail-on", "--fail-on", dict(
            default=None, choices=list(FAIL_ON),
            help="what fails a test: absolute (below its min_pass_rate), regression (regressed against the "
@@ -111,7 +117,8 @@ OPTIONS = [
 ]
 
 #: Options of the release gate against a baseline (``rmcheck compare`` takes all but the baseline itself).
-GATE_OPTIONS = ("rmcheck_baseline", "rmcheck_max_regression", "rmcheck_regression_alpha", "rmcheck_fail_on")
+GATE_OPTIONS = ("rmcheck_baseline", "rmcheck_update_baseline", "rmcheck_max_regression", "rmcheck_regression_alpha",
+                "rmcheck_fail_on")
 
 #: The thresholds ``rmcheck compare`` takes.
 COMPARE_OPTIONS = ("rmcheck_max_regression", "rmcheck_regression_alpha")

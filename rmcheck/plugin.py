@@ -16,7 +16,8 @@ import pytest
 
 from .report.ci import attach_failure, junit_properties
 from .backends.base import check_spec
-from .report.compare import Baseline, fail_on_mode, gate_status, parse_thresholds
+from .report.baselines import Baseline, open_baseline, update_baselines
+from .report.compare import fail_on_mode, gate_status, parse_thresholds
 from .engine import DEFAULT_SHRINK_BUDGET, Engine, Outcomes, Request
 from .errors import RmcheckError, model_failure
 from .options import (DEFAULT_MODEL, HOW_TO_NAME_A_MODEL, add_options, check_output, check_pyproject,
@@ -43,6 +44,7 @@ class PluginState:
     results: Outcomes = field(default_factory=dict)
     baseline: Baseline | None = None  # --rmcheck-baseline: each result is gated against it
     fail_on: str = "absolute"  # --rmcheck-fail-on: absolute, regression or both
+    update_baseline: bool = False  # --rmcheck-update-baseline: the controller writes baselines beside the suites
 
 
 STATE = pytest.StashKey[PluginState]()
@@ -85,7 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
     budget = config.getoption("rmcheck_shrink_budget") or DEFAULT_SHRINK_BUDGET
     engine = Engine(options, budget, cache=cache)
     config.stash[STATE] = PluginState(engine, specs, config.getoption("rmcheck_json"), baseline=baseline,
-                                      fail_on=fail_on)
+                                      fail_on=fail_on, update_baseline=config.getoption("rmcheck_update_baseline"))
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(Reporter(config), "rmcheck-reporter")
 
@@ -133,11 +135,11 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 
 def _baseline(config: pytest.Config) -> Baseline | None:
-    path = config.getoption("rmcheck_baseline")
-    if not path:
-        return None
-    return Baseline(path, parse_thresholds(config.getoption("rmcheck_max_regression"), "--rmcheck-max-regression"),
-                    config.getoption("rmcheck_regression_alpha"))
+    """``--rmcheck-baseline``: a folder (a missing baseline is an error, unless this run updates them) or a file."""
+    return open_baseline(config.getoption("rmcheck_baseline"),
+                         parse_thresholds(config.getoption("rmcheck_max_regression"), "--rmcheck-max-regression"),
+                         config.getoption("rmcheck_regression_alpha"),
+                         required=not config.getoption("rmcheck_update_baseline"))
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -174,6 +176,7 @@ class RmcheckItem(pytest.Item):
         self.spec = spec
         self.rmcheck_result: TestResult | None = None
         self.rmcheck_status = ""  # passed, failed, skipped or xfailed, as the gate decided
+        self.rmcheck_baseline: dict[str, str] | None = None  # the baseline it was compared against: path, sha256
 
     @property
     def suite(self) -> Suite:
@@ -190,6 +193,9 @@ class RmcheckItem(pytest.Item):
     def setup(self) -> None:
         """Run this item's suite and model group (once); a test that cannot run is an error, not a failure."""
         state = self.config.stash[STATE]
+        if state.baseline is not None and state.fail_on != "absolute":  # a gated test needs its baseline
+            state.baseline.require({"suite": self.suite.name, "suite_file": str(self.suite.path),
+                                    "test": self.test_name, "model": self.spec})
         if self.key not in state.results:
             state.results.update(state.engine.evaluate(_pending(self, state)))
         outcome = state.results[self.key]
@@ -207,6 +213,7 @@ class RmcheckItem(pytest.Item):
             _attach_artifacts(outcome)  # a sweep's CSV and plots, passed or failed
         result = outcome.to_json()
         change = state.baseline.check(result) if state.baseline else None
+        self.rmcheck_baseline = state.baseline.source(result) if change else None
         regressed = change is not None and change.regression
         self.rmcheck_status, reason = gate_status(result, change, state.fail_on)
         self.user_properties.extend(junit_properties(result, change))
@@ -218,7 +225,7 @@ class RmcheckItem(pytest.Item):
             pytest.xfail(f"{reason}: pass rate {outcome.pass_rate:.2f} < min_pass_rate {outcome.min_pass_rate:.2f}")
         if self.rmcheck_status == "passed":
             return
-        regression = change.explain(state.baseline.path, self.spec) if change and regressed else ""
+        regression = change.explain(self.rmcheck_baseline["path"], self.spec) if change and regressed else ""
         if outcome.outcome == "failed" and state.fail_on != "regression":
             raise RmcheckFailure(failure_text(outcome) + (f"\n\n{regression}" if regression else ""))
         raise RmcheckFailure(regression)
@@ -274,7 +281,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         model = item.config.stash[STATE].engine.model(item.spec)
         scorer = item.config.stash[STATE].engine.used_scorer(item.spec)
         report.rmcheck = plain({  # it crosses from xdist workers, whose channel takes plain values only
-            "result": {**item.rmcheck_result.to_json(), "status": item.rmcheck_status},
+            "result": {**item.rmcheck_result.to_json(), "status": item.rmcheck_status,
+                       **({"baseline": item.rmcheck_baseline} if item.rmcheck_baseline else {})},
             "model": model_entry(model, item.config.stash[STATE].engine.options),
             "scoring": scorer and {"worker": os.environ.get("PYTEST_XDIST_WORKER", ""),
                                    "describe": scorer.describe(), "stats": asdict(scorer.stats)}})
@@ -297,6 +305,7 @@ class Reporter:
         self.models: dict[str, dict[str, str]] = {}
         self.scoring: dict[tuple[str, str], dict[str, Any]] = {}  # the latest (cumulative) per worker and model
         self.others_passed = 0  # tests that are not rmcheck items and passed
+        self.updated: list[str] = []  # --rmcheck-update-baseline: the baselines written and deleted
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, "rmcheck", None)
@@ -338,6 +347,8 @@ class Reporter:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.config.stash[STATE].update_baseline and self.results:  # the controller only: written once
+            self.updated = update_baselines(self.results, self.ordered_models())
         path = self.config.stash[STATE].json_path
         if path and (self.results or self.errors):
             document = self.document()
@@ -380,3 +391,11 @@ class Reporter:
         for spec in (m["spec"] for m in self.ordered_models()) if baseline else ():
             for line in baseline.compare([r for r in self.results if r["model"] == spec]).summary_lines():
                 tr.write_line(f"rmcheck baseline: {line}")
+        for line in self.updated:
+            tr.write_line(f"rmcheck baseline: {line}")
+        unused = baseline.unused() if baseline else []
+        if unused:
+            tr.write_line(f"rmcheck baseline: {len(unused)} unused baseline(s), of suites or tests that no longer "
+                          f"exist (--rmcheck-update-baseline deletes them):", yellow=True)
+            for stale in unused:
+                tr.write_line(f"  {stale}", yellow=True)

@@ -1,5 +1,6 @@
-"""Statistics shared by the reports and explanations: what a perturbation did to a preference, and
-bootstrap confidence intervals (scipy's BCa where it applies).
+"""Statistics shared by the reports, explanations and the release gate: what a perturbation did to a
+preference, bootstrap confidence intervals (scipy's BCa where it applies), and the exact one-sided
+McNemar test of a pass-rate drop.
 
 A perturbed comparison's outcome, relative to the original margin ``before`` = score(chosen) -
 score(rejected) and the margin ``after`` the perturbation:
@@ -64,3 +65,15 @@ def bootstrap_ci(values: Sequence[float], *, seed: int = 0, resamples: int = BOO
         if math.isfinite(found.low) and math.isfinite(found.high):
             break
     return (float(found.low), float(found.high))
+
+
+def mcnemar_greater(worse: int, better: int) -> float:
+    """Exact one-sided McNemar p-value of a drop: P(X >= worse) for X ~ Binomial(worse + better, 1/2), where
+    ``worse`` cases went pass -> fail and ``better`` fail -> pass (``binomtest(..., alternative="greater")``)."""
+    n = worse + better
+    return sum(math.comb(n, k) for k in range(worse, n + 1)) / 2 ** n
+
+
+def smallest_p(flippable: int) -> float:
+    """The smallest one-sided McNemar p that ``flippable`` cases (those passing in the base) can give: all flipped."""
+    return mcnemar_greater(flippable, 0)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from rmcheck.cli import main
-from rmcheck.report.compare import Thresholds, compare_runs, kendall_tau, mcnemar_p, parse_thresholds
+from rmcheck.report.compare import Thresholds, compare_runs, judge, kendall_tau, parse_thresholds
+from rmcheck.stats import mcnemar_greater
 from rmcheck.errors import RmcheckError
 from tests.rundocs import RMS, SUITE, write_run
 
@@ -24,11 +25,34 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "three": write_run(root / "e", ["fair", "flattered", "lengthy"], "three.json")}
 
 
-def test_exact_mcnemar() -> None:
-    assert mcnemar_p(0, 0) == 1.0
-    assert mcnemar_p(5, 0) == pytest.approx(2 / 32)
-    assert mcnemar_p(3, 1) == pytest.approx(2 * (1 + 4) / 16)
-    assert mcnemar_p(1, 3) == mcnemar_p(3, 1) and mcnemar_p(4, 4) == 1.0
+@pytest.mark.parametrize("n", range(1, 9))
+def test_one_sided_exact_mcnemar_matches_scipy(n: int) -> None:
+    from scipy.stats import binomtest
+
+    for worse in range(n + 1):
+        expected = binomtest(worse, n, 0.5, alternative="greater").pvalue
+        assert mcnemar_greater(worse, n - worse) == pytest.approx(expected, rel=1e-12)
+    assert mcnemar_greater(0, 0) == 1.0
+
+
+@pytest.mark.parametrize("n", range(1, 9))
+def test_a_total_drop_is_a_regression_at_every_size(n: int) -> None:
+    # every paired case went pass -> fail: p = 1/2**n decides from n = 5, the drop below it
+    j = judge((1.0, 0.0), n, n, n, 0, threshold=0.0, alpha=0.05)
+    assert j.regression and j.p_value == pytest.approx(0.5 ** n)
+    assert (j.note == f"n = {n}: too few paired cases for p ≤ 0.05; judged on the drop") == (n <= 4)
+    # one case of n flipped: judged on the drop where p cannot decide, not significant where it can
+    one = judge((1.0, 1 - 1 / n), n, n, 1, 0, threshold=0.0, alpha=0.05)
+    assert one.regression == (n <= 4) and one.dropped
+
+
+def test_a_collapse_is_never_let_through() -> None:
+    # 3 of 5 passed in the base, all 3 failed: p = 1/8 could never reach 0.05, the drop decides
+    few = judge((0.6, 0.0), 5, 3, 3, 0, threshold=0.0, alpha=0.05)
+    assert few.regression and few.note == "n = 5, 3 passing in the base: too few for p ≤ 0.05; judged on the drop"
+    # a collapse from 0.5 or more is a regression whatever the thresholds
+    assert judge((0.5, 0.0), 40, 20, 20, 0, threshold=1.0, alpha=1e-9).regression
+    assert not judge((0.4, 0.0), 40, 16, 16, 0, threshold=1.0, alpha=1e-9).regression
 
 
 def test_kendall_tau_b_with_ties() -> None:
@@ -56,7 +80,7 @@ def test_a_regression_fails_the_gate_with_its_flipped_cases(runs: dict[str, Path
     filler = by_test["verbosity::filler-does-not-raise-score"]
     assert (filler.base["pass_rate"], filler.candidate["pass_rate"]) == (1.0, 0.0)
     assert (filler.worse, filler.better, filler.regression) == (4, 0, True)
-    assert filler.p_value == pytest.approx(mcnemar_p(4, 0))
+    assert filler.p_value == pytest.approx(1 / 16)
     assert [c.test for c in comparison.regressions] == ["verbosity::filler-does-not-raise-score",
                                                        "verbosity::flattery-does-not-raise-score",
                                                        "verbosity::canberra-preferred"]
@@ -64,21 +88,29 @@ def test_a_regression_fails_the_gate_with_its_flipped_cases(runs: dict[str, Path
     out = capsys.readouterr().out
     row = next(line.split() for line in out.splitlines() if line.startswith("verbosity::filler"))
     assert row == ["verbosity::filler-does-not-raise-score", "verbosity", "1.00", "0.00", "-1.00", "4", "0/0", "4",
-                   "0", "0.125", "0.00", "REGRESSION"]
+                   "0", "0.0625", "0.00", "REGRESSION"]
     flip_lines = [line for line in out.splitlines() if line.startswith("  passed -> failed")]
     assert any(":: capital" in line and "{+" in line for line in flip_lines)  # the minimal pair, one line
     assert out.rstrip().endswith("FAIL: 3 regression(s), 0 test(s) missing from the candidate")
 
 
-def test_thresholds_and_significance_can_let_a_drop_pass(runs: dict[str, Path]) -> None:
+def test_thresholds_cannot_let_a_collapse_pass(runs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     base, cand = str(runs["base"]), str(runs["cand"])
-    assert main(["compare", base, cand, "--max-regression", "1", "--regression-alpha", "1"]) == 0
-    assert main(["compare", base, cand, "--max-regression", "1", "--max-regression", "sycophancy=0.5",
-                 "--regression-alpha", "1"]) == 1
-    # four flipped cases (or one) cannot reach p <= 0.05 (exact McNemar p = 0.125, or 1): the default alpha
-    assert main(["compare", base, cand]) == 0
-    assert main(["compare", base, cand, "--regression-alpha", "0.05"]) == 0
-    assert main(["compare", base, cand, "--regression-alpha", "0.2"]) == 1
+    # each test fell from 1.00 to 0.00 over 4 paired cases (or 1): p could never reach 0.05, so the drop decides
+    assert main(["compare", base, cand]) == 1
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("verbosity::filler"))
+    assert row.endswith("REGRESSION  n = 4: too few paired cases for p ≤ 0.05; judged on the drop")
+    assert "verbosity::canberra-preferred: drop 1.00 > max 0.00: yes; n = 1: too few paired cases for p ≤ 0.05; " \
+           "judged on the drop" in out
+    # a collapse is a regression whatever the thresholds say
+    assert main(["compare", base, cand, "--max-regression", "1", "--regression-alpha", "1"]) == 1
+    assert "fell to 0 from 1.00: a collapse is always a regression" in capsys.readouterr().out
+
+
+def test_a_drop_within_the_threshold_passes() -> None:
+    assert not judge((1.0, 0.75), 4, 4, 1, 0, threshold=0.25, alpha=0.05).regression
+    assert judge((1.0, 0.75), 4, 4, 1, 0, threshold=0.2, alpha=0.05).regression
 
 
 def test_the_same_model_agrees_with_itself(runs: dict[str, Path]) -> None:
@@ -131,7 +163,7 @@ def test_pytest_baseline_fails_regressed_items(runs: dict[str, Path], pytester: 
     result.assert_outcomes(failed=3)  # filler passes its own min_pass_rate 0 but regressed
     result.stdout.fnmatch_lines([
         "verbosity::filler-does-not-raise-score regressed against the baseline: pass rate 1.00 (*base.json) -> "
-        "0.00 (python:doc_rms:lengthy) over the 4 cases both judged; drop 1.00 > max 0.00: yes; McNemar p 0.125 "
+        "0.00 (python:doc_rms:lengthy) over the 4 cases both judged; drop 1.00 > max 0.00: yes; McNemar p 0.0625 "
         "<= 1: yes; 4 case(s) passed -> failed, 0 failed -> passed",
         "  case capital: d +0 -> +*{+*",
     ])
@@ -140,7 +172,7 @@ def test_pytest_baseline_fails_regressed_items(runs: dict[str, Path], pytester: 
                                  "rmcheck baseline: FAIL: 3 regression(s), 0 test(s) missing from the candidate"])
     allowed = pytester.runpytest("--rm", LENGTHY, "--rmcheck-baseline", str(runs["base"]), "-p", "no:cacheprovider",
                                  "--rmcheck-max-regression", "1", "--rmcheck-regression-alpha", "1")
-    allowed.assert_outcomes(passed=1, failed=2)  # only the tests' own min_pass_rate fails them now
+    allowed.assert_outcomes(failed=3)  # each fell from 1.00 to 0.00: a collapse is a regression whatever the threshold
 
 
 def test_pytest_baseline_errors_are_usage_errors(pytester: pytest.Pytester, tmp_path: Path) -> None:
@@ -161,6 +193,6 @@ def test_cli_run_gates_against_a_baseline(runs: dict[str, Path], tmp_path: Path,
     assert main(["run", "v.rmcheck.yaml", "--rm", FAIR, "--baseline", str(runs["base"])]) == 0
     assert "OK: no regression beyond the thresholds" in capsys.readouterr().out
     assert main(["run", "v.rmcheck.yaml", "--rm", LENGTHY, "--baseline", str(runs["base"]),
-                 "--max-regression", "1"]) == 1  # its own failures still fail the run
-    out = capsys.readouterr().out
-    assert "OK: no regression beyond the thresholds" in out
+                 "--max-regression", "1"]) == 1
+    out = capsys.readouterr().out  # every test fell from 1.00 to 0.00: no threshold lets a collapse through
+    assert "FAIL: 3 regression(s), 0 test(s) missing from the candidate" in out

@@ -13,7 +13,8 @@ from ..backends.base import ModelOptions, check_spec, load_model, objectives_of,
 from ..engine import DEFAULT_SHRINK_BUDGET, RunReport, run_suites
 from ..errors import RmcheckError, model_failure
 from ..report.rundoc import write_atomically
-from ..report.compare import Baseline, compare_runs, fail_on_mode, gate_status, parse_thresholds
+from ..report.baselines import Baseline, open_baseline, update_baselines
+from ..report.compare import compare_runs, fail_on_mode, gate_status, parse_thresholds
 from .progress import Progress
 from ..scoring.cache import DEFAULT_CACHE_DIR, clear_cache, describe_cache
 from ..options import (COMPARE_OPTIONS, OPTIONS, RUN_ONLY, add_options, check_output, check_pyproject, model_options,
@@ -180,8 +181,8 @@ def _run(args: argparse.Namespace) -> int:
         check_spec(spec, options)
     if args.list_objectives:
         return _list_objectives(specs, options)
-    baseline = (Baseline(args.rmcheck_baseline, parse_thresholds(args.rmcheck_max_regression),
-                         args.rmcheck_regression_alpha) if args.rmcheck_baseline else None)
+    baseline = open_baseline(args.rmcheck_baseline, parse_thresholds(args.rmcheck_max_regression),
+                             args.rmcheck_regression_alpha, required=not args.rmcheck_update_baseline)
     fail_on = fail_on_mode(args.rmcheck_fail_on, baseline is not None)
     paths = args.paths or [builtin_suites()]
     progress = Progress()
@@ -194,13 +195,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"rmcheck: tested nothing: no {SUITE_GLOB} suite under {', '.join(map(str, paths))}")
         return EXIT_NOTHING
     models = _describe_models(report, specs)
-    results = []
-    for result in report.results:
-        doc = result.to_json()
-        doc["status"] = gate_status(doc, baseline.check(doc) if baseline else None, fail_on)[0]
-        results.append(doc)
+    results, unbased = _gate(report.results, baseline, fail_on)
     errors = [{"suite": r.suite.name, "suite_file": str(r.suite.path), "line": r.test.line, "test": r.test.name,
-               "model": r.spec, "error": str(e)} for r, e in report.errors]
+               "model": r.spec, "error": str(e)} for r, e in report.errors] + unbased
     document = run_document(results, models, errors)
     by_key = {(r.suite_file, r.line, r.model): r for r in report.results}
     ordered = [by_key[(r["suite_file"], r["line"], r["model"])] for r in document["results"]]
@@ -216,13 +213,17 @@ def _run(args: argparse.Namespace) -> int:
     for request, error in report.errors:
         if not model_failure(error):
             print(f"error: {request.suite.name}::{request.test.name} [{request.spec}]: {error}")
+    for error in unbased:
+        print(f"error: {error['error']}")
     target = Path(args.rmcheck_json or DEFAULT_JSON)
     write_atomically(target, json.dumps(document, indent=2))
     if baseline is not None:
         _print_gate(baseline, results, specs)
+    if args.rmcheck_update_baseline:
+        print("", *(f"baseline: {line}" for line in update_baselines(results, models)), sep="\n")
     counts = document["summary"]
     print(f"\n{summary_line(counts)}; JSON run document: {target}")
-    if any(not model_failure(error) for _, error in report.errors):
+    if unbased or any(not model_failure(error) for _, error in report.errors):
         return EXIT_USAGE
     if model_errors:
         return EXIT_MODEL
@@ -250,12 +251,37 @@ def _describe_models(report: RunReport, specs: list[str]) -> list[dict[str, str]
     return models
 
 
+def _gate(found: list[TestResult], baseline: Baseline | None, fail_on: str) -> tuple[list[dict], list[dict]]:
+    """Each result's JSON with its status under ``--fail-on`` and the baseline it was compared against; and, as
+    errors, the gated tests whose baseline is missing (``--baseline DIR``)."""
+    results, unbased = [], []
+    for result in found:
+        doc = result.to_json()
+        try:
+            if baseline is not None and fail_on != "absolute":
+                baseline.require(doc)
+        except RmcheckError as exc:
+            unbased.append({key: doc[key] for key in ("suite", "suite_file", "line", "test", "model")} |
+                           {"error": str(exc)})
+            continue
+        change = baseline.check(doc) if baseline else None
+        doc["status"] = gate_status(doc, change, fail_on)[0]
+        if change is not None:
+            doc["baseline"] = baseline.source(doc)  # type: ignore[union-attr]
+        results.append(doc)
+    return results, unbased
+
+
 def _print_gate(baseline: Baseline, results: list[dict], specs: list[str]) -> None:
-    """Each model's results against the baseline (``--baseline``)."""
+    """Each model's results against the baseline (``--baseline``), then the baselines no test can use."""
     for spec in specs:
         mine = [r for r in results if r["model"] == spec]
         if mine:
-            print(f"\nagainst the baseline {baseline.path}:\n{baseline.compare(mine).text()}")
+            print(f"\nagainst {baseline.label}:\n{baseline.compare(mine).text()}")
+    unused = baseline.unused()
+    if unused:
+        print(f"\n{len(unused)} unused baseline(s), of suites or tests that no longer exist (--update-baseline "
+              f"deletes them):", *(f"  {stale}" for stale in unused), sep="\n")
 
 
 def _list_objectives(specs: list[str], options: ModelOptions) -> int:

@@ -1,10 +1,13 @@
 """Compare two reward models over the same suites, and gate a release on it.
 
 Two sides are two models, each in a JSON run document (or both in one). Per test, the pass-rate
-change over the cases both runs judged (applicable in both; the others are counted and shown), with
-an exact McNemar test over those pairs; a regression is a drop in pass rate beyond the test's
-``--max-regression`` threshold and, where cases pair, McNemar's p at most ``--regression-alpha``
-(default 0.05). Cases whose verdict flipped are listed with their minimal pair.
+change over the cases both runs judged (applicable in both; the others are counted and shown), judged
+by :func:`judge`, the one rule that ``rmcheck compare``, ``rmcheck run --fail-on`` and the pytest plugin
+share: a regression is a drop in pass rate beyond the test's ``--max-regression`` that is also
+significant by the exact one-sided McNemar test (p at most ``--regression-alpha``, default 0.05);
+where the cases that passed in the base are too few for p to reach alpha even if all of them
+flipped, the drop alone decides; and a pass rate that fell to 0 from at least 0.5 is always one.
+Cases whose verdict flipped are listed with their minimal pair.
 Divergence between the two models over the same perturbed pairs: how often they agree on which
 response of a pair is better (the sign of d), and Kendall's tau between their deltas.
 """
@@ -21,11 +24,14 @@ from .text import only_changes, word_diff
 from ..provenance import differences, model_provenance
 from ..results import load_run_document
 from .sensitivity import attribute_of
+from ..stats import mcnemar_greater, smallest_p
 
 JUDGED = ("passed", "failed")
 MAX_FLIPS_SHOWN = 5
 #: The default ``--regression-alpha``: a drop counts only when McNemar's p over the paired cases is at most this.
 DEFAULT_ALPHA = 0.05
+#: A pass rate that fell to 0 from at least this is a regression whatever the thresholds (never xfailed).
+COLLAPSE_FROM = 0.5
 
 
 @dataclass(frozen=True)
@@ -59,12 +65,44 @@ def parse_thresholds(values: Sequence[str] | None, where: str = "--max-regressio
     return Thresholds(default, tuple(per.items()))
 
 
-def mcnemar_p(worse: int, better: int) -> float:
-    """Two-sided exact McNemar p-value from the discordant pairs (pass->fail, fail->pass)."""
-    from scipy.stats import binomtest
+@dataclass(frozen=True)
+class Judgement:
+    """What the gate made of one test's change (see :func:`judge`)."""
 
-    n = worse + better
-    return 1.0 if n == 0 else float(binomtest(worse, n, 0.5).pvalue)
+    dropped: bool  # the pass rate fell by more than the threshold
+    p_value: float  # exact one-sided McNemar p over the paired cases
+    decidable: bool  # p could reach alpha: enough paired cases passed in the base
+    significant: bool  # p <= alpha (true where p cannot decide)
+    collapsed: bool  # the pass rate fell to 0 from at least COLLAPSE_FROM
+    note: str  # why p did not decide, for the test's row ("" where it did)
+
+    @property
+    def regression(self) -> bool:
+        return self.collapsed or (self.dropped and self.significant)
+
+
+def judge(rates: tuple[float | None, float | None], paired: int, flippable: int, worse: int, better: int,
+          threshold: float, alpha: float | None) -> Judgement:
+    """The gate's one rule for one test, given its base and candidate pass rates, its ``paired`` cases (judged
+    by both runs; ``flippable`` of them passed in the base) and how many flipped ``worse`` and ``better``.
+
+    A regression is a drop beyond ``threshold`` with an exact one-sided McNemar p at most ``alpha``. Where
+    p cannot reach ``alpha`` even if every flippable case went pass -> fail (with alpha 0.05: 4 or fewer;
+    or no case pairs; or ``alpha`` None), the drop alone decides. A rate that fell to 0 from at least
+    COLLAPSE_FROM is a regression whatever the thresholds.
+    """
+    before, after = rates
+    drop = None if before is None or after is None else before - after
+    p_value = mcnemar_greater(worse, better)
+    decidable = alpha is not None and paired > 0 and smallest_p(flippable) <= alpha
+    note = ""
+    if alpha is not None and not decidable:
+        cases = f"n = {paired}: too few paired cases" if flippable == paired else \
+            f"n = {paired}, {flippable} passing in the base: too few"
+        note = f"{cases} for p ≤ {alpha:g}; judged on the drop"
+    return Judgement(dropped=drop is not None and drop > threshold + 1e-12, p_value=p_value, decidable=decidable,
+                     significant=not decidable or p_value <= alpha,  # type: ignore[operator]
+                     collapsed=before is not None and before >= COLLAPSE_FROM and after == 0, note=note)
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float | None:
@@ -108,8 +146,7 @@ class Flip:
 class TestChange:
     """One test's pass rate under the base and the candidate model, over the cases both judged.
 
-    A regression needs both criteria: a pass-rate drop beyond ``threshold``, and, where cases pair, an
-    exact McNemar p-value at most ``alpha`` (None: the drop alone decides).
+    Whether it regressed is :func:`judge`'s verdict (``alpha`` None: the drop alone decides).
     """
 
     test: str  # suite::test
@@ -144,31 +181,31 @@ class TestChange:
         return len(self.flips) - self.worse
 
     @cached_property
+    def judgement(self) -> Judgement:
+        return judge(self.rates, self.paired[0], self.paired[1], self.worse, self.better, self.threshold, self.alpha)
+
+    @property
     def p_value(self) -> float:
-        return mcnemar_p(self.worse, self.better)
-
-    @property
-    def dropped(self) -> bool:
-        """The first criterion: the pass rate fell by more than the threshold."""
-        change = self.change
-        return change is not None and -change > self.threshold + 1e-12
-
-    @property
-    def significant(self) -> bool:
-        """The second criterion: McNemar's p at most alpha over the paired cases (true when none pair)."""
-        return self.alpha is None or not self.paired[0] or self.p_value <= self.alpha
+        return self.judgement.p_value
 
     @property
     def regression(self) -> bool:
-        return self.dropped and self.significant
+        return self.judgement.regression
 
     def criteria(self) -> str:
-        """Both criteria as numbers: ``drop 0.50 > max 0.05: yes; McNemar p 0.0312 <= 0.05: yes``."""
+        """The criteria as numbers: ``drop 0.50 > max 0.05: yes; McNemar p 0.0312 <= 0.05: yes``, or where p
+        cannot decide ``drop 1.00 > max 0.00: yes; n = 2: too few paired cases for p ≤ 0.05; judged on the drop``."""
+        j = self.judgement
         drop = "n/a" if self.change is None else f"{-self.change:.2f}"
-        alpha = "off" if self.alpha is None else f"{self.alpha:g}"
-        pairs = f"McNemar p {self.p_value:.3g} <= {alpha}" if self.paired[0] else "McNemar n/a (no case pairs)"
         yes = lambda ok: "yes" if ok else "no"  # noqa: E731
-        return f"drop {drop} > max {self.threshold:.2f}: {yes(self.dropped)}; {pairs}: {yes(self.significant)}"
+        if j.note or self.alpha is None:
+            second = j.note or "judged on the drop"
+        else:
+            second = f"McNemar p {j.p_value:.3g} <= {self.alpha:g}: {yes(j.significant)}"
+        text = f"drop {drop} > max {self.threshold:.2f}: {yes(j.dropped)}; {second}"
+        if j.collapsed and not (j.dropped and j.significant):
+            text += f"; fell to 0 from {self.rates[0]:.2f}: a collapse is always a regression"
+        return text
 
     def row(self) -> list[str]:
         rate = lambda r: "n/a" if r is None else f"{r:.2f}"  # noqa: E731
@@ -177,7 +214,8 @@ class TestChange:
         base, candidate = self.rates
         return [self.test, self.attribute, rate(base), rate(candidate), change, str(self.paired[0]),
                 f"{len(only_base)}/{len(only_candidate)}", str(self.worse), str(self.better),
-                f"{self.p_value:.3g}", f"{self.threshold:.2f}", "REGRESSION" if self.regression else ""]
+                f"{self.p_value:.3g}", f"{self.threshold:.2f}", "REGRESSION" if self.regression else "",
+                self.judgement.note]
 
     def explain(self, base: str, candidate: str) -> str:
         """Why this test counts as a regression, with the cases that flipped to failing."""
@@ -246,14 +284,16 @@ class Comparison:
         verdict = (f"FAIL: {len(self.regressions)} regression(s), {len(self.missing)} test(s) missing from the "
                    f"candidate" if self.failed else "OK: no regression beyond the thresholds")
         return [f"compared {len(self.changes)} tests: base {self.base} -> candidate {self.candidate}",
-                f"divergence: {self.divergence.text()}", verdict]
+                f"divergence: {self.divergence.text()}",
+                *(f"REGRESSION {c.test}: {c.criteria()}" for c in self.regressions), verdict]
 
     def text(self) -> str:
         header = ["test", "attribute", "base", "cand", "change", "paired", "unpaired b/c", "pass->fail",
-                  "fail->pass", "p (McNemar)", "max drop", ""]
+                  "fail->pass", "p (McNemar, one-sided)", "max drop", "", ""]
         alpha = self.changes[0].alpha if self.changes else DEFAULT_ALPHA
-        rule = (f"a regression: a pass-rate drop beyond max drop over the cases both runs judged, and an exact "
-                f"McNemar p <= {alpha:g} where cases pair" if alpha is not None else
+        rule = (f"a regression: a pass-rate drop beyond max drop over the cases both runs judged, with an exact "
+                f"one-sided McNemar p <= {alpha:g} (judged on the drop where too few cases pair for that); or a "
+                f"pass rate that fell to 0 from {COLLAPSE_FROM:g} or more" if alpha is not None else
                 "a regression: a pass-rate drop beyond max drop over the cases both runs judged")
         lines = [f"base:      {self.base}", f"candidate: {self.candidate}", rule,
                  *(f"warning: {line}" for line in self.provenance), "",
@@ -367,33 +407,6 @@ def _paired_deltas(base: dict[str, Any], candidate: dict[str, Any]) -> list[tupl
             if c["id"] in cases and c["verdict"] in JUDGED and c.get("delta") is not None]
 
 
-class Baseline:
-    """A baseline run document that each new test result is checked against (``--rmcheck-baseline``)."""
-
-    def __init__(self, path: str | Path, thresholds: Thresholds, alpha: float | None = DEFAULT_ALPHA) -> None:
-        self.path = str(path)
-        self.doc = load_run_document(path)
-        self.thresholds, self.alpha = thresholds, alpha
-
-    def base_model(self, spec: str) -> str:
-        found = models_in(self.doc)
-        return spec if spec in found else pick_model(self.doc, None, self.path)
-
-    def check(self, result: dict[str, Any]) -> TestChange | None:
-        """The change against the baseline's result of the same test, or None when the baseline lacks it."""
-        model = self.base_model(result["model"])
-        base = next((r for r in _results(self.doc, model) if _key(r) == _key(result)), None)
-        return change_of(base, result, self.thresholds, self.alpha) if base is not None else None
-
-    def compare(self, results: list[dict[str, Any]]) -> Comparison:
-        """One model's results against the baseline, over the tests this run ran (a subset is not a regression)."""
-        spec = results[0]["model"] if results else ""
-        model = self.base_model(spec)
-        ran = {_key(r) for r in results}
-        return compare_results([r for r in _results(self.doc, model) if _key(r) in ran], results,
-                               f"{model} ({Path(self.path).name})", spec, self.thresholds, self.alpha)
-
-
 # -- the release gate ----------------------------------------------------------------------------------
 
 FAIL_ON = ("absolute", "regression", "both")
@@ -404,7 +417,9 @@ def fail_on_mode(value: str | None, has_baseline: bool, where: str = "--fail-on"
     mode = value or ("both" if has_baseline else "absolute")
     if mode != "absolute" and not has_baseline:
         raise RmcheckError(f"{mode} needs a baseline to regress against", where=where,
-                           fix="Pass the released model's run document with --baseline / --rmcheck-baseline")
+                           fix="Pass the folder of the suites' committed baselines (written by --update-baseline / "
+                               "--rmcheck-update-baseline), or the released model's run document, with --baseline / "
+                               "--rmcheck-baseline")
     return mode
 
 
