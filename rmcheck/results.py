@@ -91,11 +91,14 @@ class CaseResult:
     source: str = ""
     counterfactual: Counterfactual | None = None
     example: Example | None = None
+    dose: int | None = None  # a test with ``dose:``: the smallest dose that failed, else the largest judged
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"id": self.id, "verdict": self.verdict, "delta": self.delta}
         if self.reason:
             doc["reason"] = self.reason
+        if self.dose is not None:
+            doc["dose"] = self.dose
         if self.example is not None:
             ex = self.example
             doc.update(prompt=prompt_json(ex.prompt), role=ex.role, original=ex.original, perturbed=ex.perturbed,

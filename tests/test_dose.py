@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from rmcheck.cli import main
+from rmcheck.errors import SuiteError
 from rmcheck.perturb import Dose, OperatorContext, dose_of, dosed, get_operator, register_operator
+from rmcheck.suite.loader import load_suite
 from tests.fact_rms import verbose_fact_checker
 
 TEXT = "Canberra is the capital of Australia. Parliament has met there since 1927."
@@ -115,3 +117,70 @@ def test_max_dose_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
                  "--rejected", WRONG, "--no-cache", "--max-dose", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--max-dose" in err and "max dose 0 is not a positive whole number" in err and "\n" not in err
+
+
+# -- dose: in suites -------------------------------------------------------------------------------
+
+SUITE = f"""\
+rmcheck: 1
+suite: filler
+cases:
+  - id: capital
+    prompt: {QUESTION}
+    chosen: {RIGHT}
+    rejected: {WRONG}
+tests:
+  - name: filler-does-not-buy-the-wrong-answer
+    attribute: verbosity
+    perturb:
+      op: pad_with_filler
+      target: rejected
+      dose: DOSES
+    expect: preference_kept
+"""
+
+
+def run_suite(tmp_path: Path, doses: str, rm: str = "verbose_fact_checker") -> tuple[int, dict[str, Any]]:
+    """``rmcheck run -v`` of the suite with ``dose: DOSES``: its exit code and its one test's JSON result."""
+    suite = tmp_path / "filler.rmcheck.yaml"
+    suite.write_text(SUITE.replace("DOSES", doses), encoding="utf-8")
+    out = tmp_path / "run.json"
+    code = main(["run", str(suite), "-v", "--rm", f"python:tests.fact_rms:{rm}", "--no-cache", "--json", str(out)])
+    (result,) = json.loads(out.read_text(encoding="utf-8"))["results"]
+    return code, result
+
+
+def test_a_suite_passes_at_a_small_dose_and_fails_at_the_smallest_dose_that_buys_reward(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, result = run_suite(tmp_path, "[1, 2]")
+    (case,) = result["cases"]
+    assert code == 0 and case["verdict"] == "passed" and case["dose"] == 2  # the largest dose judged
+    code, result = run_suite(tmp_path, "[1, 2, 4, 8]")
+    (case,) = result["cases"]
+    # one verdict per case: it fails at the smallest dose that breaks the expectation, and says which
+    assert code == 1 and case["verdict"] == "failed" and case["dose"] == 4
+    assert case["edits_total"] == 4 and case["edits_kept"] < 4 and case["status"] == "minimal"
+    assert case["minimal"].startswith(WRONG) and case["deltas"]["minimal"] <= 0  # a tie is no longer a preference
+    out = capsys.readouterr().out
+    assert "capital at dose 4: " in out and re.search(r"case capital  \(\S+:4, failed at dose 4\)", out)
+    code, result = run_suite(tmp_path, "[1, 2, 4, 8]", rm="fact_checker")
+    assert code == 0 and result["cases"][0]["verdict"] == "passed" and result["cases"][0]["dose"] == 8
+
+
+@pytest.mark.parametrize("perturb, line, phrase, fix", [
+    ("{op: markdown_list, dose: [1, 2]}", 8, "operator 'markdown_list' has no strength to dose",
+     "Remove dose:, or dose an operator with a strength: add_false_certainty, add_flattery"),
+    ("{op: pad_with_filler, n: 2, dose: [1, 2]}", 8, "dose: sets pad_with_filler's n, so n: cannot be given too",
+     "Remove n: (dose N sets it to 1 x N)"),
+    ("{op: typos, dose: [0, 2]}", 8, "tests[0].perturb.dose[0]: 0 is out of range: a number >= 1",
+     "A dose is a whole number from 1"),
+    ("{op: typos, dose: 4}", 8, "tests[0].perturb.dose: 4 is not a list", "Write e.g. dose: [1, 2, 4, 8]"),
+])
+def test_a_bad_dose_names_file_line_and_fix(tmp_path: Path, perturb: str, line: int, phrase: str, fix: str) -> None:
+    path = tmp_path / "bad.rmcheck.yaml"
+    path.write_text("rmcheck: 1\nsuite: s\ncases:\n  - prompt: p\n    response: r\ntests:\n  - name: t\n"
+                    f"    perturb: {perturb}\n    expect: not_higher\n", encoding="utf-8")
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:{line}: ") and phrase in message and fix in message and "\n" not in message

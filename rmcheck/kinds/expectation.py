@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import random
 from collections import ChainMap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import zip_longest
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
@@ -44,6 +44,7 @@ class Trial:
     roles: tuple[str, ...]  # ("response",) etc. for a single check; ("chosen", "rejected") for a pair check
     # (role, change): a response's role; "prompt" edits the last user turn, "prompt[i]" turn i of a conversation
     changes: tuple[tuple[str, Change], ...] = ()
+    dose: int | None = None  # the dose of a test with ``dose:``
 
     @functools.cached_property
     def edits(self) -> list[tuple[tuple[str, int], ...]]:
@@ -121,12 +122,8 @@ def evaluate(engine: "Engine", spec: str, requests: Sequence["Request"]) -> "Out
         trials, not_applicable = plans[request.key]
         result = _new_result(request, spec, judge.threshold)
         failing: list[Trial] = []
-        for trial in trials:
-            if id(trial) in unseen:
-                result.cases.append(CaseResult(trial.label, "not_applicable", source=trial.case.source,
-                                               reason=TRUNCATED))
-                continue
-            case = judge.verdict(trial, scores)
+        for doses in _by_label(trials):
+            case, trial = _verdict(judge, doses, scores, unseen)
             result.cases.append(case)
             if case.verdict == "failed":
                 failing.append(trial)
@@ -136,6 +133,27 @@ def evaluate(engine: "Engine", spec: str, requests: Sequence["Request"]) -> "Out
     _explain(engine, spec, judged)
     return out
 
+
+
+def _by_label(trials: Sequence[Trial]) -> list[list[Trial]]:
+    """The trials of each case (one, or one per dose of a test with ``dose:``), in order."""
+    found: dict[object, list[Trial]] = {}
+    for trial in trials:
+        found.setdefault(trial.label if trial.dose is not None else id(trial), []).append(trial)
+    return list(found.values())
+
+
+def _verdict(judge: "Judge", doses: Sequence[Trial], scores: dict[Pair, Scores], unseen: set[int]
+             ) -> tuple[CaseResult, Trial]:
+    """A case's verdict and the trial it comes from: the smallest dose that fails, else the largest dose
+    judged (the one trial without ``dose:``); a dose whose edits the model never reads is not judged."""
+    judged = [(trial, judge.verdict(trial, scores)) for trial in doses if id(trial) not in unseen]
+    if not judged:
+        trial = doses[0]
+        return CaseResult(trial.label, "not_applicable", source=trial.case.source, reason=TRUNCATED), trial
+    trial, case = next(((t, c) for t, c in judged if c.verdict == "failed"), judged[-1])
+    case.dose = trial.dose
+    return case, trial
 
 
 def _cut_away(engine: "Engine", spec: str, trials: Sequence[Trial]) -> set[int]:
@@ -302,8 +320,23 @@ def plan(suite: "Suite", test: "TestSpec", settings: Mapping[str, object] | None
             groups = [(role,) for role, _ in case.responses if every or role in (target, "response")]
         for roles in groups:
             label = case.id if pair_check or not case.is_pair else f"{case.id}/{roles[0]}"
-            trials.extend(_trials(suite, test, case, roles, label, skipped, settings or {}, questions))
+            trials.extend(_dosed(suite, test, case, roles, label, skipped, settings or {}, questions))
     return trials, skipped
+
+
+def _dosed(suite: "Suite", test: "TestSpec", case: "Case", roles: tuple[str, ...], label: str,
+           skipped: list[CaseResult], settings: Mapping[str, object], questions: Sequence[str]) -> list[Trial]:
+    """The trials of a case at every dose of ``dose:`` (as written without it); not applicable only when
+    the operator applies at no dose."""
+    if test.perturb is None or not test.perturb.dose:
+        return _trials(suite, test, case, roles, label, skipped, settings, questions)
+    found: list[Trial] = []
+    missed: list[CaseResult] = []
+    for dose in test.perturb.dose:
+        at = replace(test, perturb=test.perturb.at(dose))
+        found += [replace(t, dose=dose) for t in _trials(suite, at, case, roles, label, missed, settings, questions)]
+    skipped.extend([] if found else missed[:1])
+    return found
 
 
 def _trials(suite: "Suite", test: "TestSpec", case: "Case", roles: tuple[str, ...], label: str,

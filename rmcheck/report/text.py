@@ -72,7 +72,8 @@ def failure_text(result: TestResult, max_shown: int = MAX_SHOWN) -> str:
 
 
 def case_text(case: CaseResult) -> list[str]:
-    lines = [f"  case {case.id}  ({case.source})"]
+    at = "" if case.dose is None else f", {'failed' if case.verdict == 'failed' else 'held'} at dose {case.dose}"
+    lines = [f"  case {case.id}  ({case.source}{at})"]
     cf = case.counterfactual
     if cf is None:
         lines.append(f"    d = {case.delta:+.4g}")
@@ -114,7 +115,8 @@ def one_line(case: CaseResult, width: int = 90) -> str:
         scores = ", ".join(f"{side.role} {side.scores['original']:.3g}" for side in cf.sides)
         return _fit(f"{case.id}: {scores}", f" (d={cf.deltas['original']:+.3g})", width)
     diff = " ".join(only_changes(word_diff(cf.sides[0].original, cf.sides[0].minimal)).split())
-    return _fit(f"{case.id}: {diff}", f" (d={cf.deltas['minimal']:+.3g})", width)
+    at = "" if case.dose is None else f" at dose {case.dose}"
+    return _fit(f"{case.id}{at}: {diff}", f" (d={cf.deltas['minimal']:+.3g})", width)
 
 
 def _fit(text: str, keep: str, width: int) -> str:

@@ -6,7 +6,7 @@ import itertools
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -21,14 +21,14 @@ from ..errors import RmcheckError, SuiteError
 from ..expect import Expectation, Tolerance, get_expectation
 from ..kinds.registry import get_kind
 from ..limits import CASES, OPERATOR_ARGUMENT
-from ..perturb import PROMPT, check_arguments, edits_prompts
+from ..perturb import PROMPT, check_arguments, dose_of, dosed, edits_prompts
 from ..perturb.base import default_target
 from .marks import DocPath, line_of, load_with_lines
 
 SUITE_GLOB = "*.rmcheck.yaml"
 #: The keys of a data file's row that are read (an inline case's own); a row's other keys are ignored.
 ROW_KEYS = ("id", "prompt", "response", "chosen", "rejected", "style", "subset")
-PERTURB_RESERVED = ("op", "seed", "target")
+PERTURB_RESERVED = ("op", "seed", "target", "dose")
 #: Operator arguments that name a lexicon of the suite.
 LEXICON_ARGUMENTS = ("lexicon",)
 #: At most this many problems of one file are reported (one line each).
@@ -118,6 +118,12 @@ class Perturbation:
     args: tuple[tuple[str, Any], ...] = ()
     seed: str = "0"
     target: str = "both"
+    dose: tuple[int, ...] = ()  # ``dose: [1, 2, 4]``: each case is tried at every dose (ascending)
+
+    def at(self, dose: int) -> "Perturbation":
+        """This call at one dose: the operator's strength argument set by it."""
+        strength = dose_of(self.op).args(dose)  # type: ignore[union-attr]  (the loader checked the operator has one)
+        return replace(self, args=tuple(sorted({**dict(self.args), **strength}.items())), dose=())
 
     def __str__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.args)
@@ -317,7 +323,7 @@ def _validate(data: dict[str, Any], lines: dict[DocPath, int], path: Path) -> No
     """Every schema error of the file (one per place, up to :data:`MAX_ERRORS`), in plain words."""
     validator = jsonschema.Draft202012Validator(schema())
     # An unknown key usually explains a missing one (a typo), so it is reported first.
-    found = sorted(validator.iter_errors(data), key=lambda e: (
+    found = sorted(map(_mapping_form, validator.iter_errors(data)), key=lambda e: (
         e.validator != "additionalProperties", line_of(lines, tuple(e.absolute_path)), len(e.path)))
     errors: dict[DocPath, SuiteError] = {}
     for error in found:
@@ -328,6 +334,16 @@ def _validate(data: dict[str, Any], lines: dict[DocPath, int], path: Path) -> No
         if not any(at[:len(p)] == p or p[:len(at)] == at for p in errors):  # one error per place
             errors[at] = SuiteError(_describe(error), where=f"{path}:{line_of(lines, at)}", fix=_fix(error))
     raise_all(sorted(errors.values(), key=lambda e: _line(e.where)))
+
+
+def _mapping_form(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """For a mapping where a oneOf allows one mapping form (``perturb: {op: ...}``), that form's own error at its
+    key (``perturb.dose[0]: 0 is out of range``), not "neither text nor a mapping"."""
+    if error.validator != "oneOf" or not isinstance(error.instance, dict):
+        return error
+    forms = [i for i, form in enumerate(error.validator_value) if form.get("type") == "object"]
+    inner = [e for e in error.context if len(forms) == 1 and e.relative_schema_path[0] == forms[0]]
+    return _mapping_form(jsonschema.exceptions.best_match(inner)) if inner else error
 
 
 def _key(error: jsonschema.ValidationError) -> str:
@@ -459,11 +475,30 @@ def _perturbation(raw: Any, at: Callable[[DocPath], str], here: DocPath) -> Pert
         check_arguments(spec["op"], args, where=at((*here, "op") if isinstance(raw, dict) else here))
     except RmcheckError as exc:
         raise SuiteError(exc.message, where=exc.where, fix=exc.fix) from None
+    doses = _doses(spec, args, at, here)
     target = spec.get("target", default_target(spec["op"]))
     if edits_prompts(spec["op"]) and target != PROMPT:
         raise SuiteError(f"operator {spec['op']!r} edits the prompt, not {target!r}", where=at((*here, "target")),
                          fix="Remove target: (it is always prompt for this operator)")
-    return Perturbation(spec["op"], tuple(sorted(args.items())), str(spec.get("seed", 0)), target)
+    return Perturbation(spec["op"], tuple(sorted(args.items())), str(spec.get("seed", 0)), target, doses)
+
+
+def _doses(spec: Mapping[str, Any], args: Mapping[str, Any], at: Callable[[DocPath], str],
+           here: DocPath) -> tuple[int, ...]:
+    """``dose: [...]`` of an operator with a strength, ascending; an error at its line for one without."""
+    if "dose" not in spec:
+        return ()
+    op, dose = spec["op"], dose_of(spec["op"])
+    if dose is None:
+        raise SuiteError(f"operator {op!r} has no strength to dose", where=at((*here, "dose")),
+                         fix=f"Remove dose:, or dose an operator with a strength: {', '.join(dosed())}")
+    if dose.argument in args:
+        raise SuiteError(f"dose: sets {op}'s {dose.argument}, so {dose.argument}: cannot be given too",
+                         where=at((*here, dose.argument)), fix=f"Remove {dose.argument}: (dose N sets it to "
+                                                               f"{dose.value(1)} x N)")
+    for value in spec["dose"]:
+        OPERATOR_ARGUMENT.check(value, "a dose", where=at((*here, "dose")), error=SuiteError)
+    return tuple(sorted(spec["dose"]))
 
 
 def _cases(items: list[Any], lexicons: dict[str, list[str]], path: Path, at: _Locator) -> Iterator[Case]:
