@@ -4,7 +4,9 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,94 @@ def test_serve_refuses_a_port_out_of_range() -> None:
     out = cli("serve", "--rm", "demo", "--port", "99999")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "argument --port: '99999' is not a port number (0 to 65535" in out.stderr
+
+
+# -- clearer errors --------------------------------------------------------------------------------
+
+
+def test_an_rm_that_calls_sys_exit_is_a_model_error_with_its_reason(tmp_path: Path) -> None:
+    """SystemExit(3) from the reward function ended rmcheck silently with exit 3."""
+    (tmp_path / "exiting_rm.py").write_text("import sys\ndef score(prompts, responses):\n    sys.exit(3)\n")
+    out = cli("run", "--rm", "python:exiting_rm:score", "--no-cache", str(write(tmp_path, VALID)), cwd=tmp_path)
+    assert out.returncode == 3 and "Traceback" not in out.stderr
+    assert "error: model python:exiting_rm:score could not be loaded or scored: SystemExit in " in out.stdout
+
+
+@pytest.mark.parametrize("setting", ["tolerance: .nan", "min_pass_rate: .nan", "tolerance: .inf"])
+def test_a_number_that_is_not_finite_is_refused(tmp_path: Path, setting: str) -> None:
+    path = write(tmp_path, VALID + f"    {setting}\n")
+    key = setting.split(":")[0]
+    with pytest.raises(SuiteError, match=rf"s.rmcheck.yaml:10: tests\[0\].{key}: (nan|inf) is not a number a suite may "
+                                         "use. Write a finite number"):
+        load_suite(path)
+
+
+# -- the score cache ---------------------------------------------------------------------------------
+
+CACHED_RM = 'rmcheck_fingerprint = "v1"\ndef score(prompts, responses):\n    return [len(r) for r in responses]\n'
+
+
+@pytest.mark.parametrize("failing", ["open", "write"])
+def test_a_cache_that_cannot_be_written_leaves_the_run_uncached_with_one_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    """A read-only cache folder (sqlite cannot open) or a full disk (a write fails) failed the run."""
+    import sqlite3
+
+    from rmcheck.scoring import cache as cache_module
+    from rmcheck.engine import run_suites
+
+    def fail(*args: object) -> None:
+        raise sqlite3.OperationalError("unable to open database file" if failing == "open" else
+                                       "database or disk is full")
+
+    monkeypatch.setattr(cache_module.ScoreCache if failing == "open" else cache_module._Transaction,
+                        "_try_open" if failing == "open" else "__enter__", fail)
+    (tmp_path / "cached_rm.py").write_text(CACHED_RM)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.warns(cache_module.CacheWarning) as caught:
+        report = run_suites([write(tmp_path, VALID)], ["python:cached_rm:score"],
+                            cache=cache_module.run_cache(str(tmp_path / "cache"), tmp_path))
+    assert not report.errors and len(report.results) == 1
+    assert len([w for w in caught if w.category is cache_module.CacheWarning]) == 1
+    assert "this run goes on without it" in str(caught[0].message)
+
+
+def _rm_module(folder: Path, extra: str = "") -> None:
+    (folder / "helper.py").write_text("WEIGHT = 1\n")
+    (folder / "weights.json").write_text("[1]\n")
+    (folder / "folder_rm.py").write_text(CACHED_RM + extra)
+
+
+@pytest.fixture
+def rm_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    sys.modules.pop("folder_rm", None)
+
+
+def test_declared_fingerprint_files_are_hashed_by_content(rm_folder: Path) -> None:
+    """A constant rmcheck_fingerprint with an edited helper module or data file served old scores."""
+    from rmcheck.backends.base import ModelOptions, load_model
+
+    _rm_module(rm_folder, 'rmcheck_fingerprint_files = ["helper.py", "*.json"]\n')
+    fingerprint = lambda: load_model("python:folder_rm:score", ModelOptions()).fingerprint  # noqa: E731
+    first = fingerprint()
+    (rm_folder / "weights.json").write_text("[2]\n")
+    second = fingerprint()
+    (rm_folder / "helper.py").write_text("WEIGHT = 2\n")
+    assert len({first, second, fingerprint()}) == 3
+
+
+def test_a_cached_module_with_uncovered_siblings_is_warned_about(rm_folder: Path) -> None:
+    from rmcheck.backends.base import ModelOptions, load_model
+    from rmcheck.backends.python_callable import FingerprintWarning
+
+    _rm_module(rm_folder)
+    with pytest.warns(FingerprintWarning, match=r"python:folder_rm:score: its cached scores stay the same when "
+                                                r"helper.py in .* change.*rmcheck_fingerprint_files = "):
+        load_model("python:folder_rm:score", ModelOptions())
+    sys.modules.pop("folder_rm")
+    (rm_folder / "folder_rm.py").write_text(CACHED_RM + "rmcheck_fingerprint_files = []\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FingerprintWarning)
+        load_model("python:folder_rm:score", ModelOptions())

@@ -5,7 +5,9 @@ import hashlib
 import importlib
 import inspect
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -15,6 +17,14 @@ from .base import ModelOptions, Pair, Scores, normalise_scores, register_backend
 #: What a callable (or its module) sets to say what else its scores depend on (weights, data files, a
 #: version): a string, or a function returning one. Without it, its scores are not cached on disk.
 DECLARED = "rmcheck_fingerprint"
+#: What a callable (or its module) sets to name the files its scores depend on: globs relative to the module's
+#: folder, hashed by content into the fingerprint (helper modules, data files).
+DECLARED_FILES = "rmcheck_fingerprint_files"
+
+
+class FingerprintWarning(UserWarning):
+    """A cached ``python:`` model's folder has modules its fingerprint does not cover: editing them serves old
+    scores."""
 
 
 class PythonRewardModel:
@@ -32,7 +42,11 @@ class PythonRewardModel:
         declared = _declared(spec, fn)
         #: Only a callable that declares what its scores depend on has them cached on disk.
         self.cacheable = declared is not None
-        self._fingerprint = _fingerprint(spec, fn, declared)
+        named = _declared_files(spec, fn)
+        files = _source_files(fn) + (named or [])
+        self._fingerprint = _fingerprint(spec, fn, declared, files)
+        if self.cacheable and named is None:
+            _warn_uncovered(spec, fn, files)
 
     @property
     def fingerprint(self) -> str:
@@ -47,7 +61,7 @@ class PythonRewardModel:
         responses = [p.response for p in pairs]
         try:
             raw = self.fn(prompts, responses)
-        except Exception as exc:  # a user's function failing is a user error with a clear message
+        except (Exception, SystemExit) as exc:  # a user's function failing (or exiting) is a user error
             raise BackendError(f"{type(exc).__name__} in {self.spec}: {exc}",
                                fix="Fix the reward function (it is called with lists of prompts and responses)") from exc
         scores = normalise_scores(raw, len(pairs), self.spec, pairs)
@@ -62,21 +76,61 @@ def _declared(spec: str, fn: Callable[..., Any]) -> str | None:
     if callable(value):
         try:
             value = value()
-        except Exception as exc:  # the user's own function
+        except (Exception, SystemExit) as exc:  # the user's own function
             raise BackendError(f"{DECLARED} of {spec} raised {type(exc).__name__}: {exc}", where="--rm",
                                fix=f"Make {DECLARED} return a string (e.g. a hash of the weights it loads)") from None
     return None if value is None else str(value)
 
 
-def _fingerprint(spec: str, fn: Callable[..., Any], declared: str | None) -> str:
-    """sha256 over the spec, the declared fingerprint and the source files of the callable's package."""
+def _fingerprint(spec: str, fn: Callable[..., Any], declared: str | None, files: list[tuple[str, Path]]) -> str:
+    """sha256 over the spec, the declared fingerprint, and the source files of the callable's package with
+    the files it declares."""
     digest = hashlib.sha256(json.dumps([spec, declared]).encode())
-    files = _source_files(fn)
     if not files:
         digest.update(repr(fn).encode())
     for name, path in files:
         digest.update(name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def _folder(fn: Callable[..., Any]) -> Path | None:
+    """The folder of the callable's module (None for a builtin)."""
+    try:
+        return Path(inspect.getsourcefile(fn) or "").resolve().parent
+    except TypeError:
+        return None
+
+
+def _declared_files(spec: str, fn: Callable[..., Any]) -> list[tuple[str, Path]] | None:
+    """The files ``rmcheck_fingerprint_files`` names (globs relative to the module's folder), sorted; None when
+    it is not set."""
+    module = sys.modules.get(getattr(fn, "__module__", None) or "")
+    globs = getattr(fn, DECLARED_FILES, getattr(module, DECLARED_FILES, None))
+    folder = _folder(fn)
+    if globs is None or folder is None:
+        return None
+    if isinstance(globs, str) or not all(isinstance(g, str) for g in globs):
+        raise BackendError(f"{DECLARED_FILES} of {spec} is {globs!r}", where="--rm",
+                           fix=f'Make it a list of globs relative to {folder}, e.g. ["*.py", "data/*.json"]')
+    found = {p for pattern in globs for p in folder.glob(pattern) if p.is_file()}
+    return sorted((f"{DECLARED_FILES}/{Path(os.path.relpath(p, folder)).as_posix()}", p) for p in found)
+
+
+def _warn_uncovered(spec: str, fn: Callable[..., Any], files: list[tuple[str, Path]]) -> None:
+    """Warn once (per model and run) when the module's folder has ``*.py`` siblings its fingerprint does not
+    hash: a plain module's package is its folder, and an edited helper there would serve old scores."""
+    folder = _folder(fn)
+    if folder is None:
+        return
+    covered = {path.resolve() for _, path in files}
+    uncovered = sorted(p.name for p in folder.glob("*.py") if p.resolve() not in covered)
+    if uncovered:
+        shown = ", ".join(uncovered[:5]) + (f" and {len(uncovered) - 5} more" if len(uncovered) > 5 else "")
+        warnings.warn(FingerprintWarning(
+            f"{spec}: its cached scores stay the same when {shown} in {folder} change. Name the files the model "
+            f'reads in {DECLARED_FILES} = ["helper.py", "data/*.json"] (globs relative to that folder; [] for none) '
+            "beside its rmcheck_fingerprint"),
+            stacklevel=2)
 
 
 def _source_files(fn: Callable[..., Any]) -> list[tuple[str, Path]]:
@@ -119,7 +173,7 @@ def resolve(rest: str) -> Callable[..., Any]:
     except ImportError as exc:
         raise BackendError(f"cannot import {module_name!r} for {spec}: {exc}", where="--rm",
                            fix="Run from the directory that holds the module, or install it") from None
-    except Exception as exc:  # the user's module failing as it imports (SyntaxError, NameError, ...)
+    except (Exception, SystemExit) as exc:  # the user's module failing as it imports (SyntaxError, sys.exit, ...)
         raise BackendError(f"importing {module_name!r} for {spec} raised {type(exc).__name__}: {exc}", where="--rm",
                            fix="Fix the module so that it imports") from None
     fn = getattr(module, attr, None)

@@ -18,6 +18,7 @@ import hashlib
 import json
 import sqlite3
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -42,8 +43,17 @@ _SCHEMA = (
 )
 
 
+#: What sqlite and the system say of a cache that cannot be written (a read-only folder or file, a full disk).
+UNWRITABLE = ("readonly", "read-only", "unable to open", "disk is full", "disk i/o error", "permission denied",
+              "no space left")
+
+
 class CacheError(RmcheckError):
     """The score cache cannot be opened, read or written."""
+
+
+class CacheWarning(UserWarning):
+    """The score cache cannot be written: the run goes on without it."""
 
 
 @dataclass(frozen=True)
@@ -219,12 +229,46 @@ def describe_cache(directory: str | Path) -> str:
     return "\n".join(lines)
 
 
-def run_cache(directory: str | None, root: Path, *, disabled: bool = False) -> ScoreCache | None:
+class RunCache(ScoreCache):
+    """A run's cache: one it cannot write (a read-only folder, a full disk) is said once, as a
+    :class:`CacheWarning`, and the run goes on uncached; other problems (a file that is no cache) stay errors."""
+
+    off = False
+
+    def get(self, fingerprint: str, pairs: Sequence[Pair]) -> dict[Pair, Scores]:
+        return {} if self.off else self._unless_unwritable(super().get, {}, fingerprint, pairs)
+
+    def get_inputs(self, fingerprint: str, pairs: Sequence[Pair]) -> dict[Pair, bytes]:
+        return {} if self.off else self._unless_unwritable(super().get_inputs, {}, fingerprint, pairs)
+
+    def put(self, fingerprint: str, spec: str, scored: Iterable[tuple[Pair, Scores]]) -> None:
+        if not self.off:
+            self._unless_unwritable(super().put, None, fingerprint, spec, scored)
+
+    def put_inputs(self, fingerprint: str, digests: Iterable[tuple[Pair, bytes]]) -> None:
+        if not self.off:
+            self._unless_unwritable(super().put_inputs, None, fingerprint, digests)
+
+    def _unless_unwritable(self, call: Any, instead: Any, *args: Any) -> Any:
+        try:
+            return call(*args)
+        except CacheError as exc:
+            if not any(word in str(exc).lower() for word in UNWRITABLE):
+                raise
+            self.off = True
+            self.close()
+            warnings.warn(CacheWarning(f"{exc.where}: the score cache cannot be used ({exc.message}); this run goes "
+                                       "on without it. Make the folder writable or free some disk space, or pass "
+                                       "another cache directory (--cache DIR / --rmcheck-cache DIR)"), stacklevel=2)
+            return instead
+
+
+def run_cache(directory: str | None, root: Path, *, disabled: bool = False) -> RunCache | None:
     """The cache a run uses: ``directory`` as given, else ``.rmcheck/cache`` under ``root``
     (the pytest rootdir, or the CLI's working directory); None when disabled."""
     if disabled:
         return None
-    return ScoreCache(Path(directory) if directory else root / DEFAULT_CACHE_DIR)
+    return RunCache(Path(directory) if directory else root / DEFAULT_CACHE_DIR)
 
 
 class _Transaction:

@@ -209,6 +209,7 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError("a suite must be a YAML mapping with rmcheck, suite, cases and tests",
                          where=f"{path}:1", fix="Start the file with 'rmcheck: 1'")
     _validate(data, lines, path)
+    raise_all(list(_non_finite(data, (), lines, path)))
     at = _Locator(path, lines)
     lexicons = {k: [str(v) for v in vs] for k, vs in data.get("lexicons", {}).items()}
     errors: list[SuiteError] = []
@@ -347,8 +348,23 @@ def _mapping_form(error: jsonschema.ValidationError) -> jsonschema.ValidationErr
 
 
 def _key(error: jsonschema.ValidationError) -> str:
-    parts = [str(p) if isinstance(p, str) else f"[{p}]" for p in error.absolute_path]
+    return _dotted(tuple(error.absolute_path))
+
+
+def _dotted(at: DocPath) -> str:
+    parts = [str(p) if isinstance(p, str) else f"[{p}]" for p in at]
     return ".".join(parts).replace(".[", "[") or "(top level)"
+
+
+def _non_finite(value: Any, at: DocPath, lines: dict[DocPath, int], path: Path) -> Iterator[SuiteError]:
+    """``.nan`` and ``.inf`` anywhere in the suite: every comparison with NaN is false, so the schema's ranges let
+    it through (a NaN min_pass_rate or tolerance decided nothing), and no bound or threshold is infinite."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield SuiteError(f"{_dotted(at)}: {value} is not a number a suite may use",
+                         where=f"{path}:{line_of(lines, at)}", fix="Write a finite number")
+    elif isinstance(value, (dict, list)):
+        for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+            yield from _non_finite(item, (*at, key), lines, path)
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
