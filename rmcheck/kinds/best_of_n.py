@@ -6,6 +6,7 @@ responses tied at the highest score, and 0 otherwise; accuracy is the mean credi
 top are counted and reported, since a model that scores everything alike would otherwise look
 like a coin flip. Cases with a ``subset`` are grouped: each subset's accuracy is reported, and
 the overall figure is the mean over subsets, as RewardBench 2's leaderboard averages its subsets.
+The Ties subset is scored as RewardBench 2 scores it, with its weighted metric (:mod:`.ties`).
 The test passes when every subset (or the whole, without subsets) reaches ``min_accuracy``.
 """
 from __future__ import annotations
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ..backends.base import OVERALL, Pair
-from ..errors import BackendError
+from ..errors import BackendError, RmcheckError
 from ..results import CaseResult, TestResult
 from .registry import register_kind
+from .ties import TiesScore, is_ties, summary, ties_score
 
 if TYPE_CHECKING:
     from ..engine import Engine, Outcomes, Request
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
 
 KIND = "best_of_n"
 DEFAULT_MIN_ACCURACY = 0.5
-RULE = "credit 1/k when chosen is among the k responses tied at the top score, else 0"
+RULE = ("credit 1/k when chosen is among the k responses tied at the top score, else 0; "
+        "the Ties subset by RewardBench 2's weighted Ties score")
 ALL = "all"
 SHOWN = 5
 
@@ -84,7 +87,10 @@ def evaluate(engine: "Engine", spec: str, requests: Sequence["Request"]) -> "Out
                                             where=request.suite.where(request.test),
                                             fix="Name one of the model's objectives")
             continue
-        out[request.key] = judge(request, spec, lambda case, text: scores[Pair(case.prompt, text)][objective])
+        try:
+            out[request.key] = judge(request, spec, lambda case, text: scores[Pair(case.prompt, text)][objective])
+        except RmcheckError as exc:
+            out[request.key] = exc
     return out
 
 
@@ -106,11 +112,14 @@ def judge(request: "Request", spec: str, value: Callable[["Case", str], float]) 
     groups: dict[str, list[Outcome]] = {}
     for outcome in judged:
         groups.setdefault(outcome.case.subset or ALL, []).append(outcome)
-    accuracy = {name: sum(o.credit for o in group) / len(group) for name, group in sorted(groups.items())}
+    ties = {name: ties_score([(o.case.id, o.case.source, o.chosen, o.best_rejected) for o in group],
+                             where=suite.where(test))
+            for name, group in groups.items() if is_ties(name)}
+    accuracy = {name: ties[name].score if name in ties else sum(o.credit for o in group) / len(group)
+                for name, group in sorted(groups.items())}
     rows = [CaseResult(name, "passed" if accuracy[name] >= test.min_accuracy else "failed",
                        accuracy[name] - test.min_accuracy, source=suite.where(test),
-                       reason=f"accuracy {accuracy[name]:.3f} over {len(group)} cases "
-                              f"({sum(o.tied > 1 for o in group)} with ties at the top)")
+                       reason=_reason(group, ties.get(name)))
             for name, group in sorted(groups.items())]
     result.cases[:0] = rows
     overall = sum(accuracy.values()) / len(accuracy) if accuracy else None
@@ -118,11 +127,19 @@ def judge(request: "Request", spec: str, value: Callable[["Case", str], float]) 
         "cases": len(judged), "accuracy": overall, "subsets": accuracy, "min_accuracy": test.min_accuracy,
         "ties": sum(o.tied > 1 for o in judged), "chosen_tied": sum(o.tied > 1 and o.credit > 0 for o in judged),
         "n_rejected": sorted({len(o.case.rejected_texts) for o in judged}),
+        **({"ties_score": {name: score.to_json() for name, score in ties.items()}} if ties else {}),
         "worst": [{"case": o.case.id, "chosen": o.chosen, "best_rejected": o.best_rejected, "tied": o.tied}
                   for o in sorted(judged, key=lambda o: o.margin)[:SHOWN]],
     }
     result.explanation = explain(result, sorted(judged, key=lambda o: o.margin)[:SHOWN])
     return result
+
+
+def _reason(group: Sequence[Outcome], ties: TiesScore | None) -> str:
+    tied = f"{sum(o.tied > 1 for o in group)} with ties at the top"
+    if ties is not None:
+        return f"{summary(ties)}; {len(group)} cases ({tied})"
+    return f"accuracy {sum(o.credit for o in group) / len(group):.3f} over {len(group)} cases ({tied})"
 
 
 def explain(result: TestResult, worst: Sequence[Outcome]) -> str:
@@ -133,7 +150,9 @@ def explain(result: TestResult, worst: Sequence[Outcome]) -> str:
              f"  {KIND}: {RULE}; {d['cases']} cases, {'/'.join(map(str, d['n_rejected']))} rejected each",
              f"  accuracy {_rate(d['accuracy'])} (mean over subsets; min {d['min_accuracy']:g}); "
              f"{d['ties']} cases tie at the top ({d['chosen_tied']} with chosen among them)"]
-    lines += [f"    {name}: {_rate(acc)}" for name, acc in d["subsets"].items() if name != ALL]
+    reasons = {c.id: c.reason for c in result.cases}  # a Ties subset's names the parts of its score
+    lines += [f"    {name}: {reasons[name] if name in d.get('ties_score', {}) else _rate(acc)}"
+              for name, acc in d["subsets"].items() if name != ALL]
     for outcome in worst:
         if outcome.credit >= 1:
             break

@@ -347,7 +347,8 @@ def _trials(suite: "Suite", test: "TestSpec", case: "Case", roles: tuple[str, ..
     if perturb.target == PROMPT:
         targets = [(PROMPT, case.last_user_turn)]
     else:  # responses first: the first changed role is the main side of a counterfactual
-        targets = [(r, case.text(r)) for r in roles if len(roles) == 1 or perturb.target in (*RESPONSES, CONVERSATION, r)]
+        edited = (*RESPONSES, CONVERSATION)
+        targets = [(r, case.text(r)) for r in roles if len(roles) == 1 or perturb.target in (*edited, r)]
         if perturb.target == CONVERSATION:
             targets += prompt_parts(case)
     per_role: list[list[tuple[str, Change]]] = []
