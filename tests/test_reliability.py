@@ -233,3 +233,35 @@ def test_a_cached_module_with_uncovered_siblings_is_warned_about(rm_folder: Path
     with warnings.catch_warnings():
         warnings.simplefilter("error", FingerprintWarning)
         load_model("python:folder_rm:score", ModelOptions())
+
+
+def test_a_suite_name_used_twice_names_both_files(tmp_path: Path) -> None:
+    """Two suites named alike gave duplicate results."""
+    from rmcheck.engine import run_suites
+
+    for name in ("a", "b"):
+        write(tmp_path, VALID, f"{name}.rmcheck.yaml")
+    with pytest.raises(SuiteError, match=r"b.rmcheck.yaml: suite name 's' is used by .*a.rmcheck.yaml too\. Give each "
+                                         r"suite its own name"):
+        run_suites([tmp_path], [RM])
+
+
+def test_a_reused_yaml_anchor_is_one_warning_naming_the_file(tmp_path: Path) -> None:
+    """ruamel's warning was multi-line and named "<unicode string>"."""
+    from rmcheck.suite.marks import SuiteWarning
+
+    path = write(tmp_path, VALID.replace("suite: s\n", "suite: s\ndescription: &a x\n").replace("prompt: p", "prompt: &a p"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_suite(path)
+    (warning,) = caught
+    assert warning.category is SuiteWarning and "<unicode string>" not in str(warning.message)
+    assert str(warning.message).startswith(f"{path}:5: the anchor &a is defined again (first at line 3)")
+
+
+def test_a_relative_hf_path_that_does_not_exist_is_no_hub_id() -> None:
+    from rmcheck.backends.base import ModelOptions, check_spec
+    from rmcheck.errors import BackendError
+
+    with pytest.raises(BackendError, match=r"hf:rel/models/x: no such model directory '.*rel/models/x'"):
+        check_spec("hf:rel/models/x", ModelOptions())

@@ -485,7 +485,9 @@ def _check_remote_code(spec: str, config: Any, auto_class: str, options: ModelOp
 def _check_local_path(spec: str, source: str, revision: str | None) -> None:
     """Fail early, with the path, for a local model directory that cannot be loaded."""
     path = Path(source).expanduser()
-    looks_local = source.startswith((".", "/", "~", "\\")) or path.is_absolute() or "\\" in source
+    # a hub id is ORG/NAME: more folders than that name a local path
+    looks_local = (source.startswith((".", "/", "~", "\\")) or path.is_absolute() or "\\" in source
+                   or source.count("/") > 1)
     if looks_local and not path.exists():
         raise BackendError(f"{spec}: no such model directory {str(path.resolve())!r}",
                            fix="Pass an existing directory holding config.json and the weights, or a hub id ORG/NAME")

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import codecs
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML, events, nodes, tokens
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
 
 from ..errors import SuiteError
 from ..limits import SUITE_BYTES, YAML_DEPTH, YAML_NODES
@@ -35,7 +36,10 @@ def load_with_lines(path: Path) -> tuple[Any, dict[DocPath, int]]:
     lines: dict[DocPath, int] = {}
     try:
         _check_flow_depth(yaml, text, path)
-        node = yaml.compose(text)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ReusedAnchorWarning)
+            node = yaml.compose(text)
+        _restate(caught, path)
     except RecursionError:
         raise SuiteError(f"nesting deeper than {YAML_DEPTH.value} levels", where=f"{path}:{_too_deep(yaml, text)}",
                          fix="A suite needs a few levels; check the brackets") from None
@@ -44,6 +48,25 @@ def load_with_lines(path: Path) -> tuple[Any, dict[DocPath, int]]:
     if node is None:
         return None, lines
     return _Builder(yaml.constructor, path, lines).build(node, (), 0), lines
+
+
+class SuiteWarning(UserWarning):
+    """Something in a suite file that loads but is likely a mistake (a reused anchor)."""
+
+
+def _restate(caught: list[warnings.WarningMessage], path: Path) -> None:
+    """ruamel's multi-line warning about a reused anchor (naming "<unicode string>") as one line naming the
+    file; other warnings as they were."""
+    for warning in caught:
+        if not issubclass(warning.category, ReusedAnchorWarning):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+            continue
+        text = str(warning.message)
+        name = re.search(r"duplicate anchor '([^']*)'", text)
+        first, second = (re.findall(r"line (\d+), column", text) + ["?", "?"])[:2]
+        warnings.warn(SuiteWarning(f"{path}:{second}: the anchor &{name.group(1) if name else '?'} is defined again "
+                                   f"(first at line {first}); aliases below refer to this one. Give each anchor its "
+                                   "own name"), stacklevel=3)
 
 
 def read_suite_text(path: Path) -> str:
