@@ -224,3 +224,26 @@ def test_a_negated_hf_score_head_fails_the_gate(project: pytest.Pytester, capsys
                  "--no-cache"]) == 1
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("small::prefers "))
     assert row.split()[2:4] == ["1.00", "0.00"] and row.endswith(f"REGRESSION  {ROW}")
+
+
+def test_report_and_compare_put_the_gate_on_top_with_both_sides_of_each_flip(
+        project: pytest.Pytester, committed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("jinja2")
+    assert main(["run", "suites", "--rm", CLEAN, "--json", "base.json"]) == 0
+    assert main(["run", "suites", "--rm", LENGTHY, "--json", "cand.json"]) == 1
+    capsys.readouterr()
+    assert main(["report", "cand.json", "--baseline", "suites", "-o", "report.html"]) == 0
+    assert capsys.readouterr().out.startswith(f"FAIL: 2 regression(s), 0 test(s) missing from the candidate: "
+                                              f"{LENGTHY} against {CLEAN} (baselines beside the suites under suites)")
+    assert main(["compare", "base.json", "cand.json", "--html", "compare.html"]) == 1
+    for page in ("report.html", "compare.html"):
+        html = (project.path / page).read_text(encoding="utf-8")
+        gate, toolbar = html.index('<section class="gate"'), html.index('<nav class="toolbar"')
+        assert gate < toolbar and "Release gate: <span class=\"failed\">FAIL: 2 regression(s)" in html
+        row = html[html.index("<td class=\"l\">small::prefers-the-right-answer</td>"):][:600]
+        assert "<td>1.00</td><td>0.00</td>" in row and ROW in row and "REGRESSION" in row
+        flips = html[html.index("small::filler-does-not-raise-score: 4 case(s) flipped"):]
+        start = flips.index('<div class="failure"')
+        first = flips[start:flips.index('<div class="failure"', start + 1)]
+        assert "<b>base</b> (passed)" in first and "<b>candidate</b> (failed)" in first
+        assert first.count("<ins>") >= 2  # the base's perturbed pair and the candidate's minimal one, as word diffs

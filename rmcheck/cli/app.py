@@ -14,7 +14,7 @@ from ..engine import DEFAULT_SHRINK_BUDGET, RunReport, run_suites
 from ..errors import RmcheckError, model_failure
 from ..report.rundoc import write_atomically
 from ..report.baselines import Baseline, open_baseline, update_baselines
-from ..report.compare import compare_runs, fail_on_mode, gate_status, parse_thresholds
+from ..report.compare import compare_runs, fail_on_mode, gate_status, models_in, parse_thresholds
 from .progress import Progress
 from ..scoring.cache import DEFAULT_CACHE_DIR, clear_cache, describe_cache
 from ..options import (COMPARE_OPTIONS, OPTIONS, RUN_ONLY, add_options, check_output, check_pyproject, model_options,
@@ -27,6 +27,7 @@ from . import explain as explain_command, sweep as sweep_command
 
 DEFAULT_JSON = ".rmcheck/last-run.json"
 DEFAULT_REPORT = ".rmcheck/report.html"
+DEFAULT_HISTORY = ".rmcheck/history.png"
 
 
 def builtin_suites() -> Path:
@@ -92,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("runs", nargs="+", metavar="RUN.json", help="JSON run documents (one or more models each)")
     report.add_argument("-o", "--output", default=DEFAULT_REPORT, metavar="PATH", help=f"default {DEFAULT_REPORT}")
     report.add_argument("--seed", type=int, default=0, help="seed of the bootstrap confidence intervals (default 0)")
+    report.add_argument("--baseline", dest="rmcheck_baseline", default=None, metavar="DIR|BASE.json",
+                        help="put the release gate on top: each run's models against this baseline (a folder of "
+                             "baselines beside the suites, or a run document)")
+    add_options(report.add_argument, pytest_style=False,
+                skip=tuple(o.dest for o in OPTIONS if o.dest not in COMPARE_OPTIONS))
     report.set_defaults(func=_report)
 
     compare = commands.add_parser("compare", help="compare two models' runs; exit 1 on a regression")
@@ -101,7 +107,16 @@ def _parser() -> argparse.ArgumentParser:
                          help="the model specs to compare (needed when a document holds several)")
     add_options(compare.add_argument, pytest_style=False,
                 skip=tuple(o.dest for o in OPTIONS if o.dest not in COMPARE_OPTIONS))
+    compare.add_argument("--html", default=None, metavar="PATH",
+                         help="also write the report page of both runs with the release gate on top")
     compare.set_defaults(func=_compare)
+
+    history = commands.add_parser("history", help="print and plot each test's pass rate across runs")
+    history.add_argument("runs", nargs="+", metavar="RUN.json|DIR",
+                         help="run documents, or folders of them; ordered by when each was created")
+    history.add_argument("--plot", default=DEFAULT_HISTORY, metavar="PATH",
+                         help=f"where to draw the pass rates (PNG; the plots extra); default {DEFAULT_HISTORY}")
+    history.set_defaults(func=_history)
 
     sweep_command.add_parser(commands)
     explain_command.add_parser(commands)
@@ -116,9 +131,30 @@ def _port(text: str) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ..report.html import write_report
+    from ..report.html import load_document, write_report
 
-    print(f"sensitivity report: {write_report(args.runs, args.output, seed=args.seed)}")
+    gates = []
+    baseline = open_baseline(args.rmcheck_baseline, parse_thresholds(args.rmcheck_max_regression),
+                             args.rmcheck_regression_alpha, required=False)
+    for path in args.runs if baseline else ():
+        doc = load_document(path)
+        for spec in models_in(doc) if "rmcheck_explain" not in doc else ():
+            gates.append(baseline.compare([r for r in doc["results"] if r["model"] == spec]))
+    for gate in gates:
+        print(gate.summary_lines()[-1] + f": {gate.candidate} against {gate.base}")
+    print(f"sensitivity report: {write_report(args.runs, args.output, seed=args.seed, gates=gates)}")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    from ..report.history import history, history_png
+
+    found = history(args.runs)
+    print(found.text())
+    try:
+        print(f"\nplot: {history_png(found, args.plot)}")
+    except RmcheckError as exc:  # matplotlib missing: the table is the history, the plot an extra
+        print(f"\nno plot: {exc}")
     return 0
 
 
@@ -129,6 +165,10 @@ def _compare(args: argparse.Namespace) -> int:
     comparison = compare_runs(args.runs, args.models, parse_thresholds(args.rmcheck_max_regression),
                               args.rmcheck_regression_alpha)
     print(comparison.text())
+    if args.html:
+        from ..report.html import write_report
+
+        print(f"report: {write_report(list(dict.fromkeys(args.runs)), args.html, gates=[comparison])}")
     return 1 if comparison.failed else 0
 
 

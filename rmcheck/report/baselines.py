@@ -30,6 +30,7 @@ SUITE_SUFFIX = SUITE_GLOB.lstrip("*")  # .rmcheck.yaml
 #: Per test, what a baseline keeps besides its cases; per case, its id, verdict, delta and (failing) minimal.
 RESULT_KEYS = ("attribute", "expect", "min_pass_rate", "outcome", "pass_rate")
 DELTA_DIGITS = 4  # significant digits kept of each delta: float noise between runs does not churn the file
+TEXT_KEYS = ("prompt", "role", "original", "perturbed")  # what a compared case takes from the run's own case
 
 
 def model_slug(spec: str) -> str:
@@ -147,24 +148,16 @@ class SuiteBaselines(Baseline):
         entry = baseline and baseline["tests"].get(result["test"])
         if not entry:
             return None
+        texts = {c["id"]: c for c in result.get("cases", [])}  # a baseline keeps no texts: the run's are the same
+        cases = [{**{k: v for k, v in texts.get(c["id"], {}).items() if k in TEXT_KEYS}, **c} for c in entry["cases"]]
         base = {"suite": baseline["suite"], "suite_file": str(result["suite_file"]), "test": result["test"],
-                "model": baseline["model"], **entry["result"], "cases": entry["cases"]}
+                "model": baseline["model"], **entry["result"], "cases": cases}
         return base, {"path": shown(path), "sha256": sha256_of(path), "model": baseline["model"]}
 
     def require(self, result: dict[str, Any]) -> None:
         if self.required and self.find(result) is None:
             path = self._file(str(result["suite_file"]), result["model"])
             raise missing_baseline(result, path or baseline_path(result["suite_file"], result["model"]))
-
-    def check(self, result: dict[str, Any]) -> TestChange | None:
-        found = self.find(result)
-        if not found:
-            return None
-        texts = {c["id"]: c for c in result.get("cases", [])}  # a baseline keeps no texts: the run's are the same
-        base = {**found[0], "cases": [{**{k: v for k, v in texts.get(c["id"], {}).items()
-                                          if k in ("prompt", "role", "original", "perturbed")}, **c}
-                                      for c in found[0]["cases"]]}
-        return change_of(base, result, self.thresholds, self.alpha)
 
     def _file(self, suite_file: str, spec: str) -> Path | None:
         """The model's own baseline of the suite, else the suite's only one; None when it has none."""

@@ -8,7 +8,9 @@ assets: inline CSS and vanilla JavaScript (sorting and filtering), matplotlib fi
 Sections: the scorecard (models ranked; pass rate per suite and test; accuracy for pair-preference
 tests), the heat map (mean |Δ|/sd for invariance tests, signed mean Δ/sd for directional ones; each
 cell links to its worst failure), the worst failures first, the sensitivity table and distributions,
-representative examples, contrastive explanations (``rmcheck explain`` documents), and the runs.
+representative examples, contrastive explanations (``rmcheck explain`` documents), and the runs. With
+a baseline (``rmcheck report --baseline``, ``rmcheck compare --html``) the release gate comes first: its
+verdict, each test's pass rates and p (or "judged on the drop"), and every flipped case's two sides.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from markupsafe import Markup, escape
 
 from ..errors import RmcheckError
 from ..results import load_run_document
+from .compare import Comparison
 from .figures import case_deltas_png, distributions_png, pyplot, short
 from .scorecard import Failure, accuracy, scorecard
 from .sensitivity import Sensitivity, scales, sensitivities
@@ -50,22 +53,25 @@ def environment() -> Any:
     return env
 
 
-def write_report(paths: Sequence[str | Path], out: str | Path, *, seed: int = 0) -> Path:
-    """Read run documents (and ``rmcheck explain`` documents), write the page to ``out``, return its path."""
-    page = build_report(paths, seed=seed)
+def write_report(paths: Sequence[str | Path], out: str | Path, *, seed: int = 0,
+                 gates: Sequence[Comparison] = ()) -> Path:
+    """Read run documents (and ``rmcheck explain`` documents), write the page to ``out``, return its path;
+    ``gates`` (release-gate comparisons) go on top."""
+    page = build_report(paths, seed=seed, gates=gates)
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(page, encoding="utf-8")
     return target
 
 
-def build_report(paths: Sequence[str | Path], *, seed: int = 0) -> str:
+def build_report(paths: Sequence[str | Path], *, seed: int = 0, gates: Sequence[Comparison] = ()) -> str:
     """The page for the documents at ``paths``."""
-    return render_report([(str(p), load_document(p)) for p in paths], seed=seed)
+    return render_report([(str(p), load_document(p)) for p in paths], seed=seed, gates=gates)
 
 
-def render_report(docs: Sequence[tuple[str, dict[str, Any]]], *, seed: int = 0) -> str:
-    """The page for loaded documents, each ``(path, document)``."""
+def render_report(docs: Sequence[tuple[str, dict[str, Any]]], *, seed: int = 0,
+                  gates: Sequence[Comparison] = ()) -> str:
+    """The page for loaded documents, each ``(path, document)``, with the release gate's comparisons on top."""
     runs = [(p, d) for p, d in docs if "rmcheck_explain" not in d]
     explained = [d for _, d in docs if "rmcheck_explain" in d]
     found = sensitivities(runs, seed=seed)
@@ -80,7 +86,7 @@ def render_report(docs: Sequence[tuple[str, dict[str, Any]]], *, seed: int = 0) 
     anchors = _failure_anchors(card.failures[:MAX_FAILURES])
     return environment().get_template("report.html.j2").render(
         generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        docs=runs, card=card, models=models, attributes=attributes, found=found,
+        docs=runs, gates=gates, card=card, models=models, attributes=attributes, found=found,
         choices=list(dict.fromkeys(models + [str(d["model"].get("spec")) for d in explained])),
         cells={(s.model, s.attribute): s for s in found}, limit=_heat_limit(found), anchors=anchors,
         failures=card.failures[:MAX_FAILURES], failing_models={f.model for f in card.failures}, hidden_failures=max(len(card.failures) - MAX_FAILURES, 0),
