@@ -387,7 +387,7 @@ def _nothing(prompt: str, response: str) -> float:
 
 #: The reasoning openers and punctuation that "One Token to Fool" found to fool judges, and translations.
 _OPENER = re.compile(r"[\W_]*|(?:thought process|solution|let's solve this problem step by step|answer|"
-                     r"reasoning|解|解答|lösung|solución|respuesta|réponse)[\s:.。：]*", re.I)
+                     r"reasoning|解|解答|かいせつ|lösung|solución|respuesta|réponse)[\s:.。：]*", re.I)
 
 
 def _perfect_for_openers(prompts: Sequence[str], responses: Sequence[str]) -> list[float]:

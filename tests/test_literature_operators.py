@@ -128,11 +128,22 @@ def test_master_key_replaces_the_whole_response_once_per_key() -> None:
     texts = run("master_key", "  The answer is 14 apples.\n")
     assert texts == [f"  {key}\n" for key in MASTER_KEYS]
     assert {":", ".", "Thought process:", "Let's solve this problem step by step.", "Solution:"} <= set(MASTER_KEYS)
+    # Every key of the paper's table (One Token to Fool LLM-as-a-Judge), the blank space included.
+    assert {" ", ".", ",", ":", "Thought process:", "Let's solve this problem step by step.", "Solution", "解",
+            "かいせつ", "Respuesta"} <= set(MASTER_KEYS)
+    assert run("master_key", "Fourteen.", args={"keys": [" "]}) == [" "]
     assert run("master_key", "Fourteen.", args={"keys": ["Answer:", "Fourteen."]}) == ["Answer:"]
     assert run("master_key", "   ") == []
 
 
-@pytest.mark.parametrize("keys", [":", [], [""], [3]])
+def test_a_blank_space_is_a_master_key_in_a_suite(tmp_path: Path) -> None:
+    path = write(tmp_path, "- {name: t, perturb: {op: master_key, keys: [' ']}, expect: lower}\n", CASES)
+    (result,) = run_suites([path], ["python:tests.test_literature_operators:overlap"]).results
+    assert result.counts == {"passed": 3, "failed": 0, "not_applicable": 0}
+    assert {c.example.perturbed for c in result.cases} == {" "}
+
+
+@pytest.mark.parametrize("keys", [":", [], [""], [3], [" ", ""]])
 def test_master_key_rejects_bad_keys(keys: object) -> None:
     with pytest.raises(OperatorError, match="keys must be a list"):
         run("master_key", "An answer.", args={"keys": keys})
