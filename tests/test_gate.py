@@ -12,6 +12,7 @@ import pytest
 
 from rmcheck.backends.base import BUILTIN_FORMS, BACKENDS
 from rmcheck.cli import main
+from rmcheck.report.baselines import model_slug
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -223,12 +224,18 @@ def test_ci_gate_workflow_runs_as_written(project: pytest.Pytester) -> None:
            "    expect: not_higher\n")
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{project.path}", "BASE_RM": SHORT, "CANDIDATE_RM": QUICK,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    codes = [subprocess.run(["bash", "-o", "pipefail", "-c", " ".join(command.split())], cwd=project.path, env=env,
-                            capture_output=True, text=True).returncode
-             for command in commands[1:]]  # every step after the install, against this checkout
-    # the base runs; the candidate regresses on all 6 cases (McNemar p = 0.031): the gate and compare fail
-    assert codes == [0, 1, 1, 0]
-    assert (project.path / "reports" / "sensitivity.html").is_file()
+    for first in (True, False):  # the first run writes the baselines (none are committed), the second only reads
+        codes = [subprocess.run(["bash", "-o", "pipefail", "-c", " ".join(command.split())], cwd=project.path,
+                                env=env, capture_output=True, text=True).returncode
+                 for command in commands[1:]]  # every step after the install, against this checkout
+        # the baselines are written; the candidate regresses on all 6 cases (one-sided p = 1/64): the gate fails
+        assert codes == [0, 1, 0]
+        assert [p.name for p in (project.path / "suites" / "__rmcheck__").iterdir()] == [
+            f"gate.{model_slug(SHORT)}.json"]
+        page = (project.path / "reports" / "gate.html").read_text(encoding="utf-8")
+        assert 'Release gate: <span class="failed">FAIL: 1 regression(s)' in page
+        assert (project.path / "runs" / "base.json").is_file() == first
+        (project.path / "runs" / "base.json").unlink(missing_ok=True)
 
 
 # -- 4. summaries that agree -----------------------------------------------------------------------------
