@@ -307,6 +307,37 @@ def test_cli_sweep_prints_tables_and_writes_csv_and_plots(models: dict[str, Path
     assert "tok/s" in printed.err  # the progress bar with its throughput
 
 
+def test_cli_sweep_without_prefix_sharing_takes_full_passes_and_says_so(
+        models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    full = IdScorer.full
+    rows: list[int] = []
+    monkeypatch.setattr(IdScorer, "full", lambda self, ids: rows.append(len(ids)) or full(self, ids))
+    scores = {}
+    for flag in ([], ["--no-prefix-sharing"]):
+        rows.clear()
+        out = tmp_path / f"scores{len(flag)}.csv"
+        assert main(["sweep", "--rm", f"hf:{models['llama']}", "--prompt", "Best pet?", "--tokens", "words",
+                     "--out", str(out), *flag]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        paths = [line for line in lines if line.startswith("path: ")]
+        with open(out, newline="", encoding="utf-8") as handle:
+            scores[bool(flag)] = {r["id"]: float(r["score"]) for r in csv.DictReader(handle)}
+        if flag:  # every token in full passes, none probed
+            assert paths == ["path: full forward passes over token ids (prefix sharing off: --no-prefix-sharing)"]
+            assert sum(rows) == len(scores[True])
+        else:  # the probe's full passes only
+            assert paths[0].startswith("path: prefix-cached (packed)") and sum(rows) < len(scores[False])
+    assert scores[True].keys() == scores[False].keys()
+    assert max(abs(scores[True][k] - scores[False][k]) for k in scores[True]) <= 1e-4
+
+
+def test_the_yaml_kind_without_prefix_sharing_takes_full_passes(models: dict[str, Path], tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, "bottom_k")
+    (result,) = run_suites([suite], [f"hf:{models['llama']}"], ModelOptions(prefix_sharing=False)).results
+    assert result.details["sweep"]["path"] == "full forward passes over token ids (prefix sharing off: --no-prefix-sharing)"
+
+
 def test_cli_sweep_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["sweep", "--rm", "python:tests.test_sweep:identity_averse", "--prompt", "Best?", "--tokens", "words"])
     assert code == 2

@@ -96,7 +96,8 @@ def run(command: SweepCommand, options: ModelOptions) -> int:
         print(f"model: {model.describe()}")
         for p, prompt in enumerate(command.prompts, start=1):
             with _progress_bar(len(selection.tokens)) as progress:
-                sweep = sweep_tokens(model, prompt, selection, batch_size=options.batch_size, progress=progress)
+                sweep = sweep_tokens(model, prompt, selection, batch_size=options.batch_size, progress=progress,
+                                     prefix_sharing=options.prefix_sharing)
             sweep = sweeps[(m, p)] = sweep.with_objective(command.objective, where="--objective")
             _report(command, sweep, groups, f"-{m}-{p}" if several else "")
     if len(command.prompts) > 1:

@@ -130,7 +130,8 @@ class _Runner:
             progress = self.engine.progress_for(f"sweeping {self.spec}")
             self.sweeps[key] = sweep_tokens(self.model, prompt, self.selections[tokens, tokenizer],
                                             scorer=self.engine.scorer(self.spec),
-                                            batch_size=self.engine.options.batch_size, progress=progress)
+                                            batch_size=self.engine.options.batch_size, progress=progress,
+                                            prefix_sharing=self.engine.options.prefix_sharing)
         return self.sweeps[key]
 
 

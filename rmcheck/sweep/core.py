@@ -120,15 +120,16 @@ class Sweep:
 
 
 def sweep_tokens(model: RewardModel, prompt: Prompt, selection: Selection, *, scorer: Scorer | None = None,
-                 batch_size: int | None = None, progress: Progress | None = None) -> Sweep:
-    """Score every token of ``selection`` as the whole response to ``prompt``."""
+                 batch_size: int | None = None, progress: Progress | None = None, prefix_sharing: bool = True) -> Sweep:
+    """Score every token of ``selection`` as the whole response to ``prompt`` (in full forward passes only,
+    without ``prefix_sharing``)."""
     started = time.perf_counter()
     tokens = selection.tokens
     if isinstance(model, HFRewardModel) and all(t.id is not None for t in tokens):
-        from .fast import IdScorer, Unsupported
+        from .fast import STRATEGIES, IdScorer, Unsupported
 
         try:
-            fast = IdScorer(model, prompt, batch_size=batch_size)
+            fast = IdScorer(model, prompt, batch_size=batch_size, strategies=STRATEGIES if prefix_sharing else ())
         except Unsupported as exc:
             path = f"full passes over decoded token text (token ids unusable: {exc})"
         else:
@@ -136,7 +137,7 @@ def sweep_tokens(model: RewardModel, prompt: Prompt, selection: Selection, *, sc
             return Sweep(model.spec, prompt, selection, scores, fast.path, time.perf_counter() - started)
     else:
         path = "full passes over decoded token text, batched by the scorer"
-    scorer = scorer or Scorer(model, batch_size=batch_size)
+    scorer = scorer or Scorer(model, batch_size=batch_size, prefix_sharing=prefix_sharing)
     pairs = [Pair(prompt, t.text) for t in tokens]
     found = scorer.score(pairs, progress)
     return Sweep(model.spec, prompt, selection, [found[p] for p in pairs], path, time.perf_counter() - started)

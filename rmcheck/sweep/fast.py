@@ -14,7 +14,8 @@ prefix once and reuse its KV cache:
 
 Each is used only after it matched full forward passes on a few candidates (:data:`PROBE`) to
 :func:`tolerance`; otherwise the next is tried, and full passes over the same ids are the last
-resort (encoders such as BERT, which attend both ways, always take that path).
+resort (encoders such as BERT, which attend both ways, always take that path). With no strategy
+(``--no-prefix-sharing``) every candidate takes full passes, unprobed.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from ..scoring.kv import Decoder, PrefixKV, Row, Unsupported, cache_argument, to
 SENTINEL = "RMCHECKSWEEPSLOT"
 PROBE = 8
 STRATEGIES = ("packed", "expanded")  # tried in this order
+NO_SHARING = "full forward passes over token ids (prefix sharing off: --no-prefix-sharing)"
 CACHED_BATCH = 256
 
 Progress = Callable[[int, int], None]
@@ -139,6 +141,9 @@ class IdScorer:
     # -- strategies ----------------------------------------------------------------------------
 
     def _choose(self, ids: list[int]) -> tuple[Callable[[list[int]], Any], int]:
+        if not self.strategies:
+            self.path = NO_SHARING
+            return self.full, self.full_batch
         probe = ids[:PROBE]
         if not probe:
             return self.full, self.full_batch
