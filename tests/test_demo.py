@@ -13,7 +13,7 @@ from rmcheck import cli
 from rmcheck.cli.app import builtin_suites
 from rmcheck.backends.base import Pair, load_model
 from rmcheck.demo.build import HEAD_FILE, encoder_dir, model_dir, read_head
-from rmcheck.demo.train import DATA, TRAIN_PAIRS, accuracy, fit, load_pairs, split
+from scripts.train_demo import DATA, TRAIN_PAIRS, accuracy, fit, load_pairs, split
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.filterwarnings("ignore:.*were truncated:UserWarning")  # PAIRS[2] is, on purpose

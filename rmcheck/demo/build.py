@@ -50,7 +50,8 @@ def read_head(path: Path = HEAD_FILE) -> dict[str, Any]:
         head = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise BackendError(f"cannot read the demo head {str(path)!r}: {exc}",
-                           fix="Reinstall rmcheck, or retrain it: python -m rmcheck.demo.train") from None
+                           fix="Reinstall rmcheck, or retrain it from the source tree: python -m scripts.train_demo"
+                           ) from None
     return head
 
 

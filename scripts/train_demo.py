@@ -1,7 +1,7 @@
 """Train (or evaluate) the demo model's Bradley-Terry head on HH-RLHF harmless-base.
 
-    python -m rmcheck.demo.train              # retrain rmcheck/demo/head.json (5-10 minutes on 2 CPU cores)
-    python -m rmcheck.demo.train --evaluate   # score the recorded held-out pairs with --rm demo
+    python -m scripts.train_demo              # retrain rmcheck/demo/head.json (5-10 minutes on 2 CPU cores)
+    python -m scripts.train_demo --evaluate   # score the recorded held-out pairs with --rm demo
 
 The usable pairs (see :func:`rmcheck.datasets.hh_rlhf_case`) are shuffled with ``random.Random(SEED)``
 by line number; the first :data:`TRAIN_PAIRS` train the head, the rest are held out, and their line
@@ -20,12 +20,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..backends.base import ModelOptions, Pair
-from ..suite.datasets import read_hh_rlhf
-from .build import BUILD_VERSION, ENCODER_PACKAGE, HEAD_FILE, MAX_LENGTH, encoder_dir
-from ..sweep.stats import spearman
+from rmcheck.backends.base import ModelOptions, Pair
+from rmcheck.demo.build import BUILD_VERSION, ENCODER_PACKAGE, HEAD_FILE, MAX_LENGTH, encoder_dir
+from rmcheck.suite.datasets import read_hh_rlhf
+from rmcheck.sweep.stats import spearman
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
 SEED = 0
 TRAIN_PAIRS = 1800
 L2_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
@@ -91,8 +91,8 @@ def features(pairs: Sequence[Pair]) -> Any:
     """The demo model's pooled output (its classifier's input) for each pair, captured as it scores."""
     import torch
 
-    from ..backends.hf import HFRewardModel
-    from .build import assemble
+    from rmcheck.backends.hf import HFRewardModel
+    from rmcheck.demo.build import assemble
 
     with tempfile.TemporaryDirectory() as scratch:
         net, tokenizer = assemble(encoder_dir(), None, 0.0)
@@ -158,8 +158,8 @@ def train(data: Path, out: Path) -> dict[str, Any]:
 
 def evaluate(data: Path, head_file: Path = HEAD_FILE, limit: int | None = None) -> dict[str, float]:
     """Held-out pairwise accuracy of ``--rm demo`` itself, on the lines recorded in the head file."""
-    from ..backends.base import load_model
-    from ..scoring.scheduler import Scorer
+    from rmcheck.backends.base import load_model
+    from rmcheck.scoring.scheduler import Scorer
 
     wanted = set(json.loads(head_file.read_text(encoding="utf-8"))["training"]["heldout_lines"])
     held = [e for e in load_pairs(data) if e[0] in wanted][:limit]
@@ -176,7 +176,7 @@ def _sides(examples: Sequence[Example]) -> tuple[list[Pair], list[Pair]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rmcheck.demo.train", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m scripts.train_demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DATA, help=f"HH-RLHF harmless-base file (default {DATA})")
     parser.add_argument("--out", type=Path, default=HEAD_FILE, help="where to write the head")
     parser.add_argument("--evaluate", action="store_true", help="measure the held-out accuracy of --rm demo instead")
