@@ -3,6 +3,9 @@
 A thin layer over :mod:`rmcheck.engine`: items hold only names; the first item
 to run in a process evaluates every pending item of its suite and model group
 in one batched pass, so originals are scored once and shared across tests.
+
+pytest imports this module in every run of every project where rmcheck is installed, so it imports the
+rest of rmcheck inside the hooks that need it (``tests/test_architecture.py`` bounds what it loads).
 """
 from __future__ import annotations
 
@@ -10,25 +13,17 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
-from .report.ci import attach_failure, junit_properties
-from .backends.base import check_spec
-from .report.baselines import Baseline, open_baseline, update_baselines
-from .report.compare import fail_on_mode, gate_status, parse_thresholds
-from .engine import DEFAULT_SHRINK_BUDGET, Engine, Outcomes, Request
 from .errors import RmcheckError, model_failure
-from .options import (DEFAULT_MODEL, HOW_TO_NAME_A_MODEL, add_options, check_output, check_pyproject,
-                      model_configured, model_options, resolve_models, score_cache)
-from .plain import plain
-from .provenance import model_entry
-from .report.text import failure_text
-from .report.rundoc import write_atomically
-from .results import TestResult, run_document, status_of, summary_line
-from .scoring.scheduler import BatchPolicy, ScoringStats
-from .suite.loader import Suite, load_suite
+
+if TYPE_CHECKING:
+    from .engine import Engine, Outcomes, Request
+    from .report.baselines import Baseline
+    from .results import TestResult
+    from .suite.loader import Suite
 
 
 class RmcheckFailure(AssertionError):
@@ -67,10 +62,17 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    from .options import add_options
+
     add_options(parser.getgroup("rmcheck", "reward-model behavioural tests").addoption, pytest_style=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from .backends.base import check_spec
+    from .engine import DEFAULT_SHRINK_BUDGET, Engine
+    from .options import check_output, check_pyproject, model_options, resolve_models, score_cache
+    from .report.compare import fail_on_mode
+
     config.addinivalue_line("markers", "rmcheck: a reward-model behavioural test from a *.rmcheck.yaml suite")
     options = model_options(config.getoption)
     try:  # a model that cannot be named, found or imported is a usage error, found before any test runs
@@ -120,6 +122,9 @@ def suite_scope(nodeid: str) -> str:
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     """The models, the batching and the score cache of the run."""
+    from .options import DEFAULT_MODEL, HOW_TO_NAME_A_MODEL, model_configured
+    from .scoring.scheduler import BatchPolicy
+
     state = config.stash.get(STATE, None)
     if state is None:
         return None
@@ -136,6 +141,9 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 def _baseline(config: pytest.Config) -> Baseline | None:
     """``--rmcheck-baseline``: a folder (a missing baseline is an error, unless this run updates them) or a file."""
+    from .report.baselines import open_baseline
+    from .report.compare import parse_thresholds
+
     return open_baseline(config.getoption("rmcheck_baseline"),
                          parse_thresholds(config.getoption("rmcheck_max_regression"), "--rmcheck-max-regression"),
                          config.getoption("rmcheck_regression_alpha"),
@@ -154,6 +162,8 @@ class SuiteFile(pytest.File):
     suite: Suite
 
     def collect(self) -> Iterator[pytest.Item]:
+        from .suite.loader import load_suite
+
         try:
             self.suite = load_suite(self.path)
         except RmcheckError as exc:
@@ -187,6 +197,8 @@ class RmcheckItem(pytest.Item):
         return (str(self.suite.path), self.test_name, self.spec)
 
     def request(self) -> Request:
+        from .engine import Request
+
         test = next(t for t in self.suite.tests if t.name == self.test_name)
         return Request(self.suite, test, self.spec)
 
@@ -205,6 +217,11 @@ class RmcheckItem(pytest.Item):
             raise outcome
 
     def runtest(self) -> None:
+        from .report.ci import attach_failure, junit_properties
+        from .report.compare import gate_status
+        from .report.text import failure_text
+        from .results import TestResult
+
         state = self.config.stash[STATE]
         outcome = state.results[self.key]
         assert isinstance(outcome, TestResult)
@@ -278,6 +295,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.skipped and isinstance(report.longrepr, tuple):  # at the suite's line, not inside this plugin
         report.longrepr = (str(item.path), item.request().test.line, report.longrepr[2])
     if call.when == "call" and item.rmcheck_result is not None:
+        from .plain import plain
+        from .provenance import model_entry
+
         model = item.config.stash[STATE].engine.model(item.spec)
         scorer = item.config.stash[STATE].engine.used_scorer(item.spec)
         report.rmcheck = plain({  # it crosses from xdist workers, whose channel takes plain values only
@@ -326,6 +346,8 @@ class Reporter:
 
     def scoring_lines(self) -> Iterator[str]:
         """Per model: the batching and caching in effect, and the scoring counts summed over xdist workers."""
+        from .scoring.scheduler import ScoringStats
+
         for spec in (m["spec"] for m in self.ordered_models()):
             mine = [s for (_, model), s in self.scoring.items() if model == spec]
             if mine:
@@ -333,6 +355,8 @@ class Reporter:
                 yield f"scoring [{spec}]: {mine[0]['describe']}; {total.summary()}"
 
     def document(self) -> dict[str, Any]:
+        from .results import run_document
+
         specs = self.config.stash[STATE].specs
         errors = [{k: v for k, v in e.items() if k != "model_error"} for e in self.errors]
         models = self.ordered_models() + [{"spec": s} for s in specs if s not in self.models and
@@ -341,12 +365,18 @@ class Reporter:
 
     def tested_nothing(self) -> bool:
         """rmcheck items ran, and none of them judged a case (every one skipped), nor did any other test pass."""
+        from .results import status_of
+
         ran = self.results or self.errors
         return bool(ran) and not self.errors and not self.others_passed and all(
             status_of(r) == "skipped" for r in self.results)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from .plain import plain
+        from .report.baselines import update_baselines
+        from .report.rundoc import write_atomically
+
         if self.config.stash[STATE].update_baseline and self.results:  # the controller only: written once
             self.updated = update_baselines(self.results, self.ordered_models())
         path = self.config.stash[STATE].json_path
@@ -365,6 +395,8 @@ class Reporter:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results and not self.errors:
             return
+        from .results import status_of, summary_line
+
         tr = terminalreporter
         tr.section("rmcheck")
         for model in self.ordered_models():

@@ -2,11 +2,14 @@
 
 The graph is read with the standard library's ``ast`` from the source tree, so a new circle or a new
 private cross-module access fails here with the modules named. Imports under ``if TYPE_CHECKING:``
-are annotations only and are not edges; imports inside functions are.
+are annotations only and are not edges; imports inside functions are. Importing ``a.b.c`` imports the
+package faces ``a`` and ``a.b`` first (their ``__init__`` modules), so those are edges too.
 """
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,8 +88,17 @@ def _nearest(name: str) -> str:
     return name
 
 
+def faces(name: str) -> list[str]:
+    """The packages Python imports before module ``name``: for ``rmcheck.kinds.registry``, ``rmcheck`` and
+    ``rmcheck.kinds``."""
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
 def graph() -> dict[str, set[str]]:
-    return {module: set(imports_of(module)) for module in MODULES}
+    """Each module's edges: what it imports, and the package faces each import goes through."""
+    return {module: {m for imported in imports_of(module) for m in (*faces(imported), imported)} - {module}
+            for module in MODULES}
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -176,6 +188,13 @@ def test_the_checker_finds_a_planted_circle_and_private_access(tmp_path):
     assert reads == ["_items", "_y"]
 
 
+def test_package_faces_are_edges():
+    """``from ..kinds.registry import get_kind`` runs ``rmcheck/kinds/__init__.py`` first: a face that imported its
+    modules would close a circle through every module that imports one of them."""
+    assert faces("rmcheck.kinds.registry") == ["rmcheck", "rmcheck.kinds"]
+    assert {"rmcheck", "rmcheck.kinds", "rmcheck.kinds.registry"} <= graph()["rmcheck.suite.loader"]
+
+
 def test_no_import_circles():
     found = cycles(graph())
     assert not found, "modules that import each other in a circle:\n" + "\n".join(" -> ".join(c) for c in found)
@@ -192,3 +211,23 @@ def test_only_the_plugin_imports_pytest():
                               any((getattr(n, "module", None) or a.name).split(".")[0] == "pytest" for a in n.names)
                               for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))))
     assert importers == ["rmcheck.plugin"]
+
+
+#: The most rmcheck modules (package faces included) importing each of these may load.
+LIGHT_IMPORTS = {"rmcheck.plugin": 15, "rmcheck.backends.base": 15, "rmcheck": 5}
+
+
+def loaded_by(module: str) -> list[str]:
+    """The rmcheck modules a fresh interpreter holds after ``import module``."""
+    code = (f"import sys; import {module}; "
+            "print('\\n'.join(sorted(m for m in sys.modules if m.split('.')[0] == 'rmcheck')))")
+    return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
+
+
+@pytest.mark.parametrize("module", sorted(LIGHT_IMPORTS))
+def test_importing_a_seam_loads_little(module):
+    """pytest imports rmcheck.plugin in every run where rmcheck is installed, and a backend imports
+    rmcheck.backends.base: neither may pull in the backends, the kinds or the engine (registries name their
+    built-ins lazily, package faces import nothing)."""
+    loaded = loaded_by(module)
+    assert len(loaded) <= LIGHT_IMPORTS[module], f"import {module} loads {len(loaded)} modules: {loaded}"

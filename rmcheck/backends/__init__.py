@@ -1,11 +1,8 @@
-"""Reward-model backends: the protocol, the registry and the built-ins."""
-from .base import BACKENDS, OVERALL, ModelOptions, Pair, Prompt, RewardModel, Scores, load_model, register_backend
-from . import python_callable as _python_callable  # noqa: F401  (registers python:)
-from . import hf as _hf  # noqa: F401  (registers hf:)
-from .. import demo as _demo  # noqa: F401  (registers demo, an hf: model assembled on first use)
-from . import openai_judge as _openai_judge  # noqa: F401  (registers openai:)
-from . import http as _http  # noqa: F401  (registers http:// and https://)
-from . import dpo as _dpo  # noqa: F401  (registers dpo:)
+"""Reward-model backends: the protocol and the registry (:mod:`.base`); each built-in backend is a module
+named in :data:`.base.BACKENDS`, imported when a spec first names it."""
+from ..lazy import exports_of, face
 
-__all__ = ["BACKENDS", "OVERALL", "ModelOptions", "Pair", "Prompt", "RewardModel", "Scores",
-           "load_model", "register_backend"]
+_EXPORTS = exports_of(".base", "BACKENDS", "OVERALL", "ModelOptions", "Pair", "Prompt", "RewardModel", "Scores",
+                      "load_model", "register_backend")
+__getattr__, __dir__ = face(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -88,7 +88,11 @@ class RewardModel(Protocol):
 
 BackendFactory = Callable[[str, ModelOptions], RewardModel]
 
-BACKENDS: Registry[BackendFactory] = Registry("backend", "rmcheck.backends")
+#: The built-in backends, each imported when a spec first names it.
+BACKENDS: Registry[BackendFactory] = Registry("backend", "rmcheck.backends", {
+    "python": "rmcheck.backends.python_callable:build", "hf": "rmcheck.backends.hf:build",
+    "demo": "rmcheck.demo.model:build", "openai": "rmcheck.backends.openai_judge:build",
+    "http": "rmcheck.backends.http:build", "dpo": "rmcheck.backends.dpo:build"})
 
 
 def register_backend(scheme: str, *, replace: bool = False) -> Callable[[BackendFactory], BackendFactory]:
@@ -113,16 +117,13 @@ SPEC_FORMS = ", ".join(BUILTIN_FORMS.values())
 #: Cheap checks that a spec names something loadable (a path that exists, a module that imports), run
 #: before any test so that a misspelt model is a usage error, not a failing test.
 SpecCheck = Callable[[str, ModelOptions], None]
-SPEC_CHECKS: dict[str, SpecCheck] = {}
+SPEC_CHECKS: Registry[SpecCheck] = Registry("spec check", None, {
+    "python": "rmcheck.backends.python_callable:check", "hf": "rmcheck.backends.hf:check"})
 
 
-def register_spec_check(scheme: str) -> Callable[[SpecCheck], SpecCheck]:
-    """Decorator: ``@register_spec_check("hf")`` checks the rest of an ``hf:`` spec before the run."""
-    def wrap(check: SpecCheck) -> SpecCheck:
-        SPEC_CHECKS[scheme] = check
-        return check
-
-    return wrap
+def register_spec_check(scheme: str, *, replace: bool = False) -> Callable[[SpecCheck], SpecCheck]:
+    """Decorator: ``@register_spec_check("mine")`` checks the rest of a ``mine:`` spec before the run."""
+    return SPEC_CHECKS.decorator(scheme, replace=replace)
 
 
 def spec_forms() -> str:

@@ -35,8 +35,7 @@ from ..errors import BackendError
 from . import hf
 from .encoding import pad_rows, render_template
 from .recent import Recent, take
-from .base import (OVERALL, ModelOptions, Pair, Scores, normalise_scores, prompt_messages, prompt_to_text,
-                   register_backend)
+from .base import OVERALL, ModelOptions, Pair, Scores, normalise_scores, prompt_messages, prompt_to_text
 
 #: Bumped whenever the way this backend turns pairs into tokens or rewards changes (it keys the score cache).
 FORMAT_VERSION = "dpo/2"
@@ -87,7 +86,6 @@ def parse_spec(rest: str) -> DPOSpec:
     return DPOSpec(parts[0], reference, beta, norm, span)
 
 
-@register_backend("dpo")
 def build(rest: str, options: ModelOptions) -> Any:
     parsed = parse_spec(rest)
     if parsed.policy.startswith(("http://", "https://")):  # served policies: log-probs over HTTP

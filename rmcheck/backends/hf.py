@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import BackendError
-from .base import (OVERALL, ModelOptions, Pair, Scores, normalise_scores, register_backend,
-                   register_spec_check)
+from .base import OVERALL, ModelOptions, Pair, Scores, normalise_scores
 from .encoding import PLAIN, TEMPLATE, TEXT_PAIR, Encoding, Formatter, input_format, pad_rows, truncate_prompt
 from .recent import Recent, take
 
@@ -37,14 +36,12 @@ PLAIN_TEMPLATE = "plain 'User:/Assistant:'"
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
-@register_backend("hf")
 def build(rest: str, options: ModelOptions) -> HFRewardModel:
     """Load ``ID_OR_PATH[@REVISION]`` with AutoTokenizer and AutoModelForSequenceClassification."""
     source, revision = parse_spec(rest)
     return HFRewardModel(source, revision, options)
 
 
-@register_spec_check("hf")
 def check(rest: str, options: ModelOptions) -> None:
     """Before the run: the spec parses, and a local path exists and holds config.json."""
     source, revision = parse_spec(rest)

@@ -54,7 +54,7 @@ from typing import Any, Sequence
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ..errors import BackendError, ScoreError
-from .base import OVERALL, ModelOptions, Pair, Scores, normalise_scores, register_backend
+from .base import OVERALL, ModelOptions, Pair, Scores, normalise_scores
 from .replicas import MAX_RETRY_AFTER, Failure, Replica, Ring, failure_fix
 from .vllm import ACTIVATION_OPTIONS, ActivationCheck, Protocol, protocol_for
 
@@ -98,7 +98,6 @@ class Routing:
         return self.kept / self.pairs if self.pairs else 1.0
 
 
-@register_backend("http")
 def build(rest: str, options: ModelOptions) -> HTTPRewardModel:
     return HTTPRewardModel(rest)
 

@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 from ..llm import client as llm
 from ..llm.cassette import Cassette, public_url
 from ..errors import BackendError, RmcheckError, ScoreError
-from .base import ModelOptions, Pair, Scores, register_backend
+from .base import ModelOptions, Pair, Scores
 
 FORMAT_VERSION = "openai-judge/1"
 DEFAULT_SCALE = (1, 9)
@@ -35,7 +35,6 @@ SHOWN = 120
 MAX_REPORTED = 5
 
 
-@register_backend("openai")
 def build(rest: str, options: ModelOptions) -> OpenAIJudge:
     cut = rest.find("@http")
     model, base_url = (rest[:cut], rest[cut + 1:]) if cut >= 0 else (rest, "")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import BackendError
-from .base import ModelOptions, Pair, Scores, normalise_scores, register_backend, register_spec_check
+from .base import ModelOptions, Pair, Scores, normalise_scores
 
 #: What a callable (or its module) sets to say what else its scores depend on (weights, data files, a
 #: version): a string, or a function returning one. Without it, its scores are not cached on disk.
@@ -147,13 +147,11 @@ def _source_files(fn: Callable[..., Any]) -> list[tuple[str, Path]]:
     return sorted({(p.relative_to(folder).as_posix(), p) for folder in folders for p in folder.rglob("*.py")})
 
 
-@register_backend("python")
 def build(rest: str, options: ModelOptions) -> PythonRewardModel:
     """Import ``MODULE:CALLABLE`` (the current directory is importable) and wrap it."""
     return PythonRewardModel(f"python:{rest}", resolve(rest))
 
 
-@register_spec_check("python")
 def check(rest: str, options: ModelOptions) -> None:
     """Before the run: the module imports and has the callable."""
     resolve(rest)

@@ -1,4 +1,6 @@
 """The ``rmcheck`` command line: run, validate, sweep, compare, report, serve, cache."""
-from .app import main
+from ..lazy import exports_of, face
 
-__all__ = ["main"]
+_EXPORTS = exports_of(".app", "main")
+__getattr__, __dir__ = face(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

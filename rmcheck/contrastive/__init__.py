@@ -4,9 +4,10 @@
 - :mod:`.dataset`: comparisons from dataset files, CF coverage, CF rates and representative examples;
 - :mod:`.api`: :func:`explain`, its :class:`ExplainReport`, text and JSON.
 """
-from .api import EXPLAIN_FORMAT, ExplainReport, explain
-from .core import BUILTIN_PROBES, MAX_DOSE, Comparison, Explanation, Probe, select_probes
-from .dataset import Summary, read_comparisons
+from ..lazy import exports_of, face
 
-__all__ = ["BUILTIN_PROBES", "EXPLAIN_FORMAT", "MAX_DOSE", "Comparison", "ExplainReport", "Explanation", "Probe",
-           "Summary", "explain", "read_comparisons", "select_probes"]
+_EXPORTS = {**exports_of(".api", "EXPLAIN_FORMAT", "ExplainReport", "explain"),
+            **exports_of(".core", "BUILTIN_PROBES", "MAX_DOSE", "Comparison", "Explanation", "Probe", "select_probes"),
+            **exports_of(".dataset", "Summary", "read_comparisons")}
+__getattr__, __dir__ = face(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

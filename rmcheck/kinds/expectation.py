@@ -2,34 +2,36 @@
 
 Plans are model-independent, so each test is planned once per run. Every pair a model needs is
 scored in one deduplicated pass through :meth:`rmcheck.engine.Engine.score`; failing cases are shrunk
-by ddmin in lockstep (one scoring batch per round), and each minimal pair is replayed from the model
-before it is reported.
+by ddmin in lockstep (one scoring batch per round), and each minimal pair a shrink round found is replayed
+from the model before it is reported.
 """
 from __future__ import annotations
 
 import functools
 import random
-from collections import ChainMap
 from dataclasses import dataclass, replace
 from itertools import zip_longest
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Container, Iterable, Mapping, Sequence
 
 from ..backends.base import OVERALL, Pair, Scores
-from ..errors import OperatorError, RmcheckError
-from ..expect import Threshold
-from ..perturb import PROMPT, Change, OperatorContext, run_operator
-from ..perturb.base import CONVERSATION, RESPONSES, in_prompt, turn_role
+from ..errors import OperatorError, RmcheckError, SuiteError
+from ..expect import Threshold, Tolerance, get_expectation
+from ..limits import OPERATOR_ARGUMENT
+from ..perturb.base import (CONVERSATION, PROMPT, RESPONSES, Change, OperatorContext, check_arguments, default_target,
+                            dose_of, dosed, edits_prompts, in_prompt, run_operator, turn_role)
 from ..results import CaseResult, Counterfactual, Example, Side, TestResult
 from ..shrink import Shrinker, Shrunk, Subset, ddmin, lockstep
-from ..suite.loader import parse_expectation_test
-from .registry import register_kind
+from ..suite.loader import Perturbation, TestSpec
+from .registry import TEST_NAME, ParseContext, TestKind
 
 if TYPE_CHECKING:
     from ..engine import Engine, Outcomes, Request
     from ..scoring.scheduler import Scorer
-    from ..suite.loader import Case, Suite, TestSpec
+    from ..suite.loader import Case, Suite
 
 KIND = "expectation"
+#: Keys of a ``perturb:`` mapping that are not the operator's arguments.
+PERTURB_RESERVED = ("op", "seed", "target", "dose")
 #: Why a case whose edits the model never reads is not applicable (never a pass with d = 0).
 TRUNCATED = ("the model reads the same input with and without the edit (truncation cut it, or the tokenizer "
              "normalised it away: shorten the case or raise --max-length)")
@@ -179,6 +181,7 @@ def planned(engine: "Engine", suite: "Suite", test: "TestSpec") -> tuple[list[Tr
 
 def _explain(engine: "Engine", spec: str, judged: list[tuple[TestResult, "Judge", list[Trial]]]) -> None:
     """Shrink every failing trial, all shrinkers in lockstep, one scoring batch per round; then replay."""
+    judged_before = set(engine.scorer(spec).memo)
     work: list[tuple[CaseResult, Judge, Trial, Shrinker | None]] = []
     for result, judge, failing in judged:
         by_label = {c.id: c for c in result.cases}
@@ -194,13 +197,19 @@ def _explain(engine: "Engine", spec: str, judged: list[tuple[TestResult, "Judge"
                 for i, cands in pending.items()}
 
     minimal = lockstep({i: s for i, (_, _, _, s) in enumerate(work) if s is not None}, judge)
-    _replay(engine.scorer(spec), work, minimal, engine.progress_for(f"replaying minimal pairs of {spec}"))
+    _replay(engine.scorer(spec), work, minimal, judged_before,
+            engine.progress_for(f"replaying minimal pairs of {spec}"))
 
 
-def _replay(scorer: "Scorer", work: list, minimal: dict[int, Shrunk], progress: Any = None) -> None:
-    """Re-score every minimal pair from the model itself; one that no longer fails is reported as flaky."""
-    pairs = list(dict.fromkeys(p for i, shrunk in minimal.items() for p in _pairs(work[i][2], work[i][2].texts(shrunk.keep))))
-    fresh = ChainMap(dict(zip(pairs, scorer.replay(pairs, progress))) if pairs else {}, scorer.memo)
+def _replay(scorer: "Scorer", work: list, minimal: dict[int, Shrunk], known: Container[Pair],
+            progress: Any = None) -> None:
+    """Confirm every minimal pair outside the batch that found it; one that no longer fails is reported as flaky.
+
+    Only the pairs a shrink round scored are replayed, each once: a pair in ``known`` (the original, an unchanged
+    side, an edit set the shrinker could not reduce, all judged before shrinking) was scored in batches other than
+    the shrink round's, so its score already stands outside it."""
+    fresh = scorer.confirm((p for i, shrunk in minimal.items()
+                            for p in _pairs(work[i][2], work[i][2].texts(shrunk.keep))), known, progress)
     for i, (case, judge, trial, _) in enumerate(work):
         keep, status = tuple(range(len(trial.edits))), "unshrinkable" if trial.edits else "as_written"
         if i in minimal:
@@ -379,4 +388,85 @@ def _variant(changes: tuple[tuple[str, Change], ...], number: int) -> str:
     return "+".join(labels) if labels else str(number)
 
 
-register_kind(KIND, parse_expectation_test, evaluate)
+SCHEMA = {
+    "type": "object",
+    "required": ["name", "expect"],
+    "additionalProperties": False,
+    "properties": {
+        "name": TEST_NAME,
+        "description": {"type": "string"},
+        "attribute": {"description": "Free-form tag used in reports.", "type": "string"},
+        "perturb": {"$ref": "#/$defs/perturb"},
+        "expect": {"description": "higher, lower, not_lower, not_higher, invariant, prefers_chosen, preference_kept, "
+                                  "or a registered expectation.",
+                   "type": "string"},
+        "tolerance": {"$ref": "#/$defs/tolerance"},
+        "min_pass_rate": {"type": "number", "minimum": 0, "maximum": 1},
+        "objective": {"description": "Assert on this named head of a multi-objective RM.", "type": "string"},
+        "kind": {"const": KIND},
+    },
+}
+
+
+def parse(raw: Mapping[str, Any], context: ParseContext) -> TestSpec:
+    """A ``kind: expectation`` test (the default): perturb, expect, tolerance."""
+    expect = get_expectation(raw["expect"], where=context.where("expect"))
+    perturb = _perturbation(raw.get("perturb"), context.under("perturb"))
+    if perturb is None and expect.needs_perturbation:
+        raise SuiteError(f"test {raw['name']!r} expects {expect.name} but has no perturb", where=context.where(),
+                         fix="Add 'perturb: OPERATOR' (or use expect: prefers_chosen for a plain pair check)")
+    if perturb is not None and not expect.needs_perturbation:
+        raise SuiteError(f"expect: {expect.name} compares the pair as written and takes no perturb",
+                         where=context.where("perturb"), fix="Remove perturb, or use expect: preference_kept")
+    return TestSpec(
+        name=raw["name"],
+        expect=expect,
+        perturb=perturb,
+        tolerance=Tolerance.parse(raw.get("tolerance"), where=context.where("tolerance")),
+        min_pass_rate=float(raw.get("min_pass_rate", 1.0)),
+        attribute=raw.get("attribute", ""),
+        objective=raw.get("objective"),
+        line=context.line,
+        description=raw.get("description", ""),
+    )
+
+
+def _perturbation(raw: Any, context: ParseContext) -> Perturbation | None:
+    if raw is None:
+        return None
+    spec = {"op": raw} if isinstance(raw, str) else dict(raw)
+    args = {k: v for k, v in spec.items() if k not in PERTURB_RESERVED}
+    for key, value in args.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            OPERATOR_ARGUMENT.check(abs(value), f"operator argument {key}", where=context.where(key),
+                                    error=SuiteError)
+    try:
+        check_arguments(spec["op"], args, where=context.where("op") if isinstance(raw, dict) else context.where())
+    except RmcheckError as exc:
+        raise SuiteError(exc.message, where=exc.where, fix=exc.fix) from None
+    doses = _doses(spec, args, context)
+    target = spec.get("target", default_target(spec["op"]))
+    if edits_prompts(spec["op"]) and target != PROMPT:
+        raise SuiteError(f"operator {spec['op']!r} edits the prompt, not {target!r}", where=context.where("target"),
+                         fix="Remove target: (it is always prompt for this operator)")
+    return Perturbation(spec["op"], tuple(sorted(args.items())), str(spec.get("seed", 0)), target, doses)
+
+
+def _doses(spec: Mapping[str, Any], args: Mapping[str, Any], context: ParseContext) -> tuple[int, ...]:
+    """``dose: [...]`` of an operator with a strength, ascending; an error at its line for one without."""
+    if "dose" not in spec:
+        return ()
+    op, dose = spec["op"], dose_of(spec["op"])
+    if dose is None:
+        raise SuiteError(f"operator {op!r} has no strength to dose", where=context.where("dose"),
+                         fix=f"Remove dose:, or dose an operator with a strength: {', '.join(dosed())}")
+    if dose.argument in args:
+        raise SuiteError(f"dose: sets {op}'s {dose.argument}, so {dose.argument}: cannot be given too",
+                         where=context.where(dose.argument),
+                         fix=f"Remove {dose.argument}: (dose N sets it to {dose.value(1)} x N)")
+    for value in spec["dose"]:
+        OPERATOR_ARGUMENT.check(value, "a dose", where=context.where("dose"), error=SuiteError)
+    return tuple(sorted(spec["dose"]))
+
+
+TEST_KIND = TestKind(KIND, parse, evaluate, SCHEMA)

@@ -27,13 +27,12 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from ..backends.base import OVERALL, Pair
 from ..suite.datasets import RM_BENCH_STYLES
 from ..errors import BackendError, SuiteError
-from .registry import register_kind
+from .registry import TEST_NAME, ParseContext, TestKind
 from ..results import CaseResult, TestResult
 
 if TYPE_CHECKING:
     from ..engine import Engine, Outcomes, Request
     from ..suite.loader import Case
-    from ..suite.marks import DocPath
 
 KIND = "style_substance"
 GROUPS = ("easy", "normal", "hard")
@@ -60,16 +59,40 @@ def group_of(chosen: int, rejected: int) -> str:
     return "normal" if chosen == rejected else "hard" if chosen < rejected else "easy"
 
 
-def parse(raw: Mapping[str, Any], here: "DocPath", at: Callable[["DocPath"], str]) -> StyleSubstanceSpec:
+_ACCURACY = {"type": "number", "minimum": 0, "maximum": 1}
+SCHEMA = {
+    "description": "RM-Bench's style-versus-substance check: prefers_chosen over every pairing of a chosen style with "
+                   "a rejected style, reported as easy / normal / hard accuracy.",
+    "type": "object",
+    "required": ["name", "kind"],
+    "additionalProperties": False,
+    "properties": {
+        "name": TEST_NAME,
+        "kind": {"const": KIND},
+        "description": {"type": "string"},
+        "attribute": {"description": "Free-form tag used in reports (default style-vs-substance).", "type": "string"},
+        "styles": {"description": "The styles compared, least elaborate first (default RM-Bench's concise, detailed, "
+                                  "detailed_markdown).",
+                   "type": "array", "items": {"type": "string"}, "minItems": 2},
+        "min_accuracy": {"description": "The least accuracy that passes: one number for every group, or "
+                                        "{easy, normal, hard} (default 0.5 each).",
+                         "oneOf": [_ACCURACY, {"type": "object", "additionalProperties": False,
+                                               "properties": dict.fromkeys(GROUPS, _ACCURACY)}]},
+        "objective": {"description": "Assert on this named head of a multi-objective RM.", "type": "string"},
+    },
+}
+
+
+def parse(raw: Mapping[str, Any], context: ParseContext) -> StyleSubstanceSpec:
     styles = tuple(str(s) for s in raw.get("styles", RM_BENCH_STYLES))
     if len(set(styles)) != len(styles) or len(styles) < 2:
         raise SuiteError(f"styles must name at least two different styles, got {list(styles)}",
-                         where=at((*here, "styles")), fix="List the styles from least to most elaborate")
+                         where=context.where("styles"), fix="List the styles from least to most elaborate")
     given = raw.get("min_accuracy", DEFAULT_MIN_ACCURACY)
     minimum = {g: float(given.get(g, DEFAULT_MIN_ACCURACY)) if isinstance(given, Mapping) else float(given)
                for g in GROUPS}
     return StyleSubstanceSpec(
-        name=raw["name"], line=int(at(here).rsplit(":", 1)[1]), styles=styles,
+        name=raw["name"], line=context.line, styles=styles,
         min_accuracy=tuple(minimum.items()), attribute=raw.get("attribute", "style-vs-substance"),
         objective=raw.get("objective"), description=raw.get("description", ""),
     )
@@ -197,4 +220,4 @@ def _indent(text: str, limit: int = 400) -> str:
     return "\n".join("      " + line for line in short.splitlines())
 
 
-register_kind(KIND, parse, evaluate)
+TEST_KIND = TestKind(KIND, parse, evaluate, SCHEMA)

@@ -24,11 +24,11 @@ import re
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..backends.base import Prompt, RewardModel, prompt_to_text
 from ..errors import RmcheckError, SuiteError
-from .registry import register_kind
+from .registry import TEST_NAME, ParseContext, TestKind
 from ..results import CaseResult, TestResult
 from ..sweep.assertions import Check, Context, as_prompt, groups_needed, parse_assertion, token_json
 from ..sweep.core import Sweep, select_for, sweep_tokens
@@ -36,7 +36,6 @@ from ..sweep.tokens import MODES, Selection, TokenSpec, lexicon_spec, load_token
 
 if TYPE_CHECKING:
     from ..engine import Engine, Outcomes, Request
-    from ..suite.marks import DocPath
 
 KIND = "vocab_sweep"
 DEFAULT_OUTPUT = ".rmcheck/sweeps"
@@ -60,10 +59,84 @@ class SweepTest:
     kind: str = KIND
 
 
-def parse_sweep_test(raw: Mapping[str, Any], here: "DocPath", at: Callable[["DocPath"], str]) -> SweepTest:
-    assertions = tuple(parse_assertion(item, where=at((*here, "assert", i))) for i, item in enumerate(raw["assert"]))
+_EXTREME = {"$ref": "#/$defs/sweep_extreme"}
+SCHEMA = {
+    "description": "A vocabulary sweep: every single-token response to one prompt, scored and ranked, then judged by "
+                   "assertions.",
+    "type": "object",
+    "required": ["name", "kind", "prompt", "assert"],
+    "additionalProperties": False,
+    "properties": {
+        "name": TEST_NAME,
+        "kind": {"const": KIND},
+        "description": {"type": "string"},
+        "attribute": {"description": "Free-form tag used in reports.", "type": "string"},
+        "prompt": {"$ref": "#/$defs/prompt"},
+        "tokens": {
+            "description": "all (the whole vocabulary, the default), words (word-like tokens), {lexicons: [NAME, ...]} "
+                           "or {file: PATH} (one word per line, relative to the suite file).",
+            "oneOf": [{"enum": ["all", "words"]},
+                      {"type": "object", "required": ["lexicons"], "additionalProperties": False,
+                       "properties": {"lexicons": {"type": "array", "minItems": 1, "items": {"type": "string"}}}},
+                      {"type": "object", "required": ["file"], "additionalProperties": False,
+                       "properties": {"file": {"type": "string"}}}]},
+        "tokenizer": {"description": "A tokenizer (local path, relative to the suite file, or hub id) whose vocabulary "
+                                     "is swept, for models without their own (python:, http:).",
+                      "type": "string"},
+        "objective": {"description": "Rank by this named head of a multi-objective RM.", "type": "string"},
+        "output": {"description": "Folder for the CSV and plots (default .rmcheck/sweeps, relative to the working "
+                                  "directory).",
+                   "type": "string"},
+        "assert": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/sweep_assertion"}},
+    },
+}
+#: The sweep's own ``$defs``: one assertion, and the top_k / bottom_k listing.
+DEFS = {
+    "sweep_assertion": {
+        "description": "One of group_rank, frequency_bias, framing, top_k, bottom_k.",
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": 1,
+        "additionalProperties": False,
+        "properties": {
+            "group_rank": {
+                "description": "Every token of a lexicon group ranks at or above min_percentile (0 is the lowest "
+                               "score, 100 the highest).",
+                "type": "object", "required": ["group", "min_percentile"], "additionalProperties": False,
+                "properties": {"group": {"type": "string"},
+                               "min_percentile": {"type": "number", "minimum": 0, "maximum": 100}}},
+            "frequency_bias": {
+                "description": "abs(Spearman(score, log word frequency)) <= max_abs_spearman, with frequencies from "
+                               "wordfreq in language (default en).",
+                "type": "object", "required": ["max_abs_spearman"], "additionalProperties": False,
+                "properties": {"max_abs_spearman": {"type": "number", "minimum": 0, "maximum": 1},
+                               "language": {"type": "string"}}},
+            "framing": {
+                "description": "Spearman between this sweep and a sweep of another prompt (the opposite framing) <= "
+                               "max_spearman.",
+                "type": "object", "required": ["prompt", "max_spearman"], "additionalProperties": False,
+                "properties": {"prompt": {"$ref": "#/$defs/prompt"},
+                               "max_spearman": {"type": "number", "minimum": -1, "maximum": 1}}},
+            "top_k": _EXTREME,
+            "bottom_k": _EXTREME,
+        },
+    },
+    "sweep_extreme": {
+        "description": "The k best (top_k) or worst (bottom_k) tokens, listed; none may belong to a lexicon in "
+                       "must_not_contain.",
+        "type": "object",
+        "required": ["k"],
+        "additionalProperties": False,
+        "properties": {"k": {"type": "integer", "minimum": 1},
+                       "must_not_contain": {"type": "array", "items": {"type": "string"}}},
+    },
+}
+
+
+def parse_sweep_test(raw: Mapping[str, Any], context: ParseContext) -> SweepTest:
+    assertions = tuple(parse_assertion(item, where=context.where("assert", i)) for i, item in enumerate(raw["assert"]))
     return SweepTest(
-        name=raw["name"], line=int(at(here).rsplit(":", 1)[1]), prompt=as_prompt(raw["prompt"]),
+        name=raw["name"], line=context.line, prompt=as_prompt(raw["prompt"]),
         tokens=raw.get("tokens", "all"), assertions=assertions, tokenizer=raw.get("tokenizer"),
         objective=raw.get("objective"), output=raw.get("output", DEFAULT_OUTPUT),
         attribute=raw.get("attribute", ""), description=raw.get("description", ""),
@@ -212,4 +285,4 @@ def failure_text(result: TestResult, sweep: Sweep, checks: Sequence[Check], rule
     return "\n".join(lines)
 
 
-register_kind(KIND, parse_sweep_test, evaluate_sweeps)
+TEST_KIND = TestKind(KIND, parse_sweep_test, evaluate_sweeps, SCHEMA, DEFS, needs_cases=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, Union
 
 from ..errors import OperatorError
-from ..registry import Registry
+from ..registry import Registry, refs
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,15 @@ class Operator(Protocol):
     def __call__(self, text: str, ctx: OperatorContext, /, **args: Any) -> OperatorResult: ...
 
 
-OPERATORS: Registry[Operator] = Registry("operator", "rmcheck.operators")
+#: The built-in operators, each module imported when a suite first names one of its operators.
+OPERATORS: Registry[Operator] = Registry("operator", "rmcheck.operators", {
+    **refs("rmcheck.perturb.builtin", "pad_with_filler", "truncate_sentences", "markdown_list", "add_flattery",
+           "add_hedge", "add_false_certainty", "prepend_refusal", "corrupt_numbers", "whitespace_noise", "typos",
+           "swap_lexicon", "replace", "append", "prepend"),
+    **refs("rmcheck.perturb.llm_rewrite", "llm_rewrite"),
+    **refs("rmcheck.perturb.answers", "master_key", "answer_format"),
+    **refs("rmcheck.perturb.code", "code_transform"),
+    **refs("rmcheck.perturb.prompt_side", "drop_prompt", "swap_prompt")})
 PROMPT = "prompt"
 """The ``target`` of a prompt-side edit: the operator edits the last user turn, and each response is
 compared with itself under the original and the edited prompt."""
@@ -150,6 +158,24 @@ def in_prompt(role: str) -> bool:
     return role == PROMPT or role.startswith(f"{PROMPT}[")
 
 
+def operator(name: str | None = None, *, prompt_only: bool = False, dose: Dose | None = None,
+             conversation: bool = False) -> Callable[[Operator], Operator]:
+    """Decorator: mark an operator function with what it edits and its strength, without registering it
+    (the built-ins are registered by name in :data:`OPERATORS`); see :func:`register_operator`."""
+    def wrap(op: Operator) -> Operator:
+        if prompt_only:
+            setattr(op, "prompt_only", True)
+        if conversation:
+            setattr(op, "default_target", CONVERSATION)
+        if dose is not None:
+            if dose.argument not in inspect.signature(op).parameters:
+                raise ValueError(f"Dose({dose.argument!r}) names no parameter of operator {name or op.__name__!r}")
+            setattr(op, "dose", dose)
+        return op
+
+    return wrap
+
+
 def register_operator(name: str | None = None, *, replace: bool = False, prompt_only: bool = False,
                       dose: Dose | None = None, conversation: bool = False) -> Callable[[Operator], Operator]:
     """Decorator: ``@register_operator("shout")`` makes ``perturb: shout`` usable in suites.
@@ -163,18 +189,8 @@ def register_operator(name: str | None = None, *, replace: bool = False, prompt_
     a name changes everywhere, so the response still answers its question); ``target: response`` then
     limits it to the responses.
     """
-    def wrap(op: Operator) -> Operator:
-        if prompt_only:
-            setattr(op, "prompt_only", True)
-        if conversation:
-            setattr(op, "default_target", CONVERSATION)
-        if dose is not None:
-            if dose.argument not in inspect.signature(op).parameters:
-                raise ValueError(f"Dose({dose.argument!r}) names no parameter of operator {name or op.__name__!r}")
-            setattr(op, "dose", dose)
-        return OPERATORS.decorator(name, replace=replace)(op)
-
-    return wrap
+    mark = operator(name, prompt_only=prompt_only, dose=dose, conversation=conversation)
+    return lambda op: OPERATORS.decorator(name, replace=replace)(mark(op))
 
 
 def edits_prompts(name: str) -> bool:

@@ -11,7 +11,7 @@ import re
 from typing import Any, Iterable, Mapping, Sequence, TypeVar
 
 from ..errors import OperatorError
-from .base import Change, Dose, Hunk, OperatorContext, register_operator
+from .base import Change, Dose, Hunk, OperatorContext, operator
 from .text import LIST_MARKER, MARKER_ONLY, follows_list_marker, is_terminated, number_spans, sentence_spans, space_gaps, whole_word_pattern, word_spans
 
 T = TypeVar("T")
@@ -167,7 +167,7 @@ def _lexicon(lexicons: Mapping[str, Sequence[str]], name: str) -> list[str]:
 
 # -- operators -------------------------------------------------------------------------
 
-@register_operator("pad_with_filler", dose=Dose("n"))
+@operator(dose=Dose("n"))
 def pad_with_filler(text: str, ctx: OperatorContext, /, *, n: int = 3) -> Change | None:
     """Insert ``n`` filler sentences that only restate: verbosity up, information unchanged.
 
@@ -195,7 +195,6 @@ def pad_with_filler(text: str, ctx: OperatorContext, /, *, n: int = 3) -> Change
     return _change(text, hunks, f"pad_with_filler: {n} filler sentence(s)")
 
 
-@register_operator("truncate_sentences")
 def truncate_sentences(text: str, ctx: OperatorContext, /, *, keep: int = 1) -> Change | None:
     """Keep the first ``keep`` sentences: verbosity and information down.
 
@@ -208,7 +207,6 @@ def truncate_sentences(text: str, ctx: OperatorContext, /, *, keep: int = 1) -> 
     return _change(text, hunks, f"truncate_sentences: keep {keep}")
 
 
-@register_operator("markdown_list")
 def markdown_list(text: str, ctx: OperatorContext, /) -> Change | None:
     """Turn sentences into a bulleted list: formatting up, words and content unchanged.
 
@@ -223,21 +221,21 @@ def markdown_list(text: str, ctx: OperatorContext, /) -> Change | None:
     return _change(text, [Hunk(first, first, "- "), *breaks], "markdown_list")
 
 
-@register_operator("add_flattery", dose=Dose("n"))
+@operator(dose=Dose("n"))
 def add_flattery(text: str, ctx: OperatorContext, /, *, n: int = 1) -> Change:
     """Open with ``n`` phrases praising the user's question (one hunk each): sycophancy up, information unchanged."""
     phrases = _phrases(FLATTERY, _count("add_flattery", "n", n), ctx.rng)
     return _attach(text, phrases, at_end=False, label="add_flattery")
 
 
-@register_operator("add_hedge", dose=Dose("n"))
+@operator(dose=Dose("n"))
 def add_hedge(text: str, ctx: OperatorContext, /, *, n: int = 1) -> Change:
     """End with ``n`` calibrated statements of uncertainty (one hunk each): expressed uncertainty up,
     information unchanged."""
     return _attach(text, _phrases(HEDGES, _count("add_hedge", "n", n), ctx.rng), at_end=True, label="add_hedge")
 
 
-@register_operator("add_false_certainty", dose=Dose("n"))
+@operator(dose=Dose("n"))
 def add_false_certainty(text: str, ctx: OperatorContext, /, *, n: int = 1) -> Change:
     """End with ``n`` claims of unwarranted certainty ("I am 100% sure"; one hunk each): calibration down,
     information unchanged."""
@@ -245,13 +243,11 @@ def add_false_certainty(text: str, ctx: OperatorContext, /, *, n: int = 1) -> Ch
     return _attach(text, phrases, at_end=True, label="add_false_certainty")
 
 
-@register_operator("prepend_refusal")
 def prepend_refusal(text: str, ctx: OperatorContext, /) -> Change:
     """Open with a refusal sentence: refusal up, helpfulness down, the answer itself kept."""
     return _attach(text, [ctx.rng.choice(REFUSALS)], at_end=False, label="prepend_refusal")
 
 
-@register_operator("corrupt_numbers")
 def corrupt_numbers(text: str, ctx: OperatorContext, /) -> Change | None:
     """Change every number to a different one of the same shape: factual accuracy down.
 
@@ -261,7 +257,7 @@ def corrupt_numbers(text: str, ctx: OperatorContext, /) -> Change | None:
     return _change(text, hunks, "corrupt_numbers")
 
 
-@register_operator("whitespace_noise", dose=Dose("rate", WHITESPACE_RATE, most=1.0))
+@operator(dose=Dose("rate", WHITESPACE_RATE, most=1.0))
 def whitespace_noise(text: str, ctx: OperatorContext, /, *, rate: float = WHITESPACE_RATE) -> Change | None:
     """Widen each space between words with probability ``rate`` (at least one): surface noise, content unchanged.
 
@@ -273,7 +269,7 @@ def whitespace_noise(text: str, ctx: OperatorContext, /, *, rate: float = WHITES
     return _change(text, hunks, f"whitespace_noise: rate {rate}")
 
 
-@register_operator("typos", dose=Dose("rate", TYPO_RATE, most=1.0))
+@operator(dose=Dose("rate", TYPO_RATE, most=1.0))
 def typos(text: str, ctx: OperatorContext, /, *, rate: float = TYPO_RATE) -> Change | None:
     """Misspell each word of 4+ letters with probability ``rate`` (at least one): surface noise, content unchanged.
 
@@ -285,7 +281,7 @@ def typos(text: str, ctx: OperatorContext, /, *, rate: float = TYPO_RATE) -> Cha
     return _change(text, hunks, f"typos: rate {rate}")
 
 
-@register_operator("swap_lexicon", conversation=True)
+@operator(conversation=True)
 def swap_lexicon(text: str, ctx: OperatorContext, /, *, lexicon: str, to: str | None = None) -> Change | None:
     """Replace each whole-word, case-sensitive occurrence of an entry of the suite lexicon
     ``lexicon`` with ``to``, or else with the next entry (cyclically): identity changed, content unchanged.
@@ -308,7 +304,6 @@ def swap_lexicon(text: str, ctx: OperatorContext, /, *, lexicon: str, to: str | 
     return _change(text, hunks, f"swap_lexicon: {lexicon}")
 
 
-@register_operator("replace")
 def replace(text: str, ctx: OperatorContext, /, *, find: str, with_: str, count: int | None = None) -> Change | None:
     """Replace each occurrence of ``find`` with ``with`` (the first ``count`` only, if given): a literal edit.
 
@@ -326,7 +321,6 @@ def replace(text: str, ctx: OperatorContext, /, *, find: str, with_: str, count:
     return _change(text, [Hunk(s, e, new) for s, e in spans], f"replace {find!r}")
 
 
-@register_operator("append")
 def append(original: str, ctx: OperatorContext, /, *, text: str) -> Change | None:
     """Add ``text`` at the end (after a space, or a blank line for multi-line responses,
     unless ``text`` starts with whitespace): a literal edit. Not applicable when ``text`` is empty."""
@@ -334,7 +328,6 @@ def append(original: str, ctx: OperatorContext, /, *, text: str) -> Change | Non
     return _attach(original, [addition], at_end=True, label="append") if addition else None
 
 
-@register_operator("prepend")
 def prepend(original: str, ctx: OperatorContext, /, *, text: str) -> Change | None:
     """Add ``text`` at the start (before a space, or a blank line for multi-line responses,
     unless ``text`` ends with whitespace): a literal edit. Not applicable when ``text`` is empty."""

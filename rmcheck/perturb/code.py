@@ -12,7 +12,7 @@ import re
 from typing import Iterator
 
 from ..errors import OperatorError
-from .base import Change, Hunk, OperatorContext, register_operator
+from .base import Change, Hunk, OperatorContext
 from .text import FENCE, Span
 
 TRANSFORMS = ("rename", "whitespace", "quotes")
@@ -22,7 +22,6 @@ _ASSIGNED = re.compile(r"^[ \t]*(?:(?:let|const|var|auto|int|float|double)[ \t]+
 _INDENT = re.compile(r"^([ \t]+)(?=\S)", re.M)
 
 
-@register_operator("code_transform")
 def code_transform(text: str, ctx: OperatorContext, /, *, transform: str | None = None) -> list[Change] | None:
     """One variant per transform that applies (``transform`` picks one of rename, whitespace, quotes):
 

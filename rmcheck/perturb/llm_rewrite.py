@@ -16,7 +16,7 @@ from typing import Any
 from ..llm import client as llm
 from ..llm.cassette import Cassette
 from ..errors import OperatorError, RmcheckError
-from .base import PROMPT, Change, Hunk, OperatorContext, register_operator
+from .base import PROMPT, Change, Hunk, OperatorContext
 
 MAX_VARIANTS = 16
 SYSTEM = ("You rewrite text as instructed. Change only what the instruction asks for. Reply with the rewritten "
@@ -33,7 +33,6 @@ _TOKENS = re.compile(r"\s+|\S+")
 _STRAY_TAG = re.compile(r"^\s*<(?:response|question)>\s*|\s*</(?:response|question)>\s*$")
 
 
-@register_operator("llm_rewrite")
 def llm_rewrite(text: str, ctx: OperatorContext, /, *, instruction: str = "", attribute: str = "",
                 direction: str = "more", n: int = 1, temperature: float = 0.7, model: str | None = None,
                 base_url: str | None = None) -> list[Change] | None:

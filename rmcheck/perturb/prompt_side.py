@@ -7,16 +7,16 @@ original and the edited prompt (a mismatched or missing question must score ``lo
 """
 from __future__ import annotations
 
-from .base import Change, Hunk, OperatorContext, register_operator
+from .base import Change, Hunk, OperatorContext, operator
 
 
-@register_operator("drop_prompt", prompt_only=True)
+@operator(prompt_only=True)
 def drop_prompt(text: str, ctx: OperatorContext, /) -> Change | None:
     """The last user turn becomes empty (one hunk). Not applicable to an empty question."""
     return Change(text, (Hunk(0, len(text), ""),), "drop_prompt") if text.strip() else None
 
 
-@register_operator("swap_prompt", prompt_only=True)
+@operator(prompt_only=True)
 def swap_prompt(text: str, ctx: OperatorContext, /) -> Change | None:
     """The question of another case of the same suite, chosen with the test's seed (one hunk).
 

@@ -1,14 +1,13 @@
-"""Suite files: load with line marks, validate against the shipped JSON Schema, expand into cases."""
+"""Suite files: load with line marks, validate against the JSON Schema composed from the test kinds, expand into
+cases, and parse each test with its kind's parser."""
 from __future__ import annotations
 
 import difflib
 import itertools
-import json
 import math
 import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -18,17 +17,16 @@ import jsonschema
 from ..backends.base import Pair, Prompt
 from .datasets import Row, confined, file_stem, read_rows
 from ..errors import RmcheckError, SuiteError
-from ..expect import Expectation, Tolerance, get_expectation
-from ..kinds.registry import get_kind
-from ..limits import CASES, OPERATOR_ARGUMENT
-from ..perturb import PROMPT, check_arguments, dose_of, dosed, edits_prompts
-from ..perturb.base import default_target
+from ..expect import Expectation, Tolerance
+from ..kinds.registry import ParseContext, get_kind
+from ..limits import CASES
+from ..perturb.base import dose_of
+from .compose import base, suite_schema
 from .marks import DocPath, line_of, load_with_lines
 
 SUITE_GLOB = "*.rmcheck.yaml"
 #: The keys of a data file's row that are read (an inline case's own); a row's other keys are ignored.
 ROW_KEYS = ("id", "prompt", "response", "chosen", "rejected", "style", "subset")
-PERTURB_RESERVED = ("op", "seed", "target", "dose")
 #: Operator arguments that name a lexicon of the suite.
 LEXICON_ARGUMENTS = ("lexicon",)
 #: At most this many problems of one file are reported (one line each).
@@ -162,16 +160,15 @@ class Suite:
         return [Pair(case.prompt, text) for case in self.cases for _, text in case.responses]
 
 
-@lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
-    """The suite format's JSON Schema, as shipped in the package."""
-    text = resources.files("rmcheck").joinpath("suite/schema/suite-v1.schema.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    """The suite format's JSON Schema: the base with every registered test kind's sub-schema (see
+    :mod:`.compose`)."""
+    return suite_schema()
 
 
 @lru_cache(maxsize=1)
 def _case_schema() -> dict[str, Any]:
-    return {"$ref": "#/$defs/case", "$defs": schema()["$defs"]}
+    return {"$ref": "#/$defs/case", "$defs": base()["$defs"]}
 
 
 @lru_cache(maxsize=1)
@@ -210,7 +207,7 @@ def load_suite(path: str | Path) -> Suite:
                          where=f"{path}:1", fix="Start the file with 'rmcheck: 1'")
     _validate(data, lines, path)
     raise_all(list(_non_finite(data, (), lines, path)))
-    at = _Locator(path, lines)
+    at = ParseContext(path, lines)
     lexicons = {k: [str(v) for v in vs] for k, vs in data.get("lexicons", {}).items()}
     errors: list[SuiteError] = []
     cases = _collect(errors, lambda: _unique(list(_cases(data.get("cases", []), lexicons, path, at)))) or []
@@ -224,7 +221,7 @@ def load_suite(path: str | Path) -> Suite:
     names = [t.get("name") for t in data["tests"]]
     for i, name in enumerate(names):
         if names.index(name) != i:
-            errors.append(SuiteError(f"duplicate test name {name!r}", where=at(("tests", i, "name")),
+            errors.append(SuiteError(f"duplicate test name {name!r}", where=at.where("tests", i, "name"),
                                      fix="Give every test of a suite its own name"))
     raise_all(sorted(errors, key=lambda e: _line(e.where)))
     return Suite(data["suite"], path, data.get("description", ""), cases, tests, lexicons)
@@ -247,7 +244,7 @@ def _line(where: str | None) -> int:
 
 
 def _lexicon_argument_errors(raw: Mapping[str, Any], lexicons: Mapping[str, Any], here: DocPath,
-                             at: "_Locator") -> list[SuiteError]:
+                             at: ParseContext) -> list[SuiteError]:
     """An operator argument (``lexicon: NAME``) naming a lexicon the suite does not define, at its line."""
     perturb = raw.get("perturb")
     if not isinstance(perturb, Mapping):
@@ -259,13 +256,13 @@ def _lexicon_argument_errors(raw: Mapping[str, Any], lexicons: Mapping[str, Any]
             close = difflib.get_close_matches(name, list(lexicons), n=1)
             hint = f"Did you mean {close[0]!r}? " if close else ""
             errors.append(SuiteError(f"{perturb.get('op', 'the operator')} names the lexicon {name!r}, which the "
-                                     "suite does not define", where=at((*here, "perturb", key)),
+                                     "suite does not define", where=at.where(*here, "perturb", key),
                                      fix=f"{hint}Defined lexicons: {', '.join(sorted(lexicons)) or 'none'}; add it "
                                          "under lexicons:"))
     return errors
 
 
-def _placeholder_errors(items: list[Any], lexicons: Mapping[str, Any], at: "_Locator") -> list[SuiteError]:
+def _placeholder_errors(items: list[Any], lexicons: Mapping[str, Any], at: ParseContext) -> list[SuiteError]:
     """A ``{placeholder}`` in an inline prompt or response that is no lexicon but within edit distance 2 of one
     (a typo); other braces are text (code and JSON in responses are common)."""
     errors = []
@@ -279,7 +276,8 @@ def _placeholder_errors(items: list[Any], lexicons: Mapping[str, Any], at: "_Loc
             for name in dict.fromkeys(n for t in texts if isinstance(t, str) for n in _PLACEHOLDER.findall(t)):
                 close = [lex for lex in lexicons if name not in lexicons and edit_distance(name, lex) <= 2]
                 if close:
-                    errors.append(SuiteError(f"{{{name}}} in {key} is not a lexicon", where=at(("cases", index, key)),
+                    errors.append(SuiteError(f"{{{name}}} in {key} is not a lexicon",
+                                             where=at.where("cases", index, key),
                                              fix=f"Did you mean {{{close[0]}}}? (lexicons: {', '.join(lexicons)})"))
     return errors
 
@@ -308,16 +306,6 @@ def find_suites(paths: list[str | Path]) -> list[Path]:
             raise SuiteError("no such file or directory", where=str(path),
                              fix="Name a *.rmcheck.yaml file or a directory that holds some")
     return found
-
-
-class _Locator:
-    """Turns a document path into ``file:line``."""
-
-    def __init__(self, path: Path, lines: dict[DocPath, int]) -> None:
-        self.path, self.lines = path, lines
-
-    def __call__(self, at: DocPath) -> str:
-        return f"{self.path}:{line_of(self.lines, at)}"
 
 
 def _validate(data: dict[str, Any], lines: dict[DocPath, int], path: Path) -> None:
@@ -450,74 +438,13 @@ def _fix(error: jsonschema.ValidationError) -> str:
     return "See the suite format in the README"
 
 
-def _parse_test(raw: Mapping[str, Any], index: int, at: _Locator) -> Any:
-    """Dispatch on ``kind``: expectation tests here, other kinds through their registered parser."""
-    kind = get_kind(raw.get("kind", "expectation"), where=at(("tests", index, "kind")))
-    return kind.parse(raw, ("tests", index), at)
+def _parse_test(raw: Mapping[str, Any], index: int, at: ParseContext) -> Any:
+    """Dispatch on ``kind`` to the kind's registered parser."""
+    context = at.under("tests", index)
+    return get_kind(raw.get("kind", "expectation"), where=context.where("kind")).parse(raw, context)
 
 
-def parse_expectation_test(raw: Mapping[str, Any], here: DocPath, at: Callable[[DocPath], str]) -> TestSpec:
-    """A ``kind: expectation`` test (the default): perturb, expect, tolerance."""
-    expect = get_expectation(raw["expect"], where=at((*here, "expect")))
-    perturb = _perturbation(raw.get("perturb"), at, (*here, "perturb"))
-    if perturb is None and expect.needs_perturbation:
-        raise SuiteError(f"test {raw['name']!r} expects {expect.name} but has no perturb", where=at(here),
-                         fix="Add 'perturb: OPERATOR' (or use expect: prefers_chosen for a plain pair check)")
-    if perturb is not None and not expect.needs_perturbation:
-        raise SuiteError(f"expect: {expect.name} compares the pair as written and takes no perturb",
-                         where=at((*here, "perturb")), fix="Remove perturb, or use expect: preference_kept")
-    return TestSpec(
-        name=raw["name"],
-        expect=expect,
-        perturb=perturb,
-        tolerance=Tolerance.parse(raw.get("tolerance"), where=at((*here, "tolerance"))),
-        min_pass_rate=float(raw.get("min_pass_rate", 1.0)),
-        attribute=raw.get("attribute", ""),
-        objective=raw.get("objective"),
-        line=int(at(here).rsplit(":", 1)[1]),
-        description=raw.get("description", ""),
-    )
-
-
-def _perturbation(raw: Any, at: Callable[[DocPath], str], here: DocPath) -> Perturbation | None:
-    if raw is None:
-        return None
-    spec = {"op": raw} if isinstance(raw, str) else dict(raw)
-    args = {k: v for k, v in spec.items() if k not in PERTURB_RESERVED}
-    for key, value in args.items():
-        if isinstance(value, int) and not isinstance(value, bool):
-            OPERATOR_ARGUMENT.check(abs(value), f"operator argument {key}", where=at((*here, key)), error=SuiteError)
-    try:
-        check_arguments(spec["op"], args, where=at((*here, "op") if isinstance(raw, dict) else here))
-    except RmcheckError as exc:
-        raise SuiteError(exc.message, where=exc.where, fix=exc.fix) from None
-    doses = _doses(spec, args, at, here)
-    target = spec.get("target", default_target(spec["op"]))
-    if edits_prompts(spec["op"]) and target != PROMPT:
-        raise SuiteError(f"operator {spec['op']!r} edits the prompt, not {target!r}", where=at((*here, "target")),
-                         fix="Remove target: (it is always prompt for this operator)")
-    return Perturbation(spec["op"], tuple(sorted(args.items())), str(spec.get("seed", 0)), target, doses)
-
-
-def _doses(spec: Mapping[str, Any], args: Mapping[str, Any], at: Callable[[DocPath], str],
-           here: DocPath) -> tuple[int, ...]:
-    """``dose: [...]`` of an operator with a strength, ascending; an error at its line for one without."""
-    if "dose" not in spec:
-        return ()
-    op, dose = spec["op"], dose_of(spec["op"])
-    if dose is None:
-        raise SuiteError(f"operator {op!r} has no strength to dose", where=at((*here, "dose")),
-                         fix=f"Remove dose:, or dose an operator with a strength: {', '.join(dosed())}")
-    if dose.argument in args:
-        raise SuiteError(f"dose: sets {op}'s {dose.argument}, so {dose.argument}: cannot be given too",
-                         where=at((*here, dose.argument)), fix=f"Remove {dose.argument}: (dose N sets it to "
-                                                               f"{dose.value(1)} x N)")
-    for value in spec["dose"]:
-        OPERATOR_ARGUMENT.check(value, "a dose", where=at((*here, "dose")), error=SuiteError)
-    return tuple(sorted(spec["dose"]))
-
-
-def _cases(items: list[Any], lexicons: dict[str, list[str]], path: Path, at: _Locator) -> Iterator[Case]:
+def _cases(items: list[Any], lexicons: dict[str, list[str]], path: Path, at: ParseContext) -> Iterator[Case]:
     """Every case of the suite, at most ``max_cases`` (a lexicon product is counted before it is built)."""
     count = 0
     for index, item in enumerate(items):
@@ -525,16 +452,16 @@ def _cases(items: list[Any], lexicons: dict[str, list[str]], path: Path, at: _Lo
         if "file" in item:
             extra = sorted(set(item) - {"file", "format", "limit", "id"})
             if extra:
-                raise SuiteError(f"a file case takes no {extra[0]!r}", where=at((*here, extra[0])),
+                raise SuiteError(f"a file case takes no {extra[0]!r}", where=at.where(*here, extra[0]),
                                  fix="Put prompts and responses in the file's rows")
-            rows = check_rows(read_rows(confined(path, item["file"], where=at((*here, "file"))),
-                                        item.get("format", "jsonl"), item.get("limit"), where=at((*here, "file"))))
+            rows = check_rows(read_rows(confined(path, item["file"], where=at.where(*here, "file")),
+                                        item.get("format", "jsonl"), item.get("limit"), where=at.where(*here, "file")))
         else:
             misplaced = sorted({"format", "limit"} & set(item))
             if misplaced:
-                raise SuiteError(f"{misplaced[0]!r} applies to file cases only", where=at((*here, misplaced[0])),
+                raise SuiteError(f"{misplaced[0]!r} applies to file cases only", where=at.where(*here, misplaced[0]),
                                  fix="Add 'file: PATH', or remove it")
-            rows = [(dict(item), at(here))]
+            rows = [(dict(item), at.where(*here))]
         for number, (row, source) in enumerate(rows, start=1):
             fallback = f"{file_stem(Path(item['file']))}-{number}" if "file" in item else f"case-{index}"
             case_id = str(row.get("id", fallback))

@@ -4,9 +4,11 @@
 - :mod:`.fast`: token-id scoring for ``hf:`` models, with the prompt's KV cache reused;
 - :mod:`.core`: :class:`Sweep` (ranking, tables, CSV) and :func:`sweep_tokens`;
 - :mod:`.assertions`: group_rank, frequency_bias, framing, top_k / bottom_k;
-- :mod:`.plots`: PNG plots; :mod:`.kind`: the ``vocab_sweep`` test kind.
+- :mod:`.plots`: PNG plots; :mod:`rmcheck.kinds.vocab_sweep`: the ``vocab_sweep`` test kind.
 """
-from .core import Sweep, select_for, sweep_tokens
-from .tokens import Selection, Token, TokenSpec, parse_tokens
+from ..lazy import exports_of, face
 
-__all__ = ["Selection", "Sweep", "Token", "TokenSpec", "parse_tokens", "select_for", "sweep_tokens"]
+_EXPORTS = {**exports_of(".core", "Sweep", "select_for", "sweep_tokens"),
+            **exports_of(".tokens", "Selection", "Token", "TokenSpec", "parse_tokens")}
+__getattr__, __dir__ = face(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
