@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 import sys
 from dataclasses import dataclass
@@ -201,9 +202,34 @@ def model_configured(given: list[str], rootdir: Path) -> bool:
     return bool(given or os.environ.get(ENV_MODEL, "").strip() or pyproject_setting(rootdir, "model"))
 
 
-#: The keys of ``[tool.rmcheck]`` in pyproject.toml (``model = SPEC``; ``[tool.rmcheck.llm]`` and
-#: ``[tool.rmcheck.judge]`` tables for LLM calls). A module that reads another key adds it here.
-PYPROJECT_KEYS = ["model", "llm", "judge"]
+#: The keys of ``[tool.rmcheck]`` in pyproject.toml (``model = SPEC``; ``plugins = [MODULE, ...]``;
+#: ``[tool.rmcheck.llm]`` and ``[tool.rmcheck.judge]`` tables for LLM calls). A module that reads another key
+#: adds it here.
+PYPROJECT_KEYS = ["model", "plugins", "llm", "judge"]
+
+
+def load_plugins(rootdir: Path) -> list[str]:
+    """Import the modules ``[tool.rmcheck] plugins`` names, with pyproject.toml's folder importable: they register
+    operators, test kinds, backends and expectations as they import (the CLI and pytest call this before reading
+    any suite). A module that does not import is one error at its line."""
+    path = _pyproject(rootdir)
+    names = pyproject_setting(rootdir, "plugins") if path else None
+    if names is None:
+        return []
+    where = f"{path}:{_toml_line(path, 'plugins')}"
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise RmcheckError(f"plugins = {names!r} in [tool.rmcheck] is not a list of module names", where=where,
+                           fix='Write plugins = ["my_plugins"] (modules importable from the folder of pyproject.toml)')
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    for name in names:
+        try:
+            importlib.import_module(name.strip())
+        except (Exception, SystemExit) as exc:  # the user's module failing as it imports: one line, no traceback
+            raise RmcheckError(f"plugin module {name!r} could not be imported: {type(exc).__name__}: {exc}",
+                               where=where, fix="Fix the module, or make it importable from the folder of "
+                                                "pyproject.toml (or install it)") from None
+    return names
 
 
 def check_pyproject(rootdir: Path) -> None:

@@ -70,13 +70,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     from .backends.base import check_spec
     from .engine import DEFAULT_SHRINK_BUDGET, Engine
-    from .options import check_output, check_pyproject, model_options, resolve_models, score_cache
+    from .options import check_output, check_pyproject, load_plugins, model_options, resolve_models, score_cache
     from .report.compare import fail_on_mode
 
     config.addinivalue_line("markers", "rmcheck: a reward-model behavioural test from a *.rmcheck.yaml suite")
     options = model_options(config.getoption)
     try:  # a model that cannot be named, found or imported is a usage error, found before any test runs
         check_pyproject(config.rootpath)
+        load_plugins(config.rootpath)
         specs = resolve_models(config.getoption("rm"), config.rootpath)
         for spec in specs:
             check_spec(spec, options)

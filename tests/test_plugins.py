@@ -1,5 +1,6 @@
-"""Registries are real plugin points: a test kind from an installed package's entry point or from a conftest.py
-runs from a YAML suite under ``rmcheck run`` and pytest, its sub-schema joins the suite schema, and its parser's errors name the file and line. The built-ins are named lazily and all resolve.
+"""Registries are real plugin points: a test kind from an installed package's entry point, from a conftest.py or
+from ``[tool.rmcheck] plugins`` runs from a YAML suite under ``rmcheck run`` and pytest, its sub-schema joins the
+suite schema, and its parser's errors name the file and line. The built-ins are named lazily and all resolve.
 
 Everything that registers a kind runs in a subprocess, so this session's registries stay as shipped.
 """
@@ -140,6 +141,34 @@ def test_a_kind_from_a_conftest_runs_under_pytest(tmp_path: Path) -> None:
     out = pytest_run(user)
     assert out.stdout.rstrip().splitlines()[-1].startswith("1 failed, 1 passed"), out.stdout + out.stderr
     assert "at-least-five[python:length_rm:score]" in out.stdout
+
+
+PLUGIN = """\
+    import rmcheck
+    from floorkind import SCHEMA, evaluate, parse
+
+    rmcheck.register_kind("score_floor", parse, evaluate, schema=SCHEMA)
+    """
+
+
+def test_pyproject_plugins_load_for_the_cli_and_pytest(tmp_path: Path) -> None:
+    user = project(tmp_path / "user", **{"floorkind.py": KIND_MODULE, "my_plugins.py": PLUGIN,
+                                         "pyproject.toml": '[tool.rmcheck]\nplugins = ["my_plugins"]\n'})
+    out = rmcheck_run(user, "floors.rmcheck.yaml")
+    assert out.returncode == 1 and "1 passed, 1 failed" in out.stdout, out.stdout + out.stderr
+    assert run(["-m", "rmcheck.cli", "validate", "floors.rmcheck.yaml"], user).returncode == 0
+    out = pytest_run(user)
+    assert out.stdout.rstrip().splitlines()[-1].startswith("1 failed, 1 passed"), out.stdout + out.stderr
+
+
+def test_a_plugin_that_does_not_import_is_one_error_at_its_line(tmp_path: Path) -> None:
+    user = project(tmp_path / "user", **{"pyproject.toml": '[tool.rmcheck]\nmodel = "demo"\nplugins = ["nowhere"]\n'})
+    out = rmcheck_run(user, "floors.rmcheck.yaml")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"{user / 'pyproject.toml'}:3: plugin module 'nowhere' could not be imported: ModuleNotFoundError" \
+        in out.stderr, out.stderr
+    out = pytest_run(user)
+    assert out.returncode == pytest.ExitCode.USAGE_ERROR and "plugin module 'nowhere'" in out.stderr, out.stderr
 
 
 def test_a_kind_parser_names_the_file_and_line(tmp_path: Path, installed: Path) -> None:

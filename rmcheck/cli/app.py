@@ -17,8 +17,8 @@ from ..report.baselines import Baseline, open_baseline, update_baselines
 from ..report.compare import compare_runs, fail_on_mode, gate_status, models_in, parse_thresholds
 from .progress import Progress
 from ..scoring.cache import DEFAULT_CACHE_DIR, clear_cache, describe_cache
-from ..options import (COMPARE_OPTIONS, OPTIONS, RUN_ONLY, add_options, check_output, check_pyproject, model_options,
-                       resolve_models, score_cache)
+from ..options import (COMPARE_OPTIONS, OPTIONS, RUN_ONLY, add_options, check_output, check_pyproject, load_plugins,
+                       model_options, resolve_models, score_cache)
 from ..provenance import model_entry
 from ..report.text import failure_text, one_line
 from ..results import TestResult, run_document, summary_line
@@ -42,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        load_plugins(Path.cwd())  # [tool.rmcheck] plugins: operators, kinds and backends every command may use
         return int(args.func(args))
     except RmcheckError as exc:
         print(f"rmcheck: error: {exc}", file=sys.stderr)
