@@ -108,6 +108,11 @@ def test_thresholds_cannot_let_a_collapse_pass(runs: dict[str, Path], capsys: py
     assert "fell to 0 from 1.00: a collapse is always a regression" in capsys.readouterr().out
 
 
+def test_no_change_reads_as_a_drop_of_zero(runs: dict[str, Path]) -> None:
+    same = compare_runs([runs["base"], runs["same"]]).changes[0]
+    assert same.criteria().startswith("drop 0.00 > max 0.00: no; ")
+
+
 def test_a_drop_within_the_threshold_passes() -> None:
     assert not judge((1.0, 0.75), 4, 4, 1, 0, threshold=0.25, alpha=0.05).regression
     assert judge((1.0, 0.75), 4, 4, 1, 0, threshold=0.2, alpha=0.05).regression

@@ -196,7 +196,7 @@ class TestChange:
         """The criteria as numbers: ``drop 0.50 > max 0.05: yes; McNemar p 0.0312 <= 0.05: yes``, or where p
         cannot decide ``drop 1.00 > max 0.00: yes; n = 2: too few paired cases for p ≤ 0.05; judged on the drop``."""
         j = self.judgement
-        drop = "n/a" if self.change is None else f"{-self.change:.2f}"
+        drop = "n/a" if self.change is None else f"{0.0 - self.change:.2f}"  # 0.00, never -0.00
         yes = lambda ok: "yes" if ok else "no"  # noqa: E731
         if j.note or self.alpha is None:
             second = j.note or "judged on the drop"
