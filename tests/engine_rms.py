@@ -12,6 +12,11 @@ def marker(prompts: list[str], responses: list[str]) -> list[float]:
     return [float(r.count("UP") - r.count("DOWN")) for r in responses]
 
 
+def batchy(prompts: list[str], responses: list[str]) -> list[float]:
+    """Like :func:`marker` in a batch of several pairs, 0 for a pair scored alone: batch composition matters."""
+    return [float(r.count("UP")) if len(responses) > 1 else 0.0 for r in responses]
+
+
 def heads(prompts: list[str], responses: list[str]) -> list[dict[str, float]]:
     """Two objectives: honesty rises with 'maybe', verbosity with length."""
     return [{"honesty": float(r.count("maybe")), "verbosity": len(r) / 100} for r in responses]

@@ -188,7 +188,22 @@ def test_reported_counterfactual_is_one_minimal_and_replayed(tmp_path_factory, u
     assert all(sum(ups[j] for j in kept if j != i) < need for i in kept)  # 1-minimal
     assert cf.deltas["minimal"] == sum(ups[i] for i in kept)
     scorer = report.engine.scorer(MARKER)
-    assert scorer.stats.forward_pairs == len(scorer.memo) + 2  # each pair once, plus the replay of (original, minimal)
+    shrunk = cf.edits_kept < cf.edits_total  # a minimal pair a shrink round found is replayed; the original is not
+    assert scorer.stats.forward_pairs == len(scorer.memo) + shrunk  # each pair once, plus that replay
+
+
+def test_a_minimal_pair_is_replayed_alone_and_one_that_then_passes_is_flaky(tmp_path: Path) -> None:
+    """Shrink rounds score candidates two at a time, where ``batchy`` counts UPs; alone it scores 0. The minimal
+    pair (one edit) is the only pair replayed, alone, and passes there: flaky, and the full perturbation is shown."""
+    path = tmp_path / "t.rmcheck.yaml"
+    path.write_text("rmcheck: 1\nsuite: t\ncases:\n  - {id: x, prompt: p, response: 'a b c d'}\ntests:\n"
+                    "  - {name: t, perturb: {op: tagged_ups, counts: '1,1,1,1'}, expect: not_higher, tolerance: 0.5}\n")
+    spec = "python:tests.engine_rms:batchy"
+    report = run_suites([path], [spec])
+    cf = report.results[0].failures[0].counterfactual
+    assert cf.status == "flaky" and cf.edits_kept == cf.edits_total == 4 and cf.deltas["minimal"] == 4
+    scorer = report.engine.scorer(spec)
+    assert scorer.stats.forward_pairs == len(scorer.memo) + 1  # the minimal pair; the original is not replayed
 
 
 def test_word_diff_marks_edits_and_makes_white_space_visible() -> None:

@@ -134,6 +134,21 @@ def test_replay_goes_to_the_model_itself_once_per_fingerprint(tmp_path: Path) ->
     assert rerun.stats.forward_pairs == 0 and rerun.stats.cache_hits == 3  # replays are cached apart
 
 
+def test_confirm_replays_only_pairs_not_known_from_other_batches(tmp_path: Path) -> None:
+    model = TokenModel()
+    scorer = Scorer(model, cache=ScoreCache(tmp_path))
+    judged = scorer.score(pairs(3))
+    later = scorer.score(pairs(5)[3:])  # e.g. a shrink round
+    confirmed = scorer.confirm(pairs(5) * 2, judged)
+    assert model.batches[-1] == pairs(5)[3:]  # the later pass's pairs, each once, in a batch of their own
+    assert {p: confirmed[p] for p in pairs(5)} == {**judged, **later}
+    assert scorer.stats.forward_pairs == 7
+    rerun = Scorer(model, cache=ScoreCache(tmp_path))
+    rerun.score(pairs(5))
+    rerun.confirm(pairs(5), judged)
+    assert rerun.stats.forward_pairs == 0 and rerun.stats.cache_hits == 7  # replays stay in the cache
+
+
 def _alone(model, wanted: list[Pair]) -> list[Scores]:
     return [model.score([p])[0] for p in wanted]
 

@@ -166,13 +166,14 @@ class Scored:
 
 @dataclass
 class Minimal:
-    """The counterfactual with the fewest edits that still flip the preference, scored again (replayed)."""
+    """The counterfactual with the fewest edits that still flip the preference, confirmed outside the shrink round
+    that found it (replayed)."""
 
     scored: Scored
     keep: Subset
     one_minimal: bool
     texts: dict[str, str]
-    scores: dict[str, float]  # replayed scores of both responses
+    scores: dict[str, float]  # both responses: replayed where a shrink round scored them, else as scored before
     flips: bool  # whether the replay still flips the preference
 
     @property
@@ -333,7 +334,9 @@ def _climb(engine: "Engine", spec: str, explained: Sequence[Explanation], semifa
 
 def _minimal_counterfactuals(engine: "Engine", spec: str, explained: Sequence[Explanation]) -> None:
     """ddmin over the hunks of every counterfactual (all in lockstep, one scoring batch per round); per
-    attribute, the one with the fewest edits left is replayed and kept."""
+    attribute, the one with the fewest edits left is replayed and kept (the pairs a shrink round scored: the others
+    were scored before it, in other batches)."""
+    known = set(engine.scorer(spec).memo)
     work = [s for e in explained for a in e.attributes for s in a.scored if s.outcome == "counterfactual"]
     budget = engine.shrink_budget
 
@@ -352,7 +355,7 @@ def _minimal_counterfactuals(engine: "Engine", spec: str, explained: Sequence[Ex
                 s = min(candidates, key=lambda c: c[:3])[3]
                 best.append((a, s, found[id(s)]))
     pairs = [pair for _, s, small in best for pair in s.perturbed.pairs(small.keep)]
-    fresh = dict(zip(pairs, engine.scorer(spec).replay(pairs))) if pairs else {}
+    fresh = engine.scorer(spec).confirm(pairs, known)
     for a, s, small in best:
         texts = s.perturbed.texts(small.keep)
         replayed = {role: fresh[Pair(s.perturbed.comparison.prompt, texts[role])][OVERALL] for role in ROLES}

@@ -15,8 +15,9 @@ the same key whichever path computed it (the paths agree within the probe's tole
 """
 from __future__ import annotations
 
+from collections import ChainMap
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Container, Iterable, Mapping, Sequence
 
 from ..backends.base import Pair, RewardModel, Scores, model_inputs, normalise_scores
 from .cache import ScoreCache, input_digest
@@ -168,6 +169,13 @@ class Scorer:
         fresh: dict[Pair, Scores] = {}
         self._fetch(distinct, self.model.fingerprint + REPLAYS, f"{self.model.spec} (replays)", fresh, progress)
         return [fresh[p] for p in pairs]
+
+    def confirm(self, pairs: Iterable[Pair], known: Container[Pair],
+                progress: ProgressCallback | None = None) -> Mapping[Pair, Scores]:
+        """Scores of ``pairs`` to confirm a finding with, outside the batches that found it: the pairs in ``known``
+        (scored earlier, in batches of other pairs) keep their scores, the rest are replayed (:meth:`replay`)."""
+        again = [p for p in dict.fromkeys(pairs) if p not in known]
+        return ChainMap(dict(zip(again, self.replay(again, progress))) if again else {}, self.memo)
 
     def _fetch(self, pairs: list[Pair], key: str, label: str, into: dict[Pair, Scores],
                progress: ProgressCallback | None = None) -> None:
