@@ -1,5 +1,8 @@
 """``openai:MODEL[@BASE_URL]``: an LLM judge over any OpenAI-compatible chat endpoint, as a reward model.
 
+(``openai:MODEL[@BASE_URL]?judge=pairwise|listwise`` is a judge that compares responses instead:
+:mod:`rmcheck.judges.openai_pairwise`.)
+
 The judge reads a rubric and rates each (prompt, response) on an integer scale, answering
 with structured output (a JSON schema ``{"rating": N}``). When the endpoint returns
 logprobs, the score is the expectation of the rating over the rating tokens' probabilities
@@ -24,6 +27,7 @@ from typing import Any, Mapping, Sequence
 from ..llm import client as llm
 from ..llm.cassette import Cassette, public_url
 from ..errors import BackendError, RmcheckError, ScoreError
+from ..judges.openai_pairwise import VerdictJudge, build_judge
 from .base import ModelOptions, Pair, Scores
 
 FORMAT_VERSION = "openai-judge/1"
@@ -35,7 +39,8 @@ SHOWN = 120
 MAX_REPORTED = 5
 
 
-def build(rest: str, options: ModelOptions) -> OpenAIJudge:
+def build(rest: str, options: ModelOptions) -> OpenAIJudge | VerdictJudge:
+    rest, _, query = rest.partition("?")
     cut = rest.find("@http")
     model, base_url = (rest[:cut], rest[cut + 1:]) if cut >= 0 else (rest, "")
     if not model.strip():
@@ -49,6 +54,8 @@ def build(rest: str, options: ModelOptions) -> OpenAIJudge:
         raise BackendError(exc.message, where=exc.where, fix=exc.fix) from None
     folder = Path(options.extra.get("cassettes") or "fixtures/cassettes") / "judge" / _safe(model.strip())
     cassette = Cassette(folder, str(options.extra.get("llm") or "auto"), endpoint.secrets())
+    if query:  # ?judge=pairwise|listwise: an LLM that picks the better response (rmcheck.judges)
+        return build_judge(model.strip(), endpoint, cassette, table, query)
     return OpenAIJudge(model.strip(), endpoint, cassette, table)
 
 

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ..backends.base import OVERALL, Pair
 from ..errors import BackendError, RmcheckError
+from ..judges.best_of_n import evaluate as judge_accuracy
+from ..judges.interface import is_judge
 from ..results import CaseResult, TestResult
 from .registry import TEST_NAME, ParseContext, TestKind
 from .ties import TiesScore, is_ties, summary, ties_score
@@ -93,6 +95,8 @@ def credit(chosen: float, rejected: Sequence[float]) -> tuple[float, int]:
 
 
 def evaluate(engine: "Engine", spec: str, requests: Sequence["Request"]) -> "Outcomes":
+    if is_judge(engine.model(spec)):  # a generative judge: accuracy averaged over orders
+        return judge_accuracy(engine, spec, requests, ALL)
     needed = [Pair(case.prompt, text) for r in requests for case in r.suite.cases
               if case.has("chosen") and case.rejected_texts for _, text in case.responses]
     scores = engine.score(spec, needed)

@@ -74,7 +74,8 @@ class TestKind:
 #: The built-in kinds, each module imported when a suite first needs it.
 KINDS: Registry[TestKind] = Registry("test kind", "rmcheck.kinds", {
     "expectation": "rmcheck.kinds.expectation:TEST_KIND", "style_substance": "rmcheck.kinds.style_substance:TEST_KIND",
-    "vocab_sweep": "rmcheck.kinds.vocab_sweep:TEST_KIND", "best_of_n": "rmcheck.kinds.best_of_n:TEST_KIND"})
+    "vocab_sweep": "rmcheck.kinds.vocab_sweep:TEST_KIND", "best_of_n": "rmcheck.kinds.best_of_n:TEST_KIND",
+    "judge": "rmcheck.judges.kind:TEST_KIND"})
 
 
 def register_kind(name: str, parse: Parser, evaluate: Evaluator, *, schema: Mapping[str, Any] | None = None,
