@@ -51,7 +51,9 @@ from rmcheck.suite import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES_DIR = ROOT / "suites"
-SUITE_FILES = sorted(SUITES_DIR.glob("*.rmcheck.yaml"))
+#: Suites for generative judges (presentation tests): tests/test_judges.py proves them against planted judges.
+JUDGE_SUITES = ("judge-consistency.rmcheck.yaml",)
+SUITE_FILES = sorted(p for p in SUITES_DIR.glob("*.rmcheck.yaml") if p.name not in JUDGE_SUITES)
 
 #: model -> (suite, test) that its planted flaw must fail.
 FLAWS: dict[str, tuple[str, str]] = {
