@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 from .errors import SuiteError
-from .registry import Registry
+from .registry import Registry, refs
 
 _TOLERANCE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(sd|bt)?\s*$")
 
@@ -61,6 +61,8 @@ class Expectation:
 
     ``kind="single"``: m measures score(perturbed) - score(original) of one response.
     ``kind="pair"``: m measures score(chosen) - score(rejected), after the perturbation if any.
+    ``judged_by`` names the test kind that judges it, when that is not the default kind (the step
+    expectations are judged by kind ``steps``, which measures m on step scores).
     """
 
     name: str
@@ -68,9 +70,11 @@ class Expectation:
     holds: Callable[[float, float], bool]
     rule: str
     needs_perturbation: bool = True
+    judged_by: str | None = None
 
 
-EXPECTATIONS: Registry[Expectation] = Registry("expectation", "rmcheck.expectations")
+EXPECTATIONS: Registry[Expectation] = Registry("expectation", "rmcheck.expectations", refs(
+    "rmcheck.process.expect", "step_lower", "earlier_unchanged", "solution_lower") | refs("rmcheck.judges.kind", "consistent"))
 
 
 def register_expectation(name: str, kind: Literal["single", "pair"], holds: Callable[[float, float], bool],

@@ -51,9 +51,12 @@ from rmcheck.suite import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES_DIR = ROOT / "suites"
+#: Suites for process (step-level) models: these scalar RMs give no step scores, so their tests do not apply here;
+#: tests/test_process.py proves them against planted process models.
+PROCESS_SUITES = ("process-steps.rmcheck.yaml",)
 #: Suites for generative judges (presentation tests): tests/test_judges.py proves them against planted judges.
 JUDGE_SUITES = ("judge-consistency.rmcheck.yaml",)
-SUITE_FILES = sorted(p for p in SUITES_DIR.glob("*.rmcheck.yaml") if p.name not in JUDGE_SUITES)
+SUITE_FILES = sorted(p for p in SUITES_DIR.glob("*.rmcheck.yaml") if p.name not in PROCESS_SUITES + JUDGE_SUITES)
 
 #: model -> (suite, test) that its planted flaw must fail.
 FLAWS: dict[str, tuple[str, str]] = {

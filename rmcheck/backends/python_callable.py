@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import BackendError
-from .base import ModelOptions, Pair, Scores, normalise_scores
+from ..registry import Registry
+from .base import ModelOptions, Pair, RewardModel, Scores, normalise_scores
 
 #: What a callable (or its module) sets to say what else its scores depend on (weights, data files, a
 #: version): a string, or a function returning one. Without it, its scores are not cached on disk.
@@ -20,6 +21,13 @@ DECLARED = "rmcheck_fingerprint"
 #: What a callable (or its module) sets to name the files its scores depend on: globs relative to the module's
 #: folder, hashed by content into the fingerprint (helper modules, data files).
 DECLARED_FILES = "rmcheck_fingerprint_files"
+#: What a callable sets to say it is not a scalar RM: ``FN.rmcheck_interface = "process"`` (one score per step) or
+#: ``"pairwise"`` (P(first of two responses is better)).
+INTERFACE = "rmcheck_interface"
+#: Builders of the other interfaces a callable may declare, each ``(spec, fn) -> model``.
+INTERFACES: Registry[Callable[[str, Callable[..., Any]], RewardModel]] = Registry(
+    "python: interface", None, {"process": "rmcheck.process.model:build_python",
+                                "pairwise": "rmcheck.judges.python_pairwise:build_python"})
 
 
 class FingerprintWarning(UserWarning):
@@ -147,9 +155,18 @@ def _source_files(fn: Callable[..., Any]) -> list[tuple[str, Path]]:
     return sorted({(p.relative_to(folder).as_posix(), p) for folder in folders for p in folder.rglob("*.py")})
 
 
-def build(rest: str, options: ModelOptions) -> PythonRewardModel:
-    """Import ``MODULE:CALLABLE`` (the current directory is importable) and wrap it."""
-    return PythonRewardModel(f"python:{rest}", resolve(rest))
+def build(rest: str, options: ModelOptions) -> RewardModel:
+    """Import ``MODULE:CALLABLE`` (the current directory is importable) and wrap it as the interface it declares
+    (``rmcheck_interface``; a scalar RM without one)."""
+    spec, fn = f"python:{rest}", resolve(rest)
+    interface = getattr(fn, INTERFACE, None)
+    if interface is None:
+        return PythonRewardModel(spec, fn)
+    wrap = INTERFACES.get(interface) if isinstance(interface, str) else None
+    if wrap is None:
+        raise BackendError(f"{spec} declares {INTERFACE} = {interface!r}, which rmcheck does not know", where="--rm",
+                           fix=f"Set it to one of: {', '.join(INTERFACES.names())} (or leave it out for a scalar RM)")
+    return wrap(spec, fn)
 
 
 def check(rest: str, options: ModelOptions) -> None:

@@ -22,7 +22,7 @@ from ..perturb.base import (CONVERSATION, PROMPT, RESPONSES, Change, OperatorCon
 from ..results import CaseResult, Counterfactual, Example, Side, TestResult
 from ..shrink import Shrinker, Shrunk, Subset, ddmin, lockstep
 from ..suite.loader import Perturbation, TestSpec
-from .registry import TEST_NAME, ParseContext, TestKind
+from .registry import TEST_NAME, ParseContext, TestKind, get_kind
 
 if TYPE_CHECKING:
     from ..engine import Engine, Outcomes, Request
@@ -403,6 +403,8 @@ SCHEMA = {
         "tolerance": {"$ref": "#/$defs/tolerance"},
         "min_pass_rate": {"type": "number", "minimum": 0, "maximum": 1},
         "objective": {"description": "Assert on this named head of a multi-objective RM.", "type": "string"},
+        "aggregate": {"description": "expect: solution_lower: how step scores make the solution's score (min, the "
+                                     "default; last; product).", "enum": ["min", "last", "product"]},
         "kind": {"const": KIND},
     },
 }
@@ -411,6 +413,11 @@ SCHEMA = {
 def parse(raw: Mapping[str, Any], context: ParseContext) -> TestSpec:
     """A ``kind: expectation`` test (the default): perturb, expect, tolerance."""
     expect = get_expectation(raw["expect"], where=context.where("expect"))
+    if expect.judged_by:  # a step expectation: its kind parses the test, and judges it
+        return get_kind(expect.judged_by, where=context.where("expect")).parse(raw, context)
+    if "aggregate" in raw:
+        raise SuiteError(f"aggregate applies to expect: solution_lower, not {expect.name}",
+                         where=context.where("aggregate"), fix="Remove aggregate:")
     perturb = _perturbation(raw.get("perturb"), context.under("perturb"))
     if perturb is None and expect.needs_perturbation:
         raise SuiteError(f"test {raw['name']!r} expects {expect.name} but has no perturb", where=context.where(),

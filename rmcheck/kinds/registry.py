@@ -75,6 +75,7 @@ class TestKind:
 KINDS: Registry[TestKind] = Registry("test kind", "rmcheck.kinds", {
     "expectation": "rmcheck.kinds.expectation:TEST_KIND", "style_substance": "rmcheck.kinds.style_substance:TEST_KIND",
     "vocab_sweep": "rmcheck.kinds.vocab_sweep:TEST_KIND", "best_of_n": "rmcheck.kinds.best_of_n:TEST_KIND",
+    "steps": "rmcheck.process.kind:TEST_KIND", "processbench": "rmcheck.process.processbench:TEST_KIND",
     "judge": "rmcheck.judges.kind:TEST_KIND"})
 
 

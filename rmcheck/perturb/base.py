@@ -136,7 +136,8 @@ OPERATORS: Registry[Operator] = Registry("operator", "rmcheck.operators", {
     **refs("rmcheck.perturb.llm_rewrite", "llm_rewrite"),
     **refs("rmcheck.perturb.answers", "master_key", "answer_format"),
     **refs("rmcheck.perturb.code", "code_transform"),
-    **refs("rmcheck.perturb.prompt_side", "drop_prompt", "swap_prompt")})
+    **refs("rmcheck.perturb.prompt_side", "drop_prompt", "swap_prompt"),
+    **refs("rmcheck.process.operators", "corrupt_step", "drop_step", "swap_steps", "duplicate_step", "miracle_step")})
 PROMPT = "prompt"
 """The ``target`` of a prompt-side edit: the operator edits the last user turn, and each response is
 compared with itself under the original and the edited prompt."""

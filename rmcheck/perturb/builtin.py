@@ -116,7 +116,7 @@ def _phrases(phrases: Sequence[str], n: int, rng: random.Random) -> list[str]:
     return [order[i % len(order)] for i in range(n)]
 
 
-def _corrupt_number(number: str, rng: random.Random) -> str:
+def corrupt_number(number: str, rng: random.Random) -> str:
     """A different number of the same shape: decimals, thousands separators, leading zeros."""
     whole, _, frac = number.replace(",", "").partition(".")
     scaled = int(whole + frac)
@@ -253,7 +253,7 @@ def corrupt_numbers(text: str, ctx: OperatorContext, /) -> Change | None:
 
     One hunk per number (list numbering is left alone). Not applicable without numbers.
     """
-    hunks = [Hunk(s, e, _corrupt_number(text[s:e], ctx.rng)) for s, e in number_spans(text)]
+    hunks = [Hunk(s, e, corrupt_number(text[s:e], ctx.rng)) for s, e in number_spans(text)]
     return _change(text, hunks, "corrupt_numbers")
 
 

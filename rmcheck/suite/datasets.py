@@ -1,5 +1,5 @@
-"""Case sources in dataset formats: JSON Lines, HH-RLHF dialogues, RM-Bench items and RewardBench 2 rows
-(gzip too).
+"""Case sources in dataset formats: JSON Lines, HH-RLHF dialogues, RM-Bench items, RewardBench 2 rows and
+ProcessBench rows (gzip too).
 
 Every reader returns rows in the suite's own case shape (``prompt`` plus ``response``, or
 ``chosen`` and ``rejected`` (a list for best-of-N); optionally ``id``, ``style`` and ``subset``),
@@ -20,11 +20,12 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 from ..errors import SuiteError
 from ..limits import FILE_BYTES, FILE_LINES, FILE_ROWS
+from ..process.cases import one_paragraph
 
 #: A case mapping and the ``file:line`` it came from.
 Row = tuple[dict[str, Any], str]
 
-FORMATS = ("jsonl", "hh-rlhf", "rm-bench", "rewardbench2")
+FORMATS = ("jsonl", "hh-rlhf", "rm-bench", "rewardbench2", "processbench")
 #: The environment variable that moves (or, set to ``/``, lifts) the confinement of ``file:`` paths.
 DATA_ROOT = "RMCHECK_DATA_ROOT"
 #: Files that mark a project's root folder (as pytest's rootdir and ini-files do).
@@ -186,8 +187,35 @@ def rewardbench2_cases(row: Any) -> tuple[str | None, list[dict[str, Any]]] | No
     return (str(row["id"]) if "id" in row else None), [{**base, "chosen": text} for text in chosen]
 
 
+def read_processbench(path: Path, limit: int | None, where: str) -> list[Row]:
+    """ProcessBench rows (JSON Lines, as its Hugging Face splits export) as step cases: ``{id, problem, steps,
+    label}`` becomes ``{id, prompt, steps, label, subset}``. The subset is the row's ``subset``, else its id without
+    the trailing number (``gsm8k-0`` is in ``gsm8k``), else the file's name; a step's blank lines become line
+    breaks (a blank line separates steps)."""
+    rows, skipped = _convert(_json_lines(path), processbench_case, limit)
+    _report_skipped(path, where, "ProcessBench", len(rows), skipped,
+                    "rows without a problem, a non-empty list of text steps and a label from -1 to the last step")
+    return _named(path, [({"subset": file_stem(path), **case}, source) for case, source in rows])
+
+
+def processbench_case(row: Any) -> dict[str, Any] | None:
+    """One ProcessBench row as a step case, or None when it is malformed."""
+    steps, label = row.get("steps"), row.get("label")
+    if (not isinstance(row.get("problem"), str) or not isinstance(steps, list) or not steps
+            or not all(isinstance(s, str) and s.strip() for s in steps)
+            or isinstance(label, bool) or not isinstance(label, int) or not -1 <= label < len(steps)):
+        return None
+    case: dict[str, Any] = {"prompt": row["problem"], "steps": [one_paragraph(s) for s in steps], "label": label}
+    if "id" in row:
+        case["id"] = str(row["id"])
+    head, sep, tail = case.get("id", "").rpartition("-")
+    subset = row["subset"] if isinstance(row.get("subset"), str) else head if sep and tail.isdigit() else ""
+    return {**case, "subset": subset} if subset else case
+
+
 READERS: dict[str, Callable[[Path, int | None, str], list[Row]]] = {
-    "jsonl": read_jsonl, "hh-rlhf": read_hh_rlhf, "rm-bench": read_rm_bench, "rewardbench2": read_rewardbench2}
+    "jsonl": read_jsonl, "hh-rlhf": read_hh_rlhf, "rm-bench": read_rm_bench, "rewardbench2": read_rewardbench2,
+    "processbench": read_processbench}
 
 
 # -- helpers --------------------------------------------------------------------------------------

@@ -21,12 +21,13 @@ from ..expect import Expectation, Tolerance
 from ..kinds.registry import ParseContext, get_kind
 from ..limits import CASES
 from ..perturb.base import dose_of
+from ..process.cases import checked_label, checked_steps, join_steps
 from .compose import base, suite_schema
 from .marks import DocPath, line_of, load_with_lines
 
 SUITE_GLOB = "*.rmcheck.yaml"
 #: The keys of a data file's row that are read (an inline case's own); a row's other keys are ignored.
-ROW_KEYS = ("id", "prompt", "response", "chosen", "rejected", "style", "subset")
+ROW_KEYS = ("id", "prompt", "response", "chosen", "rejected", "steps", "label", "style", "subset")
 #: Operator arguments that name a lexicon of the suite.
 LEXICON_ARGUMENTS = ("lexicon",)
 #: At most this many problems of one file are reported (one line each).
@@ -71,6 +72,8 @@ class Case:
     source: str  # "file:line" of the YAML item or the JSONL row
     style: str = ""  # the responses' style (e.g. RM-Bench's concise); the id then ends in [style=NAME]
     subset: str = ""  # the benchmark subset or domain the case belongs to (RewardBench 2's subset, RM-Bench's domain)
+    steps: tuple[str, ...] = ()  # a solution in steps (its response is the steps joined by blank lines)
+    label: int | None = None  # with steps: the first wrong step (0-based), -1 when none is wrong (ProcessBench)
 
     @property
     def is_pair(self) -> bool:
@@ -474,9 +477,13 @@ def _cases(items: list[Any], lexicons: dict[str, list[str]], path: Path, at: Par
 def _case(row: Mapping[str, Any], case_id: str, source: str) -> Case:
     if "prompt" not in row:
         raise SuiteError("case has no prompt", where=source, fix="Add 'prompt:' (a string or a list of turns)")
-    keys = {k for k in ("response", "chosen", "rejected") if k in row}
-    if keys == {"response"}:
-        responses: tuple[tuple[str, str], ...] = (("response", str(row["response"])),)
+    keys = {k for k in ("response", "chosen", "rejected", "steps") if k in row}
+    steps: tuple[str, ...] = ()
+    if keys == {"steps"}:
+        steps = checked_steps(row["steps"], case_id, source)
+        responses: tuple[tuple[str, str], ...] = (("response", join_steps(steps)),)
+    elif keys == {"response"}:
+        responses = (("response", str(row["response"])),)
     elif keys == {"chosen", "rejected"} and isinstance(row["rejected"], list):
         if not row["rejected"] or not all(isinstance(r, str) for r in row["rejected"]):
             raise SuiteError(f"case {case_id!r}: rejected must be a string or a non-empty list of strings",
@@ -489,7 +496,7 @@ def _case(row: Mapping[str, Any], case_id: str, source: str) -> Case:
         responses = (("chosen", str(row["chosen"])), ("rejected", str(row["rejected"])))
     else:
         raise SuiteError(f"case {case_id!r} has {', '.join(sorted(keys)) or 'no response'}", where=source,
-                         fix="Give either 'response', or both 'chosen' and 'rejected'")
+                         fix="Give either 'response', 'steps', or both 'chosen' and 'rejected'")
     prompt = row["prompt"]
     if isinstance(prompt, list):
         try:
@@ -500,7 +507,7 @@ def _case(row: Mapping[str, Any], case_id: str, source: str) -> Case:
         raise SuiteError("prompt must be a string or a list of {role, content} turns", where=source)
     style = str(row.get("style", ""))
     return Case(case_id + _style_suffix(style) if style else case_id, prompt, responses, source, style,
-                str(row.get("subset", "")))
+                str(row.get("subset", "")), steps, checked_label(row.get("label"), steps, case_id, source))
 
 
 def _style_suffix(style: str) -> str:
@@ -531,7 +538,7 @@ def _expand(case: Case, lexicons: dict[str, list[str]]) -> Iterator[Case]:
         prompt = fill(case.prompt) if isinstance(case.prompt, str) else tuple((r, fill(c)) for r, c in case.prompt)
         suffix = ",".join(f"{k}={v}" for k, v in values.items())
         yield Case(f"{case.id}[{suffix}]", prompt, tuple((r, fill(t)) for r, t in case.responses), case.source,
-                   case.style, case.subset)
+                   case.style, case.subset, tuple(map(fill, case.steps)), case.label)
 
 
 def _fill(text: str, values: Mapping[str, str]) -> str:
