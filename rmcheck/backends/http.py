@@ -31,12 +31,16 @@ is marked down with exponential backoff and its pairs go to the next replica on 
 again once its backoff ends. A pair fails only after ``retries + 1`` attempts per replica, with one
 error naming every URL. A batch with any failed pair raises, so nothing from it reaches a cache.
 
-Options: ``?timeout=60&retries=3&concurrency=16&backoff=0.5&api_key_env=NAME&activation=ok|off&max_answer_mb=16``.
+Other server APIs: ``?protocol=rerank|tei-rerank|tei-predict|sglang-classify`` (:mod:`rmcheck.backends.wire`):
+the same replicas, routing and checks, another card route, request and answer.
+
+Options: ``?timeout=60&retries=3&concurrency=16&backoff=0.5&api_key_env=NAME&activation=ok|off&max_answer_mb=16``
+``&protocol=pooling&tokenizer=PATH_OR_ID``.
 ``concurrency`` bounds the requests in flight per replica (below it the limit adapts: up while latency
 holds, halved on 429 and timeouts); ``api_key_env`` sends ``Authorization: Bearer $NAME`` (``vllm serve
 --api-key``) and the key is removed from every server message shown; ``activation=off`` says a vLLM
 older than 0.11.1 was started with activation off, ``activation=ok`` accepts activated scores as they are;
-``max_answer_mb`` bounds the bytes read of one answer.
+``max_answer_mb`` bounds the bytes read of one answer; ``tokenizer`` is sglang-classify's (default: the card's root).
 """
 from __future__ import annotations
 
@@ -55,8 +59,9 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ..errors import BackendError, ScoreError
 from .base import OVERALL, ModelOptions, Pair, Scores, normalise_scores
-from .replicas import MAX_RETRY_AFTER, Failure, Replica, Ring, failure_fix
+from .replicas import MAX_RETRY_AFTER, Failure, Rejected, Replica, Ring, failure_fix
 from .vllm import ACTIVATION_OPTIONS, ActivationCheck, Protocol, protocol_for
+from .wire import POOLING, Wire, shown, wire_for
 
 FORMAT_VERSION = "http-pooling/1"
 #: How far above its share of a batch one replica's load may go before prompts move to the next replica.
@@ -76,6 +81,8 @@ class Settings:
     api_key_env: str = ""
     activation: str = ""
     max_answer_mb: float = 16.0
+    protocol: str = POOLING
+    tokenizer: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,7 +134,7 @@ def parse_spec(spec: str) -> tuple[list[str], Settings]:
 
 def _settings(spec: str, query: dict[str, str]) -> Settings:
     fields = {"timeout": float, "retries": int, "concurrency": int, "backoff": float, "api_key_env": str,
-              "activation": str, "max_answer_mb": float}
+              "activation": str, "max_answer_mb": float, "protocol": str, "tokenizer": str}
     unknown = sorted(set(query) - set(fields))
     if unknown:
         raise BackendError(f"unknown option {unknown[0]!r} in {spec}", where="--rm",
@@ -154,12 +161,13 @@ def affinity_key(pair: Pair) -> str:
 
 
 class HTTPRewardModel:
-    """A served reward model; every pair is one ``POST /pooling`` to its prompt's replica."""
+    """A served reward model; every pair is one request (``POST /pooling``) to its prompt's replica."""
 
     def __init__(self, spec: str) -> None:
         self.spec = spec.strip()
         self.urls, self.settings = parse_spec(self.spec)
         settings = self.settings
+        self.wire: Wire = wire_for(settings.protocol, self.spec, settings.tokenizer)
         key = os.environ.get(settings.api_key_env, "") if settings.api_key_env else ""
         self.replicas = [Replica(url, timeout=settings.timeout, concurrency=settings.concurrency,
                                  backoff=settings.backoff, api_key=key,
@@ -182,6 +190,8 @@ class HTTPRewardModel:
         identity = ([FORMAT_VERSION, served] if served else
                     [FORMAT_VERSION, self.urls[0] if len(self.urls) == 1 else sorted(self.urls), self.served_id,
                      card.get("root")])
+        if self.wire.name != POOLING:  # another request, another reading of the pair
+            identity += [self.wire.name, self.wire.tokenizer]
         self._fingerprint = hashlib.sha256(json.dumps(identity).encode()).hexdigest()
         self.cacheable = bool(served) and extension.get("cacheable") is True
         self.max_model_len = card.get("max_model_len") if isinstance(card.get("max_model_len"), int) else None
@@ -237,31 +247,37 @@ class HTTPRewardModel:
     def _none_answers(self, failures: dict[str, Failure], attempts: int) -> BackendError:
         if len(self.replicas) == 1:
             url, failure = next(iter(failures.items()))
-            return BackendError(f"{failure.what} at {url}/v1/models after {attempts} attempt(s)", where="--rm",
+            return BackendError(f"{failure.what} at {url}{self.wire.cards[0]} after {attempts} attempt(s)", where="--rm",
                                 fix="Start one with `rmcheck serve --rm SPEC --port N` (or vLLM), or check the URL")
         down = ", ".join(f"{url} ({failure.what})" for url, failure in failures.items())
-        return BackendError(f"none of the {len(self.replicas)} replicas answers /v1/models after {attempts} "
+        return BackendError(f"none of the {len(self.replicas)} replicas answers {self.wire.cards[0]} after {attempts} "
                             f"attempt(s) each: {down}", where="--rm",
                             fix="Start the servers (rmcheck serve --rm SPEC --port N, or vLLM), or check the URLs")
 
     def _ask_card(self, replica: Replica) -> dict[str, Any] | Failure:
-        """One ``GET /v1/models``: the first model's card, or the :class:`Failure` worth another attempt."""
+        """One ``GET /v1/models`` (the API's card route; a 404 tries its next one): the model's card, or the
+        :class:`Failure` worth another attempt."""
+        for path in self.wire.cards:
+            try:
+                listing = replica.request("GET", path)
+                break
+            except Failure as failure:
+                return failure
+            except Rejected as rejected:
+                if rejected.status != 404 or path == self.wire.cards[-1]:
+                    raise BackendError(f"{rejected.message}", where="--rm",
+                                       fix=f"{self.wire.fix}, or name the API it speaks: ?protocol=NAME") from None
         try:
-            listing = replica.request("GET", "/v1/models")
-        except Failure as failure:
-            return failure
-        try:
-            card = listing["data"][0]
-            str(card["id"])
-            return dict(card)
-        except (KeyError, IndexError, TypeError, ValueError):
-            raise BackendError(f"{replica.url}/v1/models lists no model: {_shown(listing, replica)}", where="--rm",
-                               fix="Point --rm at a vLLM-compatible server (rmcheck serve or vllm serve)") from None
+            return self.wire.card(listing)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, StopIteration):
+            raise BackendError(f"{replica.url}{path} describes no model: {shown(listing, replica)}", where="--rm",
+                               fix=f"{self.wire.fix}, or name the API it speaks: ?protocol=NAME") from None
 
     def _admit(self, replica: Replica, card: dict[str, Any]) -> Served:
         """Take ``replica`` into rotation: the same model as the reference, asked for raw scores its version's way."""
         _same_model(self.reference, self._reference_card, replica, card)
         protocol = (Protocol(None, {"use_activation": False}) if self._extension else
+                    Protocol(_text(card.get("version")), self.wire.raw) if self.wire.name != POOLING else
                     protocol_for(self._version(replica), replica.url, self.settings.activation))
         served = self.served[replica.url] = Served(card, protocol)
         return served
@@ -307,6 +323,7 @@ class HTTPRewardModel:
         if not pairs:
             return []
         self._warn_long(pairs)
+        prepared = self.wire.prepare(pairs)
         orders = self._routes(pairs)
         answers: list[tuple[list[float], list[str]] | None] = [None] * len(pairs)
         answered_by: list[Replica | None] = [None] * len(pairs)
@@ -315,7 +332,7 @@ class HTTPRewardModel:
         running: set[Future[tuple[list[float], list[str]]]] = set()
 
         def send(i: int) -> None:
-            future, replica = self._submit(pairs[i], orders[i], tries[i])
+            future, replica = self._submit(prepared[i], orders[i], tries[i])
             running.add(future)
             future.add_done_callback(lambda done: finished.put((i, replica, done)))
 
@@ -351,7 +368,7 @@ class HTTPRewardModel:
         """One answer's labels are those rmcheck serve advertised; vLLM's width is that of the first answer."""
         if self._labels is not None:
             if set(labels) != self._labels or len(labels) != len(self._labels):
-                raise ScoreError(f"{replica.url}/pooling answered labels {labels} for one pair, where the model "
+                raise ScoreError(f"{replica.url}{self.wire.route} answered labels {labels} for one pair, where the model "
                                  f"advertises {sorted(self._labels)}",
                                  fix="List replicas of one model only, each an `rmcheck serve` of the same spec")
             return
@@ -359,7 +376,7 @@ class HTTPRewardModel:
             self._width = (len(values), replica.url)
         width, first = self._width
         if len(values) != width:
-            raise ScoreError(f"{replica.url}/pooling answered {len(values)} unlabelled values for one pair, where "
+            raise ScoreError(f"{replica.url}{self.wire.route} answered {len(values)} unlabelled values for one pair, where "
                              f"{first} answered {width}",
                              fix="List replicas of one model only (a reward model answers as many values for every "
                                  "pair); see the server's log")
@@ -385,9 +402,9 @@ class HTTPRewardModel:
                 orders[i] = [chosen] + [r for r in order if r is not chosen]
         return orders
 
-    def _submit(self, pair: Pair, order: list[Replica], tries: dict[str, int]
+    def _submit(self, prepared: dict[str, Any], order: list[Replica], tries: dict[str, int]
                 ) -> tuple[Future[tuple[list[float], list[str]]], Replica]:
-        """Send ``pair`` to the replica it should try next: up before down, fewest failures for this pair, then
+        """Send a pair (its ``prepared`` request) to the replica it should try next: up before down, fewest failures for this pair, then
         ring order; when all are down, to the one back soonest, after its backoff. Raises when all are spent."""
         now = time.monotonic()
         budget = self.settings.retries + 1
@@ -401,30 +418,31 @@ class HTTPRewardModel:
         if pool is None:
             pool = self._pools[replica.url] = ThreadPoolExecutor(self.settings.concurrency,
                                                                  thread_name_prefix="rmcheck-http")
-        return pool.submit(self._attempt, replica, pair, replica.down_until), replica
+        return pool.submit(self._attempt, replica, prepared, replica.down_until), replica
 
     def _exhausted(self, order: list[Replica], tries: dict[str, int]) -> BackendError:
         attempts = sum(tries.values())
         if len(order) == 1:
             replica = order[0]
-            return BackendError(f"{replica.last_error} at {replica.url}/pooling after {attempts} attempt(s)",
+            return BackendError(f"{replica.last_error} at {replica.url}{self.wire.route} after {attempts} attempt(s)",
                                 fix=failure_fix(replica.last_error))
         down = ", ".join(f"{r.url} ({r.last_error})" for r in self.replicas)
         return BackendError(f"all {len(order)} replicas are down after {attempts} attempt(s): {down}",
                             fix="Start the servers (or check the URLs); nothing from the failed batch was cached")
 
-    def _attempt(self, replica: Replica, pair: Pair, not_before: float) -> tuple[list[float], list[str]]:
-        """One ``POST /pooling`` at one replica: the values and labels, or :class:`Failure` (it is then down)."""
+    def _attempt(self, replica: Replica, prepared: dict[str, Any], not_before: float) -> tuple[list[float], list[str]]:
+        """One request (``POST /pooling``) at one replica: the values and labels, or :class:`Failure` (it is then
+        down)."""
         time.sleep(max(0.0, not_before - time.monotonic()))
         try:
             served = self.served.get(replica.url) or self._admit_late(replica)
-            body = {"model": self.served_id, "messages": pair.messages(), **served.protocol.fields}
+            body = self.wire.body(prepared, self.served_id, served.protocol.fields)
             with replica.slot():
-                answer = replica.request("POST", "/pooling", body)
+                answer = replica.request("POST", self.wire.route, body)
         except Failure as failure:
             replica.mark_down(failure)
             raise
-        return _parsed(answer, replica)
+        return self.wire.parse(answer, replica)
 
     def _warn_long(self, pairs: Sequence[Pair]) -> None:
         """Warn (once) before sending a conversation longer than the server's ``max_model_len``."""
@@ -448,6 +466,8 @@ class HTTPRewardModel:
 
     def _count_tokens(self, messages: list[dict[str, str]]) -> int | None:
         """vLLM's ``POST /tokenize`` of the conversation (``{"count"}``); None where the server has none."""
+        if self.wire.name != POOLING:
+            return None
         try:
             status, _, raw = self.replicas[0].exchange("POST", "/tokenize",
                                                        {"model": self.served_id, "messages": messages})
@@ -467,63 +487,6 @@ def _same_model(first: Replica, card: dict[str, Any], replica: Replica, other: d
         raise BackendError(f"replica {replica.url} serves another model ({shown(other)}) than {first.url} "
                            f"({shown(card)})", where="--rm",
                            fix="List replicas of one model only (the same weights, name and revision)")
-
-
-def _parsed(answer: Any, replica: Replica) -> tuple[list[float], list[str]]:
-    """One pair's values and labels from a ``/pooling`` answer: exactly one output of finite numbers."""
-    try:
-        outputs = answer["data"]
-        if not isinstance(outputs, list) or len(outputs) != 1:
-            raise ValueError(f"{len(outputs) if isinstance(outputs, list) else 'no'} pooling outputs for one pair")
-        values = [_number(v) for v in _values(outputs[0]["data"])]
-        labels = (answer.get("rmcheck") or {}).get("labels") or (
-            [OVERALL] if len(values) == 1 else [f"LABEL_{i}" for i in range(len(values))])
-        if not isinstance(labels, list) or len(labels) != len(values):
-            raise ValueError(f"labels {labels!r:.60} for {len(values)} values")
-        return values, [str(label) for label in labels]
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-        raise ScoreError(f"unexpected answer from {replica.url}/pooling ({exc}): {_shown(answer, replica)}",
-                         fix="Serve a reward or classification model (vLLM: --runner pooling)") from None
-
-
-def _values(data: Any) -> list[Any]:
-    """A pooling output as one value per label: a number, a list, or per-token rows (the last row)."""
-    if isinstance(data, (int, float)):
-        return [data]
-    if isinstance(data, list) and data and isinstance(data[-1], list):
-        return list(data[-1])
-    if isinstance(data, list) and data:
-        return list(data)
-    raise ValueError(f"pooling data {_clip(data)} is neither a number nor a list of numbers")
-
-
-def _number(value: Any) -> float:
-    """A finite float from a JSON number; non-numbers, NaN, infinities and integers beyond floats refused."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"value {_clip(value)} is not a number")
-    try:
-        number = float(value)
-    except OverflowError:
-        raise ValueError(f"an integer of {len(str(abs(value)))} digits is out of range") from None
-    if not math.isfinite(number):
-        raise ValueError(f"value {number} is not finite")
-    return number
-
-
-def _clip(value: Any) -> str:
-    """A bounded repr of any decoded JSON (deep nesting included)."""
-    try:
-        text = json.dumps(value)
-    except (RecursionError, ValueError):
-        text = f"<{type(value).__name__} nested too deep>"
-    return text if len(text) <= 60 else text[:60] + "..."
-
-
-def _shown(answer: Any, replica: Replica) -> str:
-    try:
-        return replica.quote(json.dumps(answer))
-    except (RecursionError, ValueError):
-        return "<an answer nested too deep to show>"
 
 
 def _text(value: Any) -> str | None:
