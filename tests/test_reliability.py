@@ -246,17 +246,26 @@ def test_a_suite_name_used_twice_names_both_files(tmp_path: Path) -> None:
         run_suites([tmp_path], [RM])
 
 
-def test_a_reused_yaml_anchor_is_one_warning_naming_the_file(tmp_path: Path) -> None:
-    """ruamel's warning was multi-line and named "<unicode string>"."""
+def test_a_reused_yaml_anchor_is_one_warning_at_the_suites_file_and_line(tmp_path: Path,
+                                                                         pytester: pytest.Pytester) -> None:
+    """ruamel's warning was multi-line and named "<unicode string>"; then it was printed as
+    "rmcheck/suite/loader.py:207: SuiteWarning: ..." with loader.py's source line below."""
     from rmcheck.suite.marks import SuiteWarning
 
-    path = write(tmp_path, VALID.replace("suite: s\n", "suite: s\ndescription: &a x\n").replace("prompt: p", "prompt: &a p"))
+    text = VALID.replace("suite: s\n", "suite: s\ndescription: &a x\n").replace("prompt: p", "prompt: &a p")
+    path = write(tmp_path, text)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         load_suite(path)
     (warning,) = caught
-    assert warning.category is SuiteWarning and "<unicode string>" not in str(warning.message)
-    assert str(warning.message).startswith(f"{path}:5: the anchor &a is defined again (first at line 3)")
+    assert (warning.category, warning.filename, warning.lineno) == (SuiteWarning, str(path), 5)
+    message = ("SuiteWarning: the anchor &a is defined again (first at line 3); aliases below refer to this one. "
+               "Give each anchor its own name")
+    assert cli("validate", "s.rmcheck.yaml", cwd=tmp_path).stderr == f"s.rmcheck.yaml:5: {message}\n  - prompt: &a p\n"
+    write(pytester.path, text)
+    result = pytester.runpytest("--rm", RM)
+    result.stdout.fnmatch_lines([f"*s.rmcheck.yaml:5: {message}"])
+    assert "loader.py" not in result.stdout.str()
 
 
 def test_a_relative_hf_path_that_does_not_exist_is_no_hub_id() -> None:

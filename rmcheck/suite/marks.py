@@ -55,18 +55,18 @@ class SuiteWarning(UserWarning):
 
 
 def _restate(caught: list[warnings.WarningMessage], path: Path) -> None:
-    """ruamel's multi-line warning about a reused anchor (naming "<unicode string>") as one line naming the
-    file; other warnings as they were."""
+    """ruamel's multi-line warning about a reused anchor (naming "<unicode string>") as one warning located at
+    the suite's file and line, so it prints as ``FILE:LINE: SuiteWarning: ...``; other warnings as they were."""
     for warning in caught:
         if not issubclass(warning.category, ReusedAnchorWarning):
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
             continue
         text = str(warning.message)
         name = re.search(r"duplicate anchor '([^']*)'", text)
-        first, second = (re.findall(r"line (\d+), column", text) + ["?", "?"])[:2]
-        warnings.warn(SuiteWarning(f"{path}:{second}: the anchor &{name.group(1) if name else '?'} is defined again "
-                                   f"(first at line {first}); aliases below refer to this one. Give each anchor its "
-                                   "own name"), stacklevel=3)
+        first, second = (re.findall(r"line (\d+), column", text) + ["0", "0"])[:2]
+        message = (f"the anchor &{name.group(1) if name else '?'} is defined again (first at line {first}); aliases "
+                   "below refer to this one. Give each anchor its own name")
+        warnings.warn_explicit(SuiteWarning(message), SuiteWarning, str(path), int(second))
 
 
 def read_suite_text(path: Path) -> str:
