@@ -274,3 +274,25 @@ def test_a_relative_hf_path_that_does_not_exist_is_no_hub_id() -> None:
 
     with pytest.raises(BackendError, match=r"hf:rel/models/x: no such model directory '.*rel/models/x'"):
         check_spec("hf:rel/models/x", ModelOptions())
+
+
+# -- the last four items of issue 27 ---------------------------------------------------------------
+
+
+def test_a_directory_without_tokenizer_files_names_them_and_the_fix(tmp_path: Path) -> None:
+    """transformers said "Couldn't instantiate the backend tokenizer from one of: ."."""
+    from fixtures.tiny_models import build_tiny_llama_rm
+    from rmcheck.backends.base import ModelOptions, load_model
+    from rmcheck.errors import BackendError
+
+    model = build_tiny_llama_rm(tmp_path / "tiny")
+    for made in model.iterdir():
+        if made.name.startswith(("tokenizer", "chat_template")):
+            made.unlink()
+    with pytest.raises(BackendError) as caught:
+        load_model(f"hf:{model}", ModelOptions())
+    where = str(model.resolve())
+    assert str(caught.value) == (
+        f"hf:{model}: no tokenizer in {where!r}: it lacks tokenizer.json, tokenizer_config.json and a slow "
+        "tokenizer's vocabulary (vocab.json, vocab.txt, tokenizer.model, spiece.model, sentencepiece.bpe.model). "
+        f"Save the model's tokenizer beside it: tokenizer.save_pretrained({where!r})")

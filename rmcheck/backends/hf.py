@@ -34,6 +34,11 @@ PADDING_SIDES = ("left", "right")
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf")
 PLAIN_TEMPLATE = "plain 'User:/Assistant:'"
 _COMMIT = re.compile(r"[0-9a-f]{40}")
+#: What tokenizer.save_pretrained() writes: its settings, and its vocabulary (a fast tokenizer's tokenizer.json,
+#: or a slow one's vocabulary file: GPT-2/Qwen, BERT, Llama/Mistral, T5, XLM-R).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+VOCABULARY_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "tokenizer.model", "spiece.model",
+                    "sentencepiece.bpe.model")
 
 
 def build(rest: str, options: ModelOptions) -> HFRewardModel:
@@ -400,7 +405,7 @@ def load_pretrained(spec: str, source: str, revision: str | None, options: Model
         config = transformers.AutoConfig.from_pretrained(source, **common)
         auto_class = _auto_class(config, auto_class)
         _check_remote_code(spec, config, auto_class, options)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(source, **common)
+        tokenizer = _load_tokenizer(spec, source, common)
         model = getattr(transformers, auto_class).from_pretrained(source, dtype=dtype, **common,
                                                                   **loading_options(options, config))
         if device is not None:
@@ -494,6 +499,24 @@ def _check_local_path(spec: str, source: str, revision: str | None) -> None:
     if path.exists() and revision:
         raise BackendError(f"{spec}: a revision applies to hub models, not to the local path {str(path.resolve())!r}",
                            fix=f"Drop '@{revision}', or check out that revision into the directory")
+
+
+def _load_tokenizer(spec: str, source: str, common: dict[str, Any]) -> Any:
+    """AutoTokenizer's tokenizer; a local directory without the tokenizer's files says which are missing
+    (transformers says "Couldn't instantiate the backend tokenizer from one of: .")."""
+    import transformers
+
+    try:
+        return transformers.AutoTokenizer.from_pretrained(source, **common)
+    except Exception:
+        path = Path(source).expanduser()
+        if not path.is_dir() or any((path / name).is_file() for name in VOCABULARY_FILES):
+            raise  # not a missing file: the caller's message
+        where = str(path.resolve())
+        missing = [name for name in TOKENIZER_FILES if not (path / name).is_file()]
+        raise BackendError(f"{spec}: no tokenizer in {where!r}: it lacks {', '.join(missing)} and a slow "
+                           f"tokenizer's vocabulary ({', '.join(VOCABULARY_FILES[1:])})",
+                           fix=f"Save the model's tokenizer beside it: tokenizer.save_pretrained({where!r})") from None
 
 
 def _load_fix(exc: Exception, source: str) -> str:
