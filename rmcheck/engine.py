@@ -14,13 +14,14 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .backends.base import OVERALL, ModelOptions, Pair, RewardModel, Scores, load_model, split_spec
 from .backends.quiet import LOADED_BY_TRANSFORMERS, quiet_transformers
-from .errors import BackendError, RmcheckError, SuiteError
+from .errors import BackendError, RmcheckError
 from .expect import Threshold
 from .kinds.registry import kind_of
 from .results import TestResult
 from .scoring.cache import ScoreCache
 from .scoring.scheduler import ProgressCallback, Scorer
 from .suite.loader import Suite, find_suites, load_suite
+from .suite.naming import claim_name
 
 DEFAULT_SHRINK_BUDGET = 100
 
@@ -185,11 +186,9 @@ def run_suites(paths: Sequence[str | Path], specs: Sequence[str], options: Model
                cache: ScoreCache | None = None) -> "RunReport":
     """Load the suites under ``paths``, run every test against every model, and return the results."""
     suites = [load_suite(p) for p in find_suites(list(paths))]
-    first: dict[str, Path] = {}
-    for suite in suites:  # results are keyed by suite and test name: a name used twice would merge two suites
-        if first.setdefault(suite.name, suite.path).resolve() != suite.path.resolve():
-            raise SuiteError(f"suite name {suite.name!r} is used by {first[suite.name]} too", where=str(suite.path),
-                             fix="Give each suite its own name (suite: NAME)")
+    names: dict[str, Path] = {}
+    for suite in suites:
+        claim_name(names, suite)
     engine = Engine(options or ModelOptions(), shrink_budget, progress, cache)
     requests = [Request(suite, test, spec) for spec in specs for suite in suites for test in suite.tests]
     outcomes = engine.evaluate(requests)

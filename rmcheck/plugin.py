@@ -37,6 +37,7 @@ class PluginState:
     specs: list[str]
     json_path: str | None
     results: Outcomes = field(default_factory=dict)
+    suite_names: dict[str, Path] = field(default_factory=dict)  # each suite name's file: one name, one file
     baseline: Baseline | None = None  # --rmcheck-baseline: each result is gated against it
     fail_on: str = "absolute"  # --rmcheck-fail-on: absolute, regression or both
     update_baseline: bool = False  # --rmcheck-update-baseline: the controller writes baselines beside the suites
@@ -164,9 +165,11 @@ class SuiteFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         from .suite.loader import load_suite
+        from .suite.naming import claim_name
 
         try:
             self.suite = load_suite(self.path)
+            claim_name(self.config.stash[STATE].suite_names, self.suite)
         except RmcheckError as exc:
             raise self.CollectError(str(exc)) from None
         for spec in self.config.stash[STATE].specs:

@@ -296,3 +296,13 @@ def test_a_directory_without_tokenizer_files_names_them_and_the_fix(tmp_path: Pa
         f"hf:{model}: no tokenizer in {where!r}: it lacks tokenizer.json, tokenizer_config.json and a slow "
         "tokenizer's vocabulary (vocab.json, vocab.txt, tokenizer.model, spiece.model, sentencepiece.bpe.model). "
         f"Save the model's tokenizer beside it: tokenizer.save_pretrained({where!r})")
+
+
+def test_pytest_refuses_a_suite_name_used_twice_naming_both_files(pytester: pytest.Pytester) -> None:
+    """Only rmcheck run refused it; under pytest the two suites gave duplicate results and baselines."""
+    for name in ("a", "b"):
+        write(pytester.path, VALID, f"{name}.rmcheck.yaml")
+    result = pytester.runpytest("--rm", RM)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*{pytester.path}/b.rmcheck.yaml: suite name 's' is used by "
+                                 f"{pytester.path}/a.rmcheck.yaml too. Give each suite its own name (suite: NAME)"])
