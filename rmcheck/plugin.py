@@ -149,7 +149,7 @@ def _baseline(config: pytest.Config) -> Baseline | None:
     return open_baseline(config.getoption("rmcheck_baseline"),
                          parse_thresholds(config.getoption("rmcheck_max_regression"), "--rmcheck-max-regression"),
                          config.getoption("rmcheck_regression_alpha"),
-                         required=not config.getoption("rmcheck_update_baseline"))
+                         required=not config.getoption("rmcheck_update_baseline"), root=config.rootpath)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -168,7 +168,7 @@ class SuiteFile(pytest.File):
         from .suite.naming import claim_name
 
         try:
-            self.suite = load_suite(self.path)
+            self.suite = load_suite(self.path, self.config.rootpath)
             claim_name(self.config.stash[STATE].suite_names, self.suite)
         except RmcheckError as exc:
             raise self.CollectError(str(exc)) from None
@@ -210,7 +210,7 @@ class RmcheckItem(pytest.Item):
         """Run this item's suite and model group (once); a test that cannot run is an error, not a failure."""
         state = self.config.stash[STATE]
         if state.baseline is not None and state.fail_on != "absolute":  # a gated test needs its baseline
-            state.baseline.require({"suite": self.suite.name, "suite_file": str(self.suite.path),
+            state.baseline.require({"suite": self.suite.name, "suite_file": self.suite.file,
                                     "test": self.test_name, "model": self.spec})
         if self.key not in state.results:
             state.results.update(state.engine.evaluate(_pending(self, state)))
@@ -293,7 +293,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     error = call.excinfo.value if call.excinfo is not None else None
     if call.when == "setup" and isinstance(error, RmcheckError):
         report.longrepr = _error_line(item, error)  # one line, never a traceback
-        report.rmcheck_error = {"suite": item.suite.name, "suite_file": str(item.suite.path),
+        report.rmcheck_error = {"suite": item.suite.name, "suite_file": item.suite.file,
                                 "line": item.request().test.line, "test": item.test_name, "model": item.spec,
                                 "error": str(error), "model_error": bool(model_failure(error))}
     if report.skipped and isinstance(report.longrepr, tuple):  # at the suite's line, not inside this plugin
@@ -382,7 +382,7 @@ class Reporter:
         from .report.rundoc import write_atomically
 
         if self.config.stash[STATE].update_baseline and self.results:  # the controller only: written once
-            self.updated = update_baselines(self.results, self.ordered_models())
+            self.updated = update_baselines(self.results, self.ordered_models(), self.config.rootpath)
         path = self.config.stash[STATE].json_path
         if path and (self.results or self.errors):
             document = self.document()

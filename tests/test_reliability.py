@@ -306,3 +306,26 @@ def test_pytest_refuses_a_suite_name_used_twice_naming_both_files(pytester: pyte
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([f"*{pytester.path}/b.rmcheck.yaml: suite name 's' is used by "
                                  f"{pytester.path}/a.rmcheck.yaml too. Give each suite its own name (suite: NAME)"])
+
+
+def test_a_suite_file_is_named_alike_by_pytest_and_rmcheck_run(pytester: pytest.Pytester,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest's run document named the suite absolutely, rmcheck run's as typed. Now both name it relative
+    to the rootdir (pytest) or the current directory (rmcheck run), and a baseline written by one gates the
+    other, also from a folder below the rootdir; rmcheck compare pairs the two runs."""
+    from rmcheck.cli import main
+    from rmcheck.report.baselines import model_slug
+
+    write(pytester.mkdir("suites"), VALID)
+    pytester.makeini("[pytest]\n")  # the rootdir, whichever folder below it pytest is started in
+    monkeypatch.delenv("RMCHECK_MODEL", raising=False)
+    monkeypatch.chdir(pytester.path)
+    assert main(["run", "./suites", "--rm", RM, "--json", "cli.json", "--update-baseline"]) == 0
+    monkeypatch.chdir(pytester.path / "suites")
+    pytester.runpytest("--rm", RM, "--rmcheck-json", "../pytest.json", "--rmcheck-baseline", ".",
+                       "--rmcheck-fail-on", "regression").assert_outcomes(passed=1)
+    runs = [json.loads((pytester.path / name).read_text())["results"] for name in ("cli.json", "pytest.json")]
+    assert [[r["suite_file"] for r in results] for results in runs] == [["suites/s.rmcheck.yaml"]] * 2
+    assert runs[1][0]["baseline"]["path"] == f"__rmcheck__/s.{model_slug(RM)}.json"  # shown from suites/
+    monkeypatch.chdir(pytester.path)
+    assert main(["compare", "cli.json", "pytest.json"]) == 0

@@ -237,7 +237,7 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_NOTHING
     models = _describe_models(report, specs)
     results, unbased = _gate(report.results, baseline, fail_on)
-    errors = [{"suite": r.suite.name, "suite_file": str(r.suite.path), "line": r.test.line, "test": r.test.name,
+    errors = [{"suite": r.suite.name, "suite_file": r.suite.file, "line": r.test.line, "test": r.test.name,
                "model": r.spec, "error": str(e)} for r, e in report.errors] + unbased
     document = run_document(results, models, errors)
     by_key = {(r.suite_file, r.line, r.model): r for r in report.results}

@@ -117,7 +117,7 @@ def evaluate(engine: "Engine", spec: str, requests: Sequence["Request"]) -> "Out
 
 def judge(request: "Request", spec: str, value: Callable[["Case", str], float]) -> TestResult:
     test, suite = request.test, request.suite
-    result = TestResult(suite=suite.name, suite_file=str(suite.path), line=test.line, test=test.name, model=spec,
+    result = TestResult(suite=suite.name, suite_file=suite.file, line=test.line, test=test.name, model=spec,
                         attribute=test.attribute, expect=KIND, rule=RULE, objective=test.objective, tolerance="0",
                         threshold=0.0, min_pass_rate=1.0)
     judged: list[Outcome] = []

@@ -294,7 +294,7 @@ def _changed_first(trial: Trial) -> list[str]:
 def _new_result(request: "Request", spec: str, threshold: Threshold) -> TestResult:
     test = request.test
     return TestResult(
-        suite=request.suite.name, suite_file=str(request.suite.path), line=test.line, test=test.name, model=spec,
+        suite=request.suite.name, suite_file=request.suite.file, line=test.line, test=test.name, model=spec,
         attribute=test.attribute, expect=test.expect.name, rule=test.expect.rule, objective=test.objective,
         tolerance=str(test.tolerance), threshold=threshold.value, min_pass_rate=test.min_pass_rate,
         perturb=test.perturb.op if test.perturb else None,

@@ -152,7 +152,7 @@ def judge(request: "Request", spec: str, found: Mapping[str, Mapping[str, "Case"
     cells = {g: [(i, j) for i in range(n) for j in range(n) if group_of(i, j) == g] for g in GROUPS}
     accuracy = {g: sum(wins[i][j] for i, j in cells[g]) / (total * len(cells[g])) if total else None for g in GROUPS}
     result = TestResult(
-        suite=request.suite.name, suite_file=str(request.suite.path), line=test.line, test=test.name, model=spec,
+        suite=request.suite.name, suite_file=request.suite.file, line=test.line, test=test.name, model=spec,
         attribute=test.attribute, expect=KIND, rule=RULE, objective=test.objective, tolerance="0", threshold=0.0,
         min_pass_rate=1.0,
     )

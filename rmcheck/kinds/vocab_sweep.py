@@ -180,7 +180,7 @@ class _Runner:
         main = sweep_of(test.prompt).with_objective(test.objective, where=where)
         checks = _unique_labels([a.check(Context(main, groups, sweep_of)) for a in test.assertions])
         result = TestResult(
-            suite=suite.name, suite_file=str(suite.path), line=test.line, test=test.name, model=self.spec,
+            suite=suite.name, suite_file=suite.file, line=test.line, test=test.name, model=self.spec,
             attribute=test.attribute, expect=KIND, rule="; ".join(a.rule for a in test.assertions),
             objective=test.objective, tolerance="", threshold=0.0, min_pass_rate=1.0,
             cases=[CaseResult(c.label, c.verdict, c.statistic, reason=c.summary, source=where) for c in checks],

@@ -341,7 +341,7 @@ def _shrink(scorer: StepScorer, failing: list[tuple[CaseResult, Judge, StepTrial
 def _new_result(request: "Request", spec: str, threshold: Threshold) -> TestResult:
     test = request.test
     rule = test.expect.rule.replace("agg", test.aggregate) if test.expect.name == "solution_lower" else test.expect.rule
-    return TestResult(suite=request.suite.name, suite_file=str(request.suite.path), line=test.line, test=test.name,
+    return TestResult(suite=request.suite.name, suite_file=request.suite.file, line=test.line, test=test.name,
                       model=spec, attribute=test.attribute, expect=test.expect.name, rule=rule, objective=None,
                       tolerance=str(test.tolerance), threshold=threshold.value, min_pass_rate=test.min_pass_rate,
                       perturb=test.perturb.op)

@@ -198,7 +198,7 @@ def judge(request: "Request", spec: str, cases: Mapping[str, Sequence[tuple[int,
 
 def _new_result(request: "Request", spec: str, threshold: float) -> TestResult:
     test, suite = request.test, request.suite
-    return TestResult(suite=suite.name, suite_file=str(suite.path), line=test.line, test=test.name, model=spec,
+    return TestResult(suite=suite.name, suite_file=suite.file, line=test.line, test=test.name, model=spec,
                       attribute=test.attribute, expect=KIND, rule=RULE, objective=None, tolerance="0",
                       threshold=threshold, min_pass_rate=1.0)
 

@@ -49,6 +49,12 @@ def baseline_path(suite_file: str | Path, spec: str) -> Path:
     return suite.parent / FOLDER / f"{suite.name.removesuffix(SUITE_SUFFIX)}.{model_slug(spec)}.json"
 
 
+def suite_path(suite_file: str | Path, root: str | Path | None = None) -> Path:
+    """The suite a result's ``suite_file`` names: relative to ``root`` (the pytest rootdir), by default to the
+    current directory (``rmcheck run``), unless absolute (see :func:`rmcheck.suite.naming.suite_file`)."""
+    return Path(root or "") / suite_file
+
+
 def shown(path: str | Path) -> str:
     """A path as a person would type it: relative to the current directory when it lies under it."""
     text = os.path.relpath(path) if Path(path).is_absolute() else str(path)
@@ -137,13 +143,13 @@ class SuiteBaselines(Baseline):
     missing is an error that names the command writing it."""
 
     def __init__(self, folder: str | Path, thresholds: Thresholds, alpha: float | None = DEFAULT_ALPHA, *,
-                 required: bool = True) -> None:
+                 required: bool = True, root: str | Path | None = None) -> None:
         super().__init__(thresholds, alpha)
-        self.folder, self.required = Path(folder), required
+        self.folder, self.required, self.root = Path(folder), required, root
         self.label = f"baselines beside the suites under {shown(folder)}"
 
     def find(self, result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]] | None:
-        path = self._file(str(result["suite_file"]), result["model"])
+        path = self._file(suite_path(result["suite_file"], self.root), result["model"])
         baseline = read_baseline(path) if path else None
         entry = baseline and baseline["tests"].get(result["test"])
         if not entry:
@@ -156,18 +162,19 @@ class SuiteBaselines(Baseline):
 
     def require(self, result: dict[str, Any]) -> None:
         if self.required and self.find(result) is None:
-            path = self._file(str(result["suite_file"]), result["model"])
-            raise missing_baseline(result, path or baseline_path(result["suite_file"], result["model"]))
+            suite = suite_path(result["suite_file"], self.root)
+            raise missing_baseline(result, suite, self._file(suite, result["model"]) or
+                                   baseline_path(suite, result["model"]))
 
-    def _file(self, suite_file: str, spec: str) -> Path | None:
+    def _file(self, suite: Path, spec: str) -> Path | None:
         """The model's own baseline of the suite, else the suite's only one; None when it has none."""
-        own = baseline_path(suite_file, spec)
+        own = baseline_path(suite, spec)
         if own.is_file():
             return own
-        others = [p for p in suite_baselines(Path(suite_file)) if p != own]
+        others = [p for p in suite_baselines(suite) if p != own]
         if len(others) > 1:
             models = ", ".join(read_baseline(p)["model"] for p in others)
-            raise RmcheckError(f"baselines of {len(others)} models for {shown(suite_file)} ({models}) and none of "
+            raise RmcheckError(f"baselines of {len(others)} models for {shown(suite)} ({models}) and none of "
                                f"{spec}", where=shown(own.parent),
                                fix="Keep the released model's baselines only, or gate one of these models")
         return others[0] if others else None
@@ -177,20 +184,20 @@ class SuiteBaselines(Baseline):
 
 
 def open_baseline(path: str | Path | None, thresholds: Thresholds, alpha: float | None, *,
-                  required: bool = True) -> Baseline | None:
-    """``--baseline PATH``: a folder of baselines beside suites, or a run document; None without one."""
+                  required: bool = True, root: str | Path | None = None) -> Baseline | None:
+    """``--baseline PATH``: a folder of baselines beside suites, or a run document; None without one. ``root``
+    is the folder the results' ``suite_file`` is relative to (the pytest rootdir; the current directory)."""
     if not path:
         return None
     if Path(path).is_dir():
-        return SuiteBaselines(path, thresholds, alpha, required=required)
+        return SuiteBaselines(path, thresholds, alpha, required=required, root=root)
     return RunBaseline(path, thresholds, alpha)
 
 
-def missing_baseline(result: dict[str, Any], path: Path) -> RmcheckError:
-    suite, spec = shlex.quote(shown(result["suite_file"])), shlex.quote(result["model"])
+def missing_baseline(result: dict[str, Any], suite: Path, path: Path) -> RmcheckError:
+    command = f"rmcheck run {shlex.quote(shown(suite))} --rm {shlex.quote(result['model'])} --update-baseline"
     return RmcheckError(f"no baseline of {_key(result)} [{result['model']}]", where=shown(path),
-                        fix=f"Write it with `rmcheck run {suite} --rm {spec} --update-baseline` (pytest: "
-                            f"--rmcheck-update-baseline) and commit it")
+                        fix=f"Write it with `{command}` (pytest: --rmcheck-update-baseline) and commit it")
 
 
 # -- the file --------------------------------------------------------------------------------------------
@@ -252,8 +259,10 @@ def _entries(path: Path) -> dict[str, dict[str, Any]]:
     return read_baseline(path)["tests"] if path.is_file() else {}
 
 
-def update_baselines(results: Sequence[dict[str, Any]], models: Sequence[dict[str, Any]]) -> list[str]:
+def update_baselines(results: Sequence[dict[str, Any]], models: Sequence[dict[str, Any]],
+                     root: str | Path | None = None) -> list[str]:
     """Write the baseline of each suite and model that ran (``--update-baseline``); what was written and deleted.
+    ``root`` is the folder the results' ``suite_file`` is relative to (the pytest rootdir; the current directory).
 
     A test that did not run this time (``-k``) keeps its entry; a test no longer in its suite loses it, and a
     baseline whose suite is gone is deleted, in the folders written to.
@@ -264,8 +273,8 @@ def update_baselines(results: Sequence[dict[str, Any]], models: Sequence[dict[st
         groups.setdefault((result["suite_file"], result["model"]), []).append(result)
     lines = []
     for (suite_file, spec), ran in groups.items():
-        path = baseline_path(suite_file, spec)
-        names = {t.name for t in load_suite(suite_file).tests}
+        path = baseline_path(suite_path(suite_file, root), spec)
+        names = {t.name for t in load_suite(suite_path(suite_file, root)).tests}
         kept = {name: entry for name, entry in _entries(path).items() if name in names}
         for result in ran:
             kept.pop(result["test"], None)
@@ -274,7 +283,7 @@ def update_baselines(results: Sequence[dict[str, Any]], models: Sequence[dict[st
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(baseline_text([*ran, *old], by_spec.get(spec, {"spec": spec})), encoding="utf-8")
         lines.append(f"wrote {shown(path)} ({len(ran) + len(old)} tests)")
-    for stale in unused_baselines({baseline_path(s, m).parent for s, m in groups}):
+    for stale in unused_baselines({baseline_path(suite_path(s, root), m).parent for s, m in groups}):
         if stale.test is None:  # its suite is gone
             stale.path.unlink()
         lines.append(f"{'deleted' if stale.test is None else 'unused'} {stale}")  # unused: a model that did not run

@@ -24,6 +24,7 @@ from ..perturb.base import dose_of
 from ..process.cases import checked_label, checked_steps, join_steps
 from .compose import base, suite_schema
 from .marks import DocPath, line_of, load_with_lines
+from .naming import suite_file
 
 SUITE_GLOB = "*.rmcheck.yaml"
 #: The keys of a data file's row that are read (an inline case's own); a row's other keys are ignored.
@@ -150,6 +151,7 @@ class TestSpec:
 class Suite:
     name: str
     path: Path
+    file: str  # the path results name it by (suite_file): see rmcheck.suite.naming.suite_file
     description: str
     cases: list[Case]
     tests: list[Any]  # TestSpec, or the spec of another test kind (see rmcheck.kinds)
@@ -201,8 +203,9 @@ def check_rows(rows: list[Row]) -> list[Row]:
     return rows
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Load and validate one suite file; every problem raises :class:`SuiteError` with ``file:line``."""
+def load_suite(path: str | Path, root: str | Path | None = None) -> Suite:
+    """Load and validate one suite file; every problem raises :class:`SuiteError` with ``file:line``.
+    Results name the file relative to ``root`` (the pytest rootdir; the current directory by default)."""
     path = Path(path)
     data, lines = load_with_lines(path)
     if not isinstance(data, dict):
@@ -227,7 +230,7 @@ def load_suite(path: str | Path) -> Suite:
             errors.append(SuiteError(f"duplicate test name {name!r}", where=at.where("tests", i, "name"),
                                      fix="Give every test of a suite its own name"))
     raise_all(sorted(errors, key=lambda e: _line(e.where)))
-    return Suite(data["suite"], path, data.get("description", ""), cases, tests, lexicons)
+    return Suite(data["suite"], path, suite_file(path, root), data.get("description", ""), cases, tests, lexicons)
 
 
 def _collect(errors: list[SuiteError], step: Callable[[], Any]) -> Any:
