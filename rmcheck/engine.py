@@ -183,13 +183,14 @@ def at_case(exc: BackendError, requests: Sequence[Request]) -> BackendError:
 def run_suites(paths: Sequence[str | Path], specs: Sequence[str], options: ModelOptions | None = None,
                *, shrink_budget: int = DEFAULT_SHRINK_BUDGET,
                progress: Callable[[str, int, int], None] | None = None,
-               cache: ScoreCache | None = None) -> "RunReport":
-    """Load the suites under ``paths``, run every test against every model, and return the results."""
+               cache: ScoreCache | None = None, engine: Engine | None = None) -> "RunReport":
+    """Load the suites under ``paths``, run every test against every model, and return the results (through
+    ``engine`` where given, e.g. a :class:`~rmcheck.session.Session`'s, else one made of the other arguments)."""
     suites = [load_suite(p) for p in find_suites(list(paths))]
     names: dict[str, Path] = {}
     for suite in suites:
         claim_name(names, suite)
-    engine = Engine(options or ModelOptions(), shrink_budget, progress, cache)
+    engine = engine or Engine(options or ModelOptions(), shrink_budget, progress, cache)
     requests = [Request(suite, test, spec) for spec in specs for suite in suites for test in suite.tests]
     outcomes = engine.evaluate(requests)
     return RunReport(engine, requests, [outcomes[r.key] for r in requests])

@@ -11,7 +11,8 @@ from typing import Any, Callable
 
 from .backends.base import SPEC_FORMS, ModelOptions
 from .backends.hf import parse_max_memory
-from .report.compare import DEFAULT_ALPHA, FAIL_ON
+from .report.compare import DEFAULT_ALPHA
+from .report.gate import FAIL_ON
 from .scoring.cache import DEFAULT_CACHE_DIR, ScoreCache, run_cache
 from .scoring.scheduler import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS
 from .errors import RmcheckError
@@ -133,6 +134,11 @@ def add_options(add: Callable[..., Any], *, pytest_style: bool, skip: tuple[str,
     for option in (o for o in OPTIONS if o.dest not in skip):
         flag = option.pytest_flag if pytest_style else option.cli_flag
         add(flag, dest=option.dest, **option.kwargs)
+
+
+def pytest_flag(cli_flag: str) -> str:
+    """The pytest spelling of a ``rmcheck run`` flag (``--json`` -> ``--rmcheck-json``), for error messages."""
+    return next((o.pytest_flag for o in OPTIONS if o.cli_flag == cli_flag), cli_flag)
 
 
 def model_options(get: Callable[[str], Any]) -> ModelOptions:

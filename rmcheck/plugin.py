@@ -9,7 +9,6 @@ rest of rmcheck inside the hooks that need it (``tests/test_architecture.py`` bo
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +20,8 @@ from .errors import RmcheckError, model_failure
 
 if TYPE_CHECKING:
     from .engine import Engine, Outcomes, Request
-    from .report.baselines import Baseline
+    from .report.gate import Judged
+    from .session import Session
     from .results import TestResult
     from .suite.loader import Suite
 
@@ -33,14 +33,17 @@ class RmcheckFailure(AssertionError):
 
 @dataclass
 class PluginState:
-    engine: Engine
-    specs: list[str]
-    json_path: str | None
+    session: Session
     results: Outcomes = field(default_factory=dict)
     suite_names: dict[str, Path] = field(default_factory=dict)  # each suite name's file: one name, one file
-    baseline: Baseline | None = None  # --rmcheck-baseline: each result is gated against it
-    fail_on: str = "absolute"  # --rmcheck-fail-on: absolute, regression or both
-    update_baseline: bool = False  # --rmcheck-update-baseline: the controller writes baselines beside the suites
+
+    @property
+    def engine(self) -> Engine:
+        return self.session.engine
+
+    @property
+    def specs(self) -> list[str]:
+        return self.session.specs
 
 
 STATE = pytest.StashKey[PluginState]()
@@ -69,29 +72,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from .backends.base import check_spec
-    from .engine import DEFAULT_SHRINK_BUDGET, Engine
-    from .options import check_output, check_pyproject, load_plugins, model_options, resolve_models, score_cache
-    from .report.compare import fail_on_mode
+    from .options import pytest_flag
+    from .session import Session
 
     config.addinivalue_line("markers", "rmcheck: a reward-model behavioural test from a *.rmcheck.yaml suite")
-    options = model_options(config.getoption)
     try:  # a model that cannot be named, found or imported is a usage error, found before any test runs
-        check_pyproject(config.rootpath)
-        load_plugins(config.rootpath)
-        specs = resolve_models(config.getoption("rm"), config.rootpath)
-        for spec in specs:
-            check_spec(spec, options)
-        baseline = _baseline(config)
-        fail_on = fail_on_mode(config.getoption("rmcheck_fail_on"), baseline is not None, "--rmcheck-fail-on")
-        cache = score_cache(config.getoption, config.rootpath)
-        check_output(config.getoption("rmcheck_json"), "--rmcheck-json")
+        session = Session.open(config.getoption, config.rootpath, flag=pytest_flag)
     except RmcheckError as exc:
         raise pytest.UsageError(str(exc)) from None
-    budget = config.getoption("rmcheck_shrink_budget") or DEFAULT_SHRINK_BUDGET
-    engine = Engine(options, budget, cache=cache)
-    config.stash[STATE] = PluginState(engine, specs, config.getoption("rmcheck_json"), baseline=baseline,
-                                      fail_on=fail_on, update_baseline=config.getoption("rmcheck_update_baseline"))
+    config.stash[STATE] = PluginState(session)
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(Reporter(config), "rmcheck-reporter")
 
@@ -141,17 +130,6 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return header
 
 
-def _baseline(config: pytest.Config) -> Baseline | None:
-    """``--rmcheck-baseline``: a folder (a missing baseline is an error, unless this run updates them) or a file."""
-    from .report.baselines import open_baseline
-    from .report.compare import parse_thresholds
-
-    return open_baseline(config.getoption("rmcheck_baseline"),
-                         parse_thresholds(config.getoption("rmcheck_max_regression"), "--rmcheck-max-regression"),
-                         config.getoption("rmcheck_regression_alpha"),
-                         required=not config.getoption("rmcheck_update_baseline"), root=config.rootpath)
-
-
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.name.endswith(".rmcheck.yaml"):
         return SuiteFile.from_parent(parent, path=file_path)
@@ -189,8 +167,7 @@ class RmcheckItem(pytest.Item):
         self.test_name = test_name
         self.spec = spec
         self.rmcheck_result: TestResult | None = None
-        self.rmcheck_status = ""  # passed, failed, skipped or xfailed, as the gate decided
-        self.rmcheck_baseline: dict[str, str] | None = None  # the baseline it was compared against: path, sha256
+        self.rmcheck_judged: Judged | None = None  # the result under the release gate: its status and baseline
 
     @property
     def suite(self) -> Suite:
@@ -209,9 +186,8 @@ class RmcheckItem(pytest.Item):
     def setup(self) -> None:
         """Run this item's suite and model group (once); a test that cannot run is an error, not a failure."""
         state = self.config.stash[STATE]
-        if state.baseline is not None and state.fail_on != "absolute":  # a gated test needs its baseline
-            state.baseline.require({"suite": self.suite.name, "suite_file": self.suite.file,
-                                    "test": self.test_name, "model": self.spec})
+        state.session.require_baseline({"suite": self.suite.name, "suite_file": self.suite.file,
+                                        "test": self.test_name, "model": self.spec})
         if self.key not in state.results:
             state.results.update(state.engine.evaluate(_pending(self, state)))
         outcome = state.results[self.key]
@@ -222,7 +198,6 @@ class RmcheckItem(pytest.Item):
 
     def runtest(self) -> None:
         from .report.ci import attach_failure, junit_properties
-        from .report.compare import gate_status
         from .report.text import failure_text
         from .results import TestResult
 
@@ -232,22 +207,20 @@ class RmcheckItem(pytest.Item):
         self.rmcheck_result = outcome
         if self.config.pluginmanager.has_plugin("allure_listener"):
             _attach_artifacts(outcome)  # a sweep's CSV and plots, passed or failed
-        result = outcome.to_json()
-        change = state.baseline.check(result) if state.baseline else None
-        self.rmcheck_baseline = state.baseline.source(result) if change else None
-        regressed = change is not None and change.regression
-        self.rmcheck_status, reason = gate_status(result, change, state.fail_on)
-        self.user_properties.extend(junit_properties(result, change))
-        if (outcome.outcome == "failed" or regressed) and self.config.pluginmanager.has_plugin("allure_listener"):
-            attach_failure(result, change)  # only when allure-pytest records results (--alluredir)
-        if self.rmcheck_status == "skipped":
+        judged = self.rmcheck_judged = state.session.judge(outcome)
+        status, change = judged.result["status"], judged.change
+        self.user_properties.extend(junit_properties(judged.result, change))
+        if (outcome.outcome == "failed" or judged.regressed) and self.config.pluginmanager.has_plugin("allure_listener"):
+            attach_failure(judged.result, change)  # only when allure-pytest records results (--alluredir)
+        if status == "skipped":
             pytest.skip(_skip_reason(outcome))
-        if self.rmcheck_status == "xfailed":
-            pytest.xfail(f"{reason}: pass rate {outcome.pass_rate:.2f} < min_pass_rate {outcome.min_pass_rate:.2f}")
-        if self.rmcheck_status == "passed":
+        if status == "xfailed":
+            pytest.xfail(f"{judged.reason}: pass rate {outcome.pass_rate:.2f} < min_pass_rate "
+                         f"{outcome.min_pass_rate:.2f}")
+        if status == "passed":
             return
-        regression = change.explain(self.rmcheck_baseline["path"], self.spec) if change and regressed else ""
-        if outcome.outcome == "failed" and state.fail_on != "regression":
+        regression = change.explain(judged.result["baseline"]["path"], self.spec) if judged.regressed else ""
+        if outcome.outcome == "failed" and state.session.fail_on != "regression":
             raise RmcheckFailure(failure_text(outcome) + (f"\n\n{regression}" if regression else ""))
         raise RmcheckFailure(regression)
 
@@ -298,16 +271,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                                 "error": str(error), "model_error": bool(model_failure(error))}
     if report.skipped and isinstance(report.longrepr, tuple):  # at the suite's line, not inside this plugin
         report.longrepr = (str(item.path), item.request().test.line, report.longrepr[2])
-    if call.when == "call" and item.rmcheck_result is not None:
+    if call.when == "call" and item.rmcheck_judged is not None:
         from .plain import plain
-        from .provenance import model_entry
 
-        model = item.config.stash[STATE].engine.model(item.spec)
         scorer = item.config.stash[STATE].engine.used_scorer(item.spec)
         report.rmcheck = plain({  # it crosses from xdist workers, whose channel takes plain values only
-            "result": {**item.rmcheck_result.to_json(), "status": item.rmcheck_status,
-                       **({"baseline": item.rmcheck_baseline} if item.rmcheck_baseline else {})},
-            "model": model_entry(model, item.config.stash[STATE].engine.options),
+            "result": item.rmcheck_judged.result,
+            "model": item.config.stash[STATE].session.model_entry(item.spec),
             "scoring": scorer and {"worker": os.environ.get("PYTEST_XDIST_WORKER", ""),
                                    "describe": scorer.describe(), "stats": asdict(scorer.stats)}})
 
@@ -358,14 +328,19 @@ class Reporter:
                 total = sum((ScoringStats(**s["stats"]) for s in mine), ScoringStats())
                 yield f"scoring [{spec}]: {mine[0]['describe']}; {total.summary()}"
 
-    def document(self) -> dict[str, Any]:
-        from .results import run_document
-
+    def parts(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """The run document's results, models (in the order given) and errors."""
         specs = self.config.stash[STATE].specs
         errors = [{k: v for k, v in e.items() if k != "model_error"} for e in self.errors]
         models = self.ordered_models() + [{"spec": s} for s in specs if s not in self.models and
                                           any(e["model"] == s for e in errors)]
-        return run_document(self.results, models, errors)
+        return self.results, models, errors
+
+    def document(self) -> dict[str, Any]:
+        """The run document as shown in the summary (without what run-document hooks add)."""
+        from .results import run_document
+
+        return run_document(*self.parts())
 
     def tested_nothing(self) -> bool:
         """rmcheck items ran, and none of them judged a case (every one skipped), nor did any other test pass."""
@@ -377,22 +352,17 @@ class Reporter:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from .plain import plain
-        from .report.baselines import update_baselines
-        from .report.rundoc import write_atomically
-
-        if self.config.stash[STATE].update_baseline and self.results:  # the controller only: written once
-            self.updated = update_baselines(self.results, self.ordered_models(), self.config.rootpath)
-        path = self.config.stash[STATE].json_path
-        if path and (self.results or self.errors):
-            document = self.document()
-            self.config.hook.pytest_rmcheck_run_document(document=document, config=self.config)
-            try:
-                write_atomically(path, json.dumps(plain(document), indent=2))  # what hooks added, too
-            except RmcheckError as exc:  # a full disk, say: said once, and the run does not pass
-                self.config.pluginmanager.get_plugin("terminalreporter").write_line(f"rmcheck: error: {exc}", red=True)
-                if session.exitstatus == pytest.ExitCode.OK:
-                    session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        state = self.config.stash[STATE].session
+        try:
+            self.updated = state.write_baselines(self.results, self.ordered_models())  # the controller only
+            if state.json_path and (self.results or self.errors):
+                conftest_hooks = lambda doc: self.config.hook.pytest_rmcheck_run_document(  # noqa: E731
+                    document=doc, config=self.config)
+                state.write_document(state.document(*self.parts(), hooks=[conftest_hooks]), state.json_path)
+        except RmcheckError as exc:  # a full disk or a failing hook, say: said once, and the run does not pass
+            self.config.pluginmanager.get_plugin("terminalreporter").write_line(f"rmcheck: error: {exc}", red=True)
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
         if session.exitstatus == pytest.ExitCode.OK and self.tested_nothing():
             session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
 
@@ -420,10 +390,10 @@ class Reporter:
         tr.write_line(f"rmcheck: {summary_line(counts)}")
         if self.tested_nothing():
             tr.write_line("rmcheck: tested nothing: no case of any test was applicable (exit code 5)", red=True)
-        path = self.config.stash[STATE].json_path
+        path = self.config.stash[STATE].session.json_path
         if path:
             tr.write_line(f"rmcheck: JSON run document written to {path}")
-        baseline = self.config.stash[STATE].baseline
+        baseline = self.config.stash[STATE].session.baseline
         for spec in (m["spec"] for m in self.ordered_models()) if baseline else ():
             for line in baseline.compare([r for r in self.results if r["model"] == spec]).summary_lines():
                 tr.write_line(f"rmcheck baseline: {line}")

@@ -2,26 +2,23 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..version import __version__
-from ..backends.base import ModelOptions, check_spec, load_model, objectives_of, spec_forms
-from ..engine import DEFAULT_SHRINK_BUDGET, RunReport, run_suites
+from ..backends.base import ModelOptions, load_model, objectives_of, spec_forms
+from ..engine import RunReport, run_suites
 from ..errors import RmcheckError, model_failure
-from ..report.rundoc import write_atomically
-from ..report.baselines import Baseline, open_baseline, update_baselines
-from ..report.compare import compare_runs, fail_on_mode, gate_status, models_in, parse_thresholds
+from ..report.baselines import open_baseline
+from ..report.compare import compare_runs, models_in, parse_thresholds
 from .progress import Progress
 from ..scoring.cache import DEFAULT_CACHE_DIR, clear_cache, describe_cache
-from ..options import (COMPARE_OPTIONS, OPTIONS, RUN_ONLY, add_options, check_output, check_pyproject, load_plugins,
-                       model_options, resolve_models, score_cache)
-from ..provenance import model_entry
+from ..options import COMPARE_OPTIONS, OPTIONS, RUN_ONLY, add_options, check_pyproject, load_plugins, model_options
 from ..report.text import failure_text, one_line
-from ..results import TestResult, run_document, summary_line
+from ..results import TestResult, summary_line
+from ..session import EXIT_NOTHING, Session, exit_code
 from ..suite.loader import SUITE_GLOB, find_suites, load_suite
 from . import explain as explain_command, sweep as sweep_command
 
@@ -208,38 +205,24 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-#: ``rmcheck run``'s exit codes (the README's table lists them).
-EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_NOTHING = 0, 1, 2, 3, 5
-
-
 def _run(args: argparse.Namespace) -> int:
-    get = lambda dest: getattr(args, dest)  # noqa: E731
-    options = model_options(get)
-    check_pyproject(Path.cwd())
-    check_output(args.rmcheck_json, "--json")
-    specs = resolve_models(args.rm, Path.cwd())
-    for spec in specs:  # a model that cannot be named, found or imported: a usage error before any test runs
-        check_spec(spec, options)
-    if args.list_objectives:
-        return _list_objectives(specs, options)
-    baseline = open_baseline(args.rmcheck_baseline, parse_thresholds(args.rmcheck_max_regression),
-                             args.rmcheck_regression_alpha, required=not args.rmcheck_update_baseline)
-    fail_on = fail_on_mode(args.rmcheck_fail_on, baseline is not None)
-    paths = args.paths or [builtin_suites()]
     progress = Progress()
+    session = Session.open(lambda dest: getattr(args, dest), Path.cwd(), progress=progress)
+    if args.list_objectives:
+        return _list_objectives(session.specs, session.options)
+    paths = args.paths or [builtin_suites()]
     try:
-        report = run_suites(paths, specs, options, shrink_budget=args.rmcheck_shrink_budget or DEFAULT_SHRINK_BUDGET,
-                            progress=progress, cache=score_cache(get, Path.cwd()))
+        report = run_suites(paths, session.specs, engine=session.engine)
     finally:
         progress.close()
     if not report.requests:
         print(f"rmcheck: tested nothing: no {SUITE_GLOB} suite under {', '.join(map(str, paths))}")
         return EXIT_NOTHING
-    models = _describe_models(report, specs)
-    results, unbased = _gate(report.results, baseline, fail_on)
+    models = _describe_models(report, session)
+    results, unbased = _judge(report.results, session)
     errors = [{"suite": r.suite.name, "suite_file": r.suite.file, "line": r.test.line, "test": r.test.name,
                "model": r.spec, "error": str(e)} for r, e in report.errors] + unbased
-    document = run_document(results, models, errors)
+    document = session.document(results, models, errors)
     by_key = {(r.suite_file, r.line, r.model): r for r in report.results}
     ordered = [by_key[(r["suite_file"], r["line"], r["model"])] for r in document["results"]]
     if ordered:
@@ -256,30 +239,29 @@ def _run(args: argparse.Namespace) -> int:
             print(f"error: {request.suite.name}::{request.test.name} [{request.spec}]: {error}")
     for error in unbased:
         print(f"error: {error['error']}")
-    target = Path(args.rmcheck_json or DEFAULT_JSON)
-    write_atomically(target, json.dumps(document, indent=2))
-    if baseline is not None:
-        _print_gate(baseline, results, specs)
-    if args.rmcheck_update_baseline:
-        print("", *(f"baseline: {line}" for line in update_baselines(results, models)), sep="\n")
+    session.write_document(document, args.rmcheck_json or DEFAULT_JSON)
+    for text in session.gate_lines(results):
+        print(f"\n{text}")
+    unused = session.unused_baselines()
+    if unused:
+        print(f"\n{len(unused)} unused baseline(s), of suites or tests that no longer exist (--update-baseline "
+              f"deletes them):", *(f"  {stale}" for stale in unused), sep="\n")
+    updated = session.write_baselines(results, models)
+    if updated:
+        print("", *(f"baseline: {line}" for line in updated), sep="\n")
     counts = document["summary"]
-    print(f"\n{summary_line(counts)}; JSON run document: {target}")
-    if unbased or any(not model_failure(error) for _, error in report.errors):
-        return EXIT_USAGE
-    if model_errors:
-        return EXIT_MODEL
-    if counts["failed"]:
-        return EXIT_FAILED
-    if not (counts["passed"] or counts["xfailed"]):
+    print(f"\n{summary_line(counts)}; JSON run document: {args.rmcheck_json or DEFAULT_JSON}")
+    code = exit_code(counts, usage_errors=bool(unbased) or any(not model_failure(e) for _, e in report.errors),
+                     model_errors=bool(model_errors))
+    if code == EXIT_NOTHING:
         print("rmcheck: tested nothing: no test had an applicable case")
-        return EXIT_NOTHING
-    return EXIT_PASSED
+    return code
 
 
-def _describe_models(report: RunReport, specs: list[str]) -> list[dict[str, str]]:
+def _describe_models(report: RunReport, session: Session) -> list[dict[str, Any]]:
     """Print each loaded model and how its pairs were scored; return their run-document entries."""
     models = []
-    for spec in specs:
+    for spec in session.specs:
         try:
             model = report.engine.model(spec)
         except RmcheckError:
@@ -288,41 +270,24 @@ def _describe_models(report: RunReport, specs: list[str]) -> list[dict[str, str]
         scorer = report.engine.used_scorer(spec)
         if scorer is not None:
             print(f"  scoring: {scorer.describe()}; {scorer.stats.summary()}")
-        models.append(model_entry(model, report.engine.options))
+        models.append(session.model_entry(spec))
     return models
 
 
-def _gate(found: list[TestResult], baseline: Baseline | None, fail_on: str) -> tuple[list[dict], list[dict]]:
+def _judge(found: list[TestResult], session: Session) -> tuple[list[dict], list[dict]]:
     """Each result's JSON with its status under ``--fail-on`` and the baseline it was compared against; and, as
     errors, the gated tests whose baseline is missing (``--baseline DIR``)."""
     results, unbased = [], []
     for result in found:
         doc = result.to_json()
         try:
-            if baseline is not None and fail_on != "absolute":
-                baseline.require(doc)
+            session.require_baseline(doc)
         except RmcheckError as exc:
             unbased.append({key: doc[key] for key in ("suite", "suite_file", "line", "test", "model")} |
                            {"error": str(exc)})
             continue
-        change = baseline.check(doc) if baseline else None
-        doc["status"] = gate_status(doc, change, fail_on)[0]
-        if change is not None:
-            doc["baseline"] = baseline.source(doc)  # type: ignore[union-attr]
-        results.append(doc)
+        results.append(session.judge(result).result)
     return results, unbased
-
-
-def _print_gate(baseline: Baseline, results: list[dict], specs: list[str]) -> None:
-    """Each model's results against the baseline (``--baseline``), then the baselines no test can use."""
-    for spec in specs:
-        mine = [r for r in results if r["model"] == spec]
-        if mine:
-            print(f"\nagainst {baseline.label}:\n{baseline.compare(mine).text()}")
-    unused = baseline.unused()
-    if unused:
-        print(f"\n{len(unused)} unused baseline(s), of suites or tests that no longer exist (--update-baseline "
-              f"deletes them):", *(f"  {stale}" for stale in unused), sep="\n")
 
 
 def _list_objectives(specs: list[str], options: ModelOptions) -> int:

