@@ -28,3 +28,13 @@ def test_docs_pages_ask_only_for_tables_that_exist() -> None:
 
     asked = {m.group(1) for page in (ROOT / "docs").glob("*.md") for m in MARK.finditer(page.read_text())}
     assert asked == set(TABLES)
+
+
+def test_the_readme_is_a_front_door() -> None:
+    """At most 250 lines, and every docs page it links to exists (the rest of the manual lives in docs/)."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 250
+    linked = set(re.findall(r"\]\((docs/[\w./-]+?)(?:#[\w-]+)?\)", text))
+    assert linked and all((ROOT / link).is_file() for link in linked), linked
