@@ -4,6 +4,7 @@
     python benchmarks/bench_prefix.py --cases 100 --repeats 5 --threads 1
     python benchmarks/bench_prefix.py --device cuda --dtype bfloat16 --model DIR   # benchmarks/gpu_check.sh
     python benchmarks/bench_prefix.py --dpo --cases 40 --min-turns 3 --threads 1    # dpo: policy + reference
+    python benchmarks/bench_prefix.py --profile h100 --params 8B   # the plans priced on an H100, an 8B model
 
 The benchmark suite's built-in perturbation tests (benchmarks/hh_suite.py) run over multi-turn cases
 (two human turns or more) with both scoring paths, interleaved, each run in a fresh process so that
@@ -12,6 +13,9 @@ against today's batched path (best of ``--repeats``), the largest |score differe
 both paths scored, whether verdicts and minimal pairs agree, and the peak RSS of each path.
 With ``--dpo`` the model is ``dpo:`` (a tiny Llama policy and reference, causal LMs built from a config;
 every token runs through both), and the difference is the largest over the reward and both log-probabilities.
+With ``--profile GPU`` the shared path is planned for that GPU's roofline (:mod:`rmcheck.scoring.device`) of a
+model of ``--params`` parameters, a third run plans it with the CPU's constant, and each plan's passes (rows,
+tokens computed and padded, attention scores) are priced on the GPU: the predicted time of each path there.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +37,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.hh_suite import HH_RLHF, TESTS  # noqa: E402
+from rmcheck.scoring.device import GPUS, DeviceProfile, Shape, dense_shape, roofline  # noqa: E402
 
 #: Cases whose prompt and longer response exceed this many characters are left out, so that every pair fits
 #: the tiny Llama's positions (:data:`POSITIONS`) and nothing is truncated.
 MAX_CHARS = 2400
 POSITIONS = 2048
-TARGETS = {"tokens": 3.0, "wall": 2.0, "delta": 1e-4, "rss": 1.5}
+TARGETS = {"tokens": 3.0, "wall": 2.0, "delta": 1e-4, "rss": 1.5, "predicted": 0.9}
 PATHS = ("shared", "full")
+#: With --profile: the shared path planned with the CPU's constant, priced on the GPU beside the others.
+CPU_PLANNED = "shared, planned for cpu"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,10 +62,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="an hf: sequence-classification model directory (default: a tiny Llama built from a config);"
                              " with --dpo, POLICY,REFERENCE causal LM directories")
     parser.add_argument("--dpo", action="store_true", help="benchmark the dpo: implicit reward instead of an hf: RM")
+    parser.add_argument("--profile", choices=sorted(GPUS), default=None,
+                        help="plan the shared path for this GPU and predict each path's time there")
+    parser.add_argument("--params", default="8B", metavar="SIZE",
+                        help="with --profile: the parameters of the model priced there (default 8B; e.g. 70B, 500M)")
     parser.add_argument("--worker", nargs=3, metavar=("PATH", "MODEL", "SUITE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        return worker(*args.worker, threads=args.threads, options={"device": args.device, "dtype": args.dtype})
+        return worker(*args.worker, threads=args.threads, options={"device": args.device, "dtype": args.dtype},
+                      profile=gpu_profile(args.profile, args.params))
     if not HH_RLHF.is_file():
         print(f"bench_prefix: {HH_RLHF} not found (the shared data ships beside the checkout)", file=sys.stderr)
         return 2
@@ -72,12 +85,27 @@ def main(argv: list[str] | None = None) -> int:
             model = args.model or str(build_tiny_llama_rm(work / "tiny-llama", positions=POSITIONS))
         spec = f"{'dpo' if args.dpo else 'hf'}:{model}"
         suite = write_multi_turn_suite(work, args.cases, args.min_turns)
-        runs: dict[str, list[dict[str, Any]]] = {path: [] for path in PATHS}
+        paths = (*PATHS, CPU_PLANNED) if args.profile else PATHS
+        runs: dict[str, list[dict[str, Any]]] = {path: [] for path in paths}
         for _ in range(args.repeats):
-            for path in PATHS:
+            for path in paths:
                 runs[path].append(run_worker(path, spec, suite, work, args))
         report(runs, f"{args.cases} HH-RLHF cases of {args.min_turns}+ human turns", args.threads)
+        if args.profile:
+            predict(runs, gpu_profile(args.profile, args.params))
     return 0
+
+
+def gpu_profile(name: str | None, params: str) -> DeviceProfile | None:
+    """The roofline of a dense model of ``params`` (``8B``, ``500M``) on GPU ``name`` (None: none)."""
+    if name is None:
+        return None
+    scale = {"B": 1e9, "M": 1e6}.get(params[-1:].upper())
+    try:
+        count = float(params[:-1]) * scale if scale else float(params)
+    except ValueError:
+        raise SystemExit(f"bench_prefix: --params {params!r} is not a size such as 8B or 500M") from None
+    return roofline(GPUS[name], count, *dense_shape(count))
 
 
 def write_multi_turn_suite(folder: Path, cases: int, turns: int = 2) -> Path:
@@ -104,7 +132,7 @@ def write_multi_turn_suite(folder: Path, cases: int, turns: int = 2) -> Path:
 def run_worker(path: str, spec: str, suite: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One path in a fresh process: its timings, counts, verdicts and scores."""
     command = [sys.executable, __file__, "--worker", path, spec, str(suite)]
-    for flag in ("threads", "device", "dtype"):
+    for flag in ("threads", "device", "dtype", "profile", "params"):
         if getattr(args, flag):
             command += [f"--{flag}", str(getattr(args, flag))]
     env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same set and dict orders in every run
@@ -112,8 +140,9 @@ def run_worker(path: str, spec: str, suite: Path, work: Path, args: argparse.Nam
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def worker(path: str, spec: str, suite_path: str, threads: int | None, options: dict[str, Any]) -> int:
-    """Load the model, run the suite with one path, print one JSON line."""
+def worker(path: str, spec: str, suite_path: str, threads: int | None, options: dict[str, Any],
+           profile: DeviceProfile | None = None) -> int:
+    """Load the model, run the suite with one path (the shared one planned for ``profile``), print one JSON line."""
     warnings.simplefilter("ignore")
     if threads:
         import torch
@@ -123,8 +152,11 @@ def worker(path: str, spec: str, suite_path: str, threads: int | None, options: 
     from rmcheck.engine import Engine, Request
     from rmcheck.suite import load_suite
 
-    engine = Engine(ModelOptions(prefix_sharing=path == "shared", **options))
+    engine = Engine(ModelOptions(prefix_sharing=path != "full", **options))
     engine.model(spec)
+    sharing = engine.scorer(spec).sharing
+    if path == "shared" and profile is not None and sharing is not None:
+        sharing.profile = profile
     suite = load_suite(suite_path)
     requests = [Request(suite, test, spec) for test in suite.tests]
     loaded = _rss_mib()
@@ -139,6 +171,7 @@ def worker(path: str, spec: str, suite_path: str, threads: int | None, options: 
         "wall": wall, "rss": _rss_mib(), "rss_loaded": loaded, "path": scorer.path,
         "model": model.describe().split(";")[0] + f", {model.dtype} on {device}",
         "stats": scorer.stats.__dict__,
+        "shapes": [astuple(shape) for shape in scorer.shapes],
         "verdicts": [(r["test"], r["counts"]) for r in results],
         "minimal": [_minimal(r) for r in results],
         "scores": [[repr(pair), s] for pair, s in scorer.memo.items()],
@@ -186,6 +219,32 @@ def report(runs: dict[str, list[dict[str, Any]]], cases: str, threads: int | Non
     if not full["stats"]["tokens"]:
         print("  (the full path counts no tokens for this model: in brackets, the tokens the shared run submitted)")
     print(f"  verdicts and minimal pairs equal between the paths in every round: {'yes' if same else 'NO'}")
+
+
+def predict(runs: dict[str, list[dict[str, Any]]], profile: DeviceProfile) -> None:
+    """Each path's plan as made here (its passes' shapes are the same in every round), priced on ``profile``."""
+    plans = {name: [Shape(*shape) for shape in found[0]["shapes"]] for name, found in runs.items()}
+    stats = runs["shared"][0]["stats"]
+    print(f"  predicted on {profile.name}: a pass {profile.per_pass * 1e3:.2f} ms, a token "
+          f"{profile.per_token * 1e6:.2f} us, an attention score {profile.per_score * 1e9:.3f} ns")
+    rows = [("", "passes", "tokens computed", "padded", "attention scores", "per pass: rows / padded / scores",
+             "predicted s")]
+    for name, shapes in plans.items():
+        n = max(len(shapes), 1)
+        total = [sum(getattr(s, f) for s in shapes) for f in ("rows", "tokens", "padded", "scores")]
+        rows.append((name, len(shapes), total[1], total[2], f"{total[3]:.3g}",
+                     f"{total[0] / n:.1f} / {total[2] / n:.0f} / {total[3] / n:.3g}", f"{profile.predict(shapes):.3f}"))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  " + "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    tokens = stats["tokens"] / max(stats["computed_tokens"], 1)
+    full = profile.predict(plans["full"])
+    for name in ("shared", CPU_PLANNED):
+        ratio = full / profile.predict(plans[name])
+        met = ratio >= TARGETS["predicted"] * tokens
+        print(f"  predicted full / {name}: {ratio:.2f}x against {tokens:.2f}x fewer tokens computed = "
+              f"{ratio / tokens:.2f} of the token ratio" + (f" (target >= {TARGETS['predicted']}: "
+                                                            f"{'met' if met else 'MISSED'})" if name == "shared" else ""))
 
 
 if __name__ == "__main__":

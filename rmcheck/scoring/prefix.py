@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from ..backends.base import Pair, Scores
+from .device import CPU, DeviceProfile, Shape
 from .kv import Decoder, PrefixKV, Row, Unsupported, tolerance
 
 #: Pairs scored both ways by the probe.
@@ -38,11 +39,6 @@ MIN_PREFIX = 64
 CHUNK_TOKENS = 4096
 #: Width of the rows short suffixes are packed into, side by side.
 ROW_WIDTH = 64
-#: Rows share a forward pass only with rows whose prefix is at least this part of the longest one.
-ALIKE = 0.75
-#: A forward pass's fixed cost in attention scores (measured on a 2-core CPU, tiny Llama: ~1.7 ms, or
-#: ~40,000 scores): a row joins a pass when the padding it adds costs less than a pass of its own.
-PASS_COST = 32768
 #: Prefix tokens whose KV caches may be alive at once (root groups are taken in batches of this many).
 LIVE_TOKENS = 16384
 #: Nesting depth beyond which a run is not split further.
@@ -328,17 +324,31 @@ class KeptPrefixes:
 
 @dataclass
 class Work:
-    """What scoring some groups took: tokens run through the model, and forward passes."""
+    """What scoring some groups took: the shape of each forward pass."""
 
-    tokens: int = 0
-    passes: int = 0
+    shapes: list[Shape] = field(default_factory=list)
+
+    @property
+    def tokens(self) -> int:
+        """Tokens run through the model (no padding)."""
+        return sum(s.tokens for s in self.shapes)
+
+    @property
+    def passes(self) -> int:
+        return len(self.shapes)
+
+    def add(self, rows: Sequence[Row]) -> None:
+        """One pass over ``rows``: each padded to the widest row, and its attention to the longest prefix."""
+        width = max(map(_width, rows))
+        self.shapes.append(Shape(len(rows), sum(map(_width, rows)), len(rows) * width,
+                                 _cells(len(rows), width, max(map(_past, rows)))))
 
 
 class PrefixSharing:
     """Shared-prefix scoring for one model, through its :class:`Reader`."""
 
-    def __init__(self, reader: Reader) -> None:
-        self.reader = reader
+    def __init__(self, reader: Reader, profile: DeviceProfile = CPU) -> None:
+        self.reader, self.profile = reader, profile
         self.min_gain, self.min_prefix, self.chunk_tokens = MIN_GAIN, MIN_PREFIX, CHUNK_TOKENS
         self.active: bool | None = None  # None until the probe has run
         self.kept = KeptPrefixes()
@@ -347,8 +357,13 @@ class PrefixSharing:
     @classmethod
     def of(cls, model: Any) -> "PrefixSharing | None":
         """Sharing for ``model``, or None for a model that cannot share (no token ids or no decoder to drive)."""
+        from .device import profile_for
+
         reader = Heads.of(model) or TokenLogps.of(model)
-        return cls(reader) if reader is not None else None
+        if reader is None:
+            return None
+        lm = model.causal_lms[0] if isinstance(reader, TokenLogps) else model
+        return cls(reader, profile_for(lm.model, lm.device))
 
     def describe(self) -> str:
         return self.path
@@ -458,10 +473,9 @@ class PrefixSharing:
         todo = [i for i in range(len(level)) if i not in kvs]
         rows = [Row(past, (tuple(heads[_first(group)][group.start - back:group.end]) if back and past is not None
                            else group.tokens,)) for group, past in (level[i] for i in todo)]
-        for chosen in _passes(rows, self.chunk_tokens):
+        for chosen in _passes(rows, self.chunk_tokens, self.profile):
             kvs.update(zip((todo[k] for k in chosen), self.reader.extend([rows[k] for k in chosen])))
-            work.passes += 1
-        work.tokens += sum(map(_width, rows))
+            work.add([rows[k] for k in chosen])
         return [kvs[i] for i in range(len(level))]
 
     def _members(self, groups: list[Group], kvs: list[Any], heads: Sequence[Sequence[int]],
@@ -472,11 +486,10 @@ class PrefixSharing:
         for group, kv in zip(groups, kvs):
             members = sorted(group.members, key=lambda i: -len(heads[i]))
             suffixes = [tuple(heads[i][group.end - self.reader.overlap:]) for i in members]
-            work.tokens += sum(map(len, suffixes))
             for lo, hi in _pack([len(s) for s in suffixes], ROW_WIDTH):
                 rows.append((Row(kv, tuple(suffixes[lo:hi])), members[lo:hi]))
-        for chosen in _passes([row for row, _ in rows], self.chunk_tokens):
-            work.passes += 1
+        for chosen in _passes([row for row, _ in rows], self.chunk_tokens, self.profile):
+            work.add([rows[i][0] for i in chosen])
             yield [i for k in chosen for i in rows[k][1]], self.reader.read([rows[i][0] for i in chosen])
 
 
@@ -499,31 +512,36 @@ def _pack(lengths: Sequence[int], width: int) -> list[tuple[int, int]]:
     return out
 
 
-def _passes(rows: Sequence[Row], budget: int) -> list[list[int]]:
+def _passes(rows: Sequence[Row], budget: int, profile: DeviceProfile = CPU) -> list[list[int]]:
     """Forward passes over ``rows`` (by index), each padded to its longest prefix and its widest row.
 
-    Rows whose prefixes are within :data:`ALIKE` of the longest one left form a band; a band's rows go
+    Rows whose prefixes are within ``profile.alike`` of the longest one left form a band; a band's rows go
     widest first into passes of at most ``budget`` padded tokens (rows x width). A row joins the pass
-    while the attention scores (rows x width x (prefix + width)) its padding adds cost less than
-    :data:`PASS_COST`, a pass of its own."""
+    while the padded tokens and attention scores (rows x width x (prefix + width)) it adds cost no more
+    than it would elsewhere on ``profile`` (:meth:`~rmcheck.scoring.device.DeviceProfile.joins`)."""
     left = sorted(range(len(rows)), key=lambda i: -_past(rows[i]))
     out: list[list[int]] = []
     while left:
-        cut = next((k for k, i in enumerate(left) if _past(rows[i]) < ALIKE * _past(rows[left[0]])), len(left))
+        cut = next((k for k, i in enumerate(left) if _past(rows[i]) < profile.alike * _past(rows[left[0]])), len(left))
         band, left = sorted(left[:cut], key=lambda i: -_width(rows[i])), left[cut:]
         lo = 0
         while lo < len(band):
             width, longest, hi = _width(rows[band[lo]]), _past(rows[band[lo]]), lo + 1
             while hi < len(band) and (hi + 1 - lo) * width <= budget:
                 row = rows[band[hi]]
-                grown = _cells(hi + 1 - lo, width, max(longest, _past(row)))
-                if grown - _cells(hi - lo, width, longest) - _cells(1, _width(row), _past(row)) > PASS_COST:
+                grown = _shape(hi + 1 - lo, width, max(longest, _past(row)))
+                if not profile.joins(_shape(hi - lo, width, longest), grown, _shape(1, _width(row), _past(row))):
                     break
                 longest = max(longest, _past(row))
                 hi += 1
             out.append(band[lo:hi])
             lo = hi
     return out
+
+
+def _shape(count: int, width: int, past: int) -> Shape:
+    """A pass of ``count`` rows of ``width`` tokens after ``past`` cached ones, as a device profile prices it."""
+    return Shape(count, count * width, count * width, _cells(count, width, past))
 
 
 def _cells(count: int, width: int, past: int) -> int:

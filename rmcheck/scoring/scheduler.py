@@ -21,6 +21,7 @@ from typing import Any, Callable, Container, Iterable, Mapping, Sequence
 
 from ..backends.base import Pair, RewardModel, Scores, model_inputs, normalise_scores
 from .cache import ScoreCache, input_digest
+from .device import Shape
 from .prefix import NO_SHARING, PrefixSharing, Work
 
 ProgressCallback = Callable[[int, int], None]
@@ -108,6 +109,7 @@ class Scorer:
         self.cache = cache if getattr(model, "cacheable", False) else None
         self.memo: dict[Pair, Scores] = {}
         self.stats = ScoringStats()
+        self.shapes: list[Shape] = []  # each forward pass of a model that counts tokens (a device profile prices them)
         self._token_lengths: Callable[[Sequence[Pair]], list[int]] | None = getattr(model, "token_lengths", None)
         encoder = getattr(model, "encoder", False) is True  # attends both ways: a prefix's KV depends on what follows
         self.sharing = PrefixSharing.of(model) if prefix_sharing and not encoder else None
@@ -225,6 +227,7 @@ class Scorer:
             keep(batch, scores)
         self.stats.batches += work.passes
         self.stats.computed_tokens += work.tokens
+        self.shapes += work.shapes
         return [todo[i] for i in alone]
 
     def _batches(self, pairs: list[Pair], lengths: dict[Pair, int], *, counted: bool) -> list[list[Pair]]:
@@ -233,10 +236,11 @@ class Scorer:
         batches = self.policy.plan(ordered, [lengths[p] for p in ordered], by_tokens=self._token_lengths is not None)
         if counted:
             for batch in batches:
-                tokens = sum(lengths[p] for p in batch)
+                tokens, longest = sum(lengths[p] for p in batch), lengths[batch[-1]]
                 self.stats.tokens += tokens
                 self.stats.computed_tokens += tokens
-                self.stats.padded_tokens += len(batch) * lengths[batch[-1]]
+                self.stats.padded_tokens += len(batch) * longest
+                self.shapes.append(Shape(len(batch), tokens, len(batch) * longest, len(batch) * longest ** 2))
         return batches
 
     def _forward(self, batch: list[Pair]) -> list[Scores]:
