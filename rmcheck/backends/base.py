@@ -90,7 +90,7 @@ BackendFactory = Callable[[str, ModelOptions], RewardModel]
 
 #: The built-in backends, each imported when a spec first names it.
 BACKENDS: Registry[BackendFactory] = Registry("backend", "rmcheck.backends", {
-    "python": "rmcheck.backends.python_callable:build", "hf": "rmcheck.backends.hf:build",
+    "python": "rmcheck.backends.python_callable:build", "hf": "rmcheck.backends.hf_spec:build",
     "demo": "rmcheck.demo.model:build", "openai": "rmcheck.backends.openai_judge:build",
     "http": "rmcheck.backends.http:build", "dpo": "rmcheck.backends.dpo:build"})
 
@@ -109,7 +109,8 @@ def split_spec(spec: str) -> tuple[str, str]:
 
 
 #: How each built-in scheme is written (``--help`` and the unknown-spec error list them).
-BUILTIN_FORMS = {"demo": "demo", "hf": "hf:ID_OR_PATH[@REV]", "dpo": "dpo:POLICY,REFERENCE[,beta=B]",
+BUILTIN_FORMS = {"demo": "demo", "hf": "hf:ID_OR_PATH[@REV][?prm=shepherd|qwen]",
+                 "dpo": "dpo:POLICY,REFERENCE[,beta=B]",
                  "openai": "openai:MODEL", "http": "http://HOST:PORT[,HOST:PORT...] (or https://)",
                  "python": "python:MODULE:CALLABLE"}
 SPEC_FORMS = ", ".join(BUILTIN_FORMS.values())
@@ -118,7 +119,7 @@ SPEC_FORMS = ", ".join(BUILTIN_FORMS.values())
 #: before any test so that a misspelt model is a usage error, not a failing test.
 SpecCheck = Callable[[str, ModelOptions], None]
 SPEC_CHECKS: Registry[SpecCheck] = Registry("spec check", None, {
-    "python": "rmcheck.backends.python_callable:check", "hf": "rmcheck.backends.hf:check"})
+    "python": "rmcheck.backends.python_callable:check", "hf": "rmcheck.backends.hf_spec:check"})
 
 
 def register_spec_check(scheme: str, *, replace: bool = False) -> Callable[[SpecCheck], SpecCheck]:

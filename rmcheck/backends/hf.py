@@ -210,7 +210,7 @@ class HFRewardModel:
     def cacheable(self) -> bool:
         """Scores may go to the on-disk cache: the fingerprint pins the weights (a local directory by
         content, a hub model by its commit), unless the revision is a name that can move (``main``)."""
-        return self.resolved_revision == "local" or _COMMIT.fullmatch(self.resolved_revision) is not None
+        return pinned(self.resolved_revision)
 
     # -- scoring ------------------------------------------------------------------------------
 
@@ -383,6 +383,11 @@ def gated_objective_names(config: Any) -> tuple[str, ...]:
     return tuple(f"objective_{i}" for i in range(count))
 
 
+def pinned(revision: str) -> bool:
+    """Whether a resolved revision pins the weights: a local directory (hashed by content) or a commit hash."""
+    return revision == "local" or _COMMIT.fullmatch(revision) is not None
+
+
 # -- loading ------------------------------------------------------------------------------------
 
 
@@ -403,6 +408,7 @@ def load_pretrained(spec: str, source: str, revision: str | None, options: Model
     common = {"revision": revision, "trust_remote_code": options.trust_remote_code}
     try:
         config = transformers.AutoConfig.from_pretrained(source, **common)
+        _check_not_process(spec, config, auto_class)
         auto_class = _auto_class(config, auto_class)
         _check_remote_code(spec, config, auto_class, options)
         tokenizer = _load_tokenizer(spec, source, common)
@@ -466,11 +472,27 @@ def parse_max_memory(text: str) -> dict[str, str]:
 
 
 def _auto_class(config: Any, wanted: str) -> str:
-    """``wanted``, or ``AutoModel`` for custom code that registers only that (InternLM2 reward models)."""
+    """``wanted``, or ``AutoModel`` for custom code that registers only that (InternLM2 reward models,
+    Qwen2.5-Math-PRM)."""
     custom = getattr(config, "auto_map", None) or {}
-    if wanted == "AutoModelForSequenceClassification" and wanted not in custom and "AutoModel" in custom:
+    heads = ("AutoModelForSequenceClassification", "AutoModelForTokenClassification")
+    if wanted in heads and wanted not in custom and "AutoModel" in custom:
         return "AutoModel"
     return wanted
+
+
+#: Architectures that score tokens, not sequences: loaded as a sequence classifier, their token head would pool
+#: the last token as if it were a sequence head (same weight names), silently.
+PROCESS_ARCHITECTURES = ("ForTokenClassification", "ForProcessRewardModel")
+
+
+def _check_not_process(spec: str, config: Any, auto_class: str) -> None:
+    """Refuse a process reward model asked for as a sequence-classification RM."""
+    found = [a for a in getattr(config, "architectures", None) or () if a.endswith(PROCESS_ARCHITECTURES)]
+    if found and auto_class == "AutoModelForSequenceClassification":
+        raise BackendError(f"{spec} is a process reward model ({found[0]}): it scores steps at a separator token, "
+                           "not whole responses", where="--rm",
+                           fix=f"Add ?prm=qwen ({spec}?prm=qwen) to score its steps (see docs/process.md)")
 
 
 def _check_remote_code(spec: str, config: Any, auto_class: str, options: ModelOptions) -> None:

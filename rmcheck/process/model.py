@@ -1,7 +1,8 @@
 """Process reward models: one score per step of a solution (the ``StepScores`` capability).
 
 A ``python:MODULE:FN`` whose ``FN.rmcheck_interface = "process"`` is called as
-``FN(prompts: list[str], steps: list[list[str]]) -> list[list[float]]``. Step tests and ``kind: processbench`` need
+``FN(prompts: list[str], steps: list[list[str]]) -> list[list[float]]``; ``hf:MODEL?prm=...`` loads one with
+transformers (:mod:`.hf`). Step tests and ``kind: processbench`` need
 this capability: against a model without it their cases are not applicable. Step scores are deduplicated and kept
 for the run by :class:`StepScorer`.
 """
@@ -65,8 +66,13 @@ class PythonProcessModel(PythonRewardModel):
         return checked_steps(raw, solutions, self.spec)
 
     def score(self, pairs: Sequence[Pair]) -> list[Scores]:
-        scores = self.score_steps([Solution(p.prompt, split_steps(p.response)) for p in pairs])
-        return [{OVERALL: min(values)} for values in scores]
+        return lowest_step_scores(self, pairs)
+
+
+def lowest_step_scores(model: StepScores, pairs: Sequence[Pair]) -> list[Scores]:
+    """A process model's scalar scores: each response split into steps at blank lines, its lowest step score."""
+    scores = model.score_steps([Solution(p.prompt, split_steps(p.response)) for p in pairs])
+    return [{OVERALL: min(values)} for values in scores]
 
 
 def build_python(spec: str, fn: Callable[..., Any]) -> PythonProcessModel:
@@ -141,6 +147,6 @@ def step_scorer(engine: "Engine", spec: str) -> StepScorer | None:
 def unscored(request: "Request", spec: str, result: TestResult) -> TestResult:
     """``result`` with every case of the suite not applicable, since ``spec`` gives no step scores."""
     reason = (f"{spec} gives no step scores: this test needs a process model (python:MODULE:FN with "
-              f'FN.rmcheck_interface = "{INTERFACE}")')
+              f'FN.rmcheck_interface = "{INTERFACE}", hf:MODEL?prm=shepherd|qwen, or a served PRM: URL?steps=on)')
     result.cases = [CaseResult(c.id, "not_applicable", source=c.source, reason=reason) for c in request.suite.cases]
     return result
