@@ -1,7 +1,8 @@
 """``hf:`` process reward models (``?prm=shepherd|qwen``) against each model card's reference code, written here
 from the cards' usage snippets (peiyi9979/math-shepherd-mistral-7b-prm, Qwen/Qwen2.5-Math-PRM-7B) and run on tiny
 models built from those architectures' configs: a Llama causal LM for Math-Shepherd (a Mistral causal LM), and
-Qwen2ForTokenClassification for Qwen2.5-Math-PRM (its own Qwen2ForProcessRewardModel is custom code)."""
+Qwen2ForTokenClassification for Qwen2.5-Math-PRM (its own Qwen2ForProcessRewardModel is custom code); and the same
+Qwen-style PRM served over ``http://...?steps=on`` by an emulated vLLM's step pooling (fixtures/vllm_emulator.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
 
 from fixtures.tiny_models import build_tiny_llama_rm, build_tiny_qwen_prm, build_tiny_shepherd_prm
+from fixtures.vllm_emulator import RELEASES, VLLMEmulator, step_pooler
 from rmcheck.backends.base import ModelOptions, Pair, check_spec, load_model
 from rmcheck.errors import BackendError, ScoreError
 from rmcheck.process.model import Solution, StepScores
@@ -150,3 +152,48 @@ def test_a_scalar_rm_with_prm_qwen_says_what_is_missing(tmp_path: Path) -> None:
     model_dir = build_tiny_llama_rm(tmp_path / "rm")
     with pytest.raises(BackendError, match="names none of the head's 1 labels"):
         load_model(f"hf:{model_dir}?prm=qwen", ModelOptions())
+
+
+# -- served: vLLM's step pooling ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version, server_activation, option", [
+    ("0.34.0", True, ""), ("0.11.1", True, ""),      # use_activation: false; rmcheck softmaxes the raw rows
+    ("0.10.2", True, ""), ("0.9.2", True, ""),       # no switch: the server softmaxes each row, rmcheck reads it
+    ("0.10.0", False, "&activation=off"),            # a server started raw says so; rmcheck softmaxes
+])
+def test_a_served_prm_gives_the_cards_step_scores(qwen: Path, version: str, server_activation: bool,
+                                                  option: str) -> None:
+    task = RELEASES[version].token_task
+    with VLLMEmulator(version, task=task, steps=step_pooler(qwen), server_activation=server_activation) as server:
+        model = load_model(f"{server.url}?steps=on{option}", ModelOptions())
+        assert isinstance(model, StepScores) and "step pooling at '<extra_0>'" in model.describe()
+        got = model.score_steps(solutions())
+        (sent, *_) = server.pooling_calls()
+    for solution, scores in zip(solutions(), got):
+        expected = qwen_card(qwen, QUESTION, solution.steps)
+        assert max(abs(a - b) for a, b in zip(scores, expected)) < PARITY
+    assert sent["messages"][0]["content"].startswith("Please reason step by step")
+    assert sent["messages"][-1]["content"].endswith("<extra_0>") and sent.get("use_activation", False) is False
+
+
+def test_a_served_step_tag_the_server_does_not_pool_is_one_error(qwen: Path) -> None:
+    with VLLMEmulator(task="token_classify", steps=step_pooler(qwen)) as server:
+        model = load_model(f"{server.url}?steps=on&step_tag=%3Cextra_1%3E", ModelOptions())
+        with pytest.raises(ScoreError, match="answered 0 step rows for a solution of 4 steps") as caught:
+            model.score_steps(solutions()[:1])
+    assert "step_tag_id" in caught.value.fix
+
+
+def test_a_served_scalar_rm_is_no_step_scorer() -> None:
+    with VLLMEmulator() as server:
+        assert not isinstance(load_model(server.url, ModelOptions()), StepScores)
+
+
+@pytest.mark.parametrize("options, message", [
+    ("?step_tag=x", "step_tag= in"), ("?steps=yes", "steps=yes"), ("?steps=on&protocol=rerank", "needs protocol"),
+    ("?steps=on&good=x", "bad option"),
+])
+def test_a_bad_step_option_is_one_error_before_any_request(options: str, message: str) -> None:
+    with pytest.raises(BackendError, match=message):
+        load_model(f"http://127.0.0.1:9{options}", ModelOptions())

@@ -34,8 +34,11 @@ error naming every URL. A batch with any failed pair raises, so nothing from it 
 Other server APIs: ``?protocol=rerank|tei-rerank|tei-predict|sglang-classify`` (:mod:`rmcheck.backends.wire`):
 the same replicas, routing and checks, another card route, request and answer.
 
+Process reward models: ``?steps=on[&step_tag=<extra_0>&system=TEXT&good=1]`` (:class:`HTTPProcessModel`): vLLM's
+step pooling, one score per step.
+
 Options: ``?timeout=60&retries=3&concurrency=16&backoff=0.5&api_key_env=NAME&activation=ok|off&max_answer_mb=16``
-``&protocol=pooling&tokenizer=PATH_OR_ID``.
+``&protocol=pooling&tokenizer=PATH_OR_ID&steps=on&step_tag=TEXT&system=TEXT&good=INDEX``.
 ``concurrency`` bounds the requests in flight per replica (below it the limit adapts: up while latency
 holds, halved on 429 and timeouts); ``api_key_env`` sends ``Authorization: Bearer $NAME`` (``vllm serve
 --api-key``) and the key is removed from every server message shown; ``activation=off`` says a vLLM
@@ -58,10 +61,14 @@ from typing import Any, Sequence
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ..errors import BackendError, ScoreError
-from .base import OVERALL, ModelOptions, Pair, Scores, normalise_scores
+from ..process.hf import DEFAULTS, QWEN, QWEN_SYSTEM
+from ..process.model import Solution, checked_steps, lowest_step_scores
+from .base import OVERALL, ModelOptions, Pair, Scores, normalise_scores, prompt_to_text
 from .replicas import MAX_RETRY_AFTER, Failure, Rejected, Replica, Ring, failure_fix
-from .vllm import ACTIVATION_OPTIONS, ActivationCheck, Protocol, protocol_for
-from .wire import POOLING, Wire, shown, wire_for
+from .vllm import ACTIVATION_OPTIONS, USE_ACTIVATION, ActivationCheck, Protocol, parse_version, protocol_for
+from .wire import POOLING, Wire, number, shown, wire_for
+
+QWEN_TAG = DEFAULTS[QWEN]["step_tag"]
 
 FORMAT_VERSION = "http-pooling/1"
 #: How far above its share of a batch one replica's load may go before prompts move to the next replica.
@@ -83,6 +90,10 @@ class Settings:
     max_answer_mb: float = 16.0
     protocol: str = POOLING
     tokenizer: str = ""
+    steps: str = ""  # "on": a process reward model, one score per step (vLLM's step pooling)
+    step_tag: str = QWEN_TAG
+    system: str = QWEN_SYSTEM
+    good: int = 1
 
 
 @dataclass(frozen=True)
@@ -106,7 +117,7 @@ class Routing:
 
 
 def build(rest: str, options: ModelOptions) -> HTTPRewardModel:
-    return HTTPRewardModel(rest)
+    return HTTPProcessModel(rest) if parse_spec(rest)[1].steps == "on" else HTTPRewardModel(rest)
 
 
 def parse_spec(spec: str) -> tuple[list[str], Settings]:
@@ -129,12 +140,13 @@ def parse_spec(spec: str) -> tuple[list[str], Settings]:
         urls.append(urlunsplit((parts.scheme, host, path, "", "")))
     if len(set(urls)) < len(urls):
         raise BackendError(f"a replica is listed twice in {spec!r}", where="--rm", fix="List each HOST:PORT once")
-    return urls, _settings(spec, dict(parse_qsl(parts.query)))
+    return urls, _settings(spec, dict(parse_qsl(parts.query, keep_blank_values=True)))
 
 
 def _settings(spec: str, query: dict[str, str]) -> Settings:
     fields = {"timeout": float, "retries": int, "concurrency": int, "backoff": float, "api_key_env": str,
-              "activation": str, "max_answer_mb": float, "protocol": str, "tokenizer": str}
+              "activation": str, "max_answer_mb": float, "protocol": str, "tokenizer": str, "steps": str,
+              "step_tag": str, "system": str, "good": int}
     unknown = sorted(set(query) - set(fields))
     if unknown:
         raise BackendError(f"unknown option {unknown[0]!r} in {spec}", where="--rm",
@@ -148,11 +160,27 @@ def _settings(spec: str, query: dict[str, str]) -> Settings:
             or not 0 < settings.max_answer_mb < math.inf):
         raise BackendError(f"out-of-range option in {spec}", where="--rm",
                            fix="timeout > 0, retries >= 0, concurrency >= 1, backoff >= 0, max_answer_mb > 0")
+    _check_steps(spec, settings, set(query))
     if settings.activation not in ACTIVATION_OPTIONS:
         raise BackendError(f"activation={settings.activation} in {spec}", where="--rm",
                            fix="Use activation=ok (accept activated scores) or activation=off (the server was "
                                "started with activation off)")
     return settings
+
+
+def _check_steps(spec: str, settings: Settings, given: set[str]) -> None:
+    """``steps=on`` with its options, over vLLM's pooling API only."""
+    step_options = sorted(given & {"step_tag", "system", "good"})
+    if settings.steps not in ("", "on", "off"):
+        raise BackendError(f"steps={settings.steps} in {spec}", where="--rm",
+                           fix="Use steps=on for a served process reward model (vLLM step pooling), else leave it out")
+    if settings.steps != "on" and step_options:
+        raise BackendError(f"{step_options[0]}= in {spec} applies with steps=on only", where="--rm",
+                           fix="Add steps=on (a process reward model served with step pooling), or drop it")
+    if settings.steps == "on" and (settings.protocol != POOLING or not settings.step_tag or settings.good < 0):
+        raise BackendError(f"steps=on in {spec} needs protocol=pooling, a step_tag and good >= 0", where="--rm",
+                           fix="Serve the PRM with vLLM's step pooling (?protocol=pooling, the default); step_tag "
+                               "is the separator the server's step_tag_id names, good the positive label's index")
 
 
 def affinity_key(pair: Pair) -> str:
@@ -278,9 +306,13 @@ class HTTPRewardModel:
         _same_model(self.reference, self._reference_card, replica, card)
         protocol = (Protocol(None, {"use_activation": False}) if self._extension else
                     Protocol(_text(card.get("version")), self.wire.raw) if self.wire.name != POOLING else
-                    protocol_for(self._version(replica), replica.url, self.settings.activation))
+                    self._protocol(replica))
         served = self.served[replica.url] = Served(card, protocol)
         return served
+
+    def _protocol(self, replica: Replica) -> Protocol:
+        """The fields that ask vLLM at ``replica`` for raw scores (its version's, or an error)."""
+        return protocol_for(self._version(replica), replica.url, self.settings.activation)
 
     def _admit_late(self, replica: Replica) -> Served:
         """A replica that was down at load, asked now (its card, identity and version); Failure while still down."""
@@ -322,6 +354,16 @@ class HTTPRewardModel:
     def score(self, pairs: Sequence[Pair]) -> list[Scores]:
         if not pairs:
             return []
+        done = self._answers(pairs)
+        for (values, labels), replica in done:
+            self._check_shape(replica, values, labels)
+        for replica in self.replicas:
+            self._activation[replica.url].check([values for (values, _), r in done if r is replica])
+        scores = [dict(zip(labels, values)) for (values, labels), _ in done]
+        return normalise_scores(scores, len(pairs), self.spec, pairs)
+
+    def _answers(self, pairs: Sequence[Pair]) -> list[tuple[tuple[list[float], list[str]], Replica]]:
+        """Each pair's values and labels, and the replica that answered it; raises when any pair fails."""
         self._warn_long(pairs)
         prepared = self.wire.prepare(pairs)
         orders = self._routes(pairs)
@@ -356,13 +398,7 @@ class HTTPRewardModel:
                 future.cancel()
             wait(running)
             raise
-        done = [(a, r) for a, r in zip(answers, answered_by) if a is not None and r is not None]
-        for (values, labels), replica in done:
-            self._check_shape(replica, values, labels)
-        for replica in self.replicas:
-            self._activation[replica.url].check([values for (values, _), r in done if r is replica])
-        scores = [dict(zip(labels, values)) for (values, labels), _ in done]
-        return normalise_scores(scores, len(pairs), self.spec, pairs)
+        return [(a, r) for a, r in zip(answers, answered_by) if a is not None and r is not None]
 
     def _check_shape(self, replica: Replica, values: list[float], labels: list[str]) -> None:
         """One answer's labels are those rmcheck serve advertised; vLLM's width is that of the first answer."""
@@ -442,6 +478,10 @@ class HTTPRewardModel:
         except Failure as failure:
             replica.mark_down(failure)
             raise
+        return self.read(answer, replica, served)
+
+    def read(self, answer: Any, replica: Replica, served: Served) -> tuple[list[float], list[str]]:
+        """One pair's values and labels in ``answer``; ScoreError naming the URL when malformed."""
         return self.wire.parse(answer, replica)
 
     def _warn_long(self, pairs: Sequence[Pair]) -> None:
@@ -492,3 +532,63 @@ def _same_model(first: Replica, card: dict[str, Any], replica: Replica, other: d
 def _text(value: Any) -> str | None:
     """A card field as a bounded string for the run document (None where absent)."""
     return None if value is None else str(value)[:200]
+
+
+class HTTPProcessModel(HTTPRewardModel):
+    """``?steps=on``: a process reward model served with vLLM's step pooling (Qwen2.5-Math-PRM style).
+
+    A solution is one ``POST /pooling`` of a system turn (``system``, unless the prompt has one), the prompt's turns
+    and an assistant turn of the steps, each followed by ``step_tag``; the server answers one row per step-tag
+    token (its ``step_tag_id``), each the head's labels. A step's score is ``softmax(row)[good]``, or ``row[good]``
+    where the server activated the rows itself (vLLM before 0.11.1, unless ``?activation=off``)."""
+
+    def describe(self) -> str:
+        return (f"{super().describe()}; process model (step pooling at {self.settings.step_tag!r}, "
+                f"P(label {self.settings.good}) per step)")
+
+    def solution_pair(self, solution: Solution) -> Pair:
+        turns = solution.prompt if isinstance(solution.prompt, tuple) else (("user", solution.prompt),)
+        system = (("system", self.settings.system),) if self.settings.system and turns[0][0] != "system" else ()
+        return Pair((*system, *turns), "".join(step + self.settings.step_tag for step in solution.steps))
+
+    def score_steps(self, solutions: Sequence[Solution]) -> list[list[float]]:
+        answers = self._answers([self.solution_pair(s) for s in solutions]) if solutions else []
+        for ((scores, _), replica), solution in zip(answers, solutions):
+            if len(scores) != len(solution.steps):
+                raise ScoreError(f"{replica.url}{self.wire.route} answered {len(scores)} step rows for a solution of "
+                                 f"{len(solution.steps)} steps (prompt {prompt_to_text(solution.prompt)[:40]!r})",
+                                 fix=f"The server's step_tag_id must be the token of ?step_tag= "
+                                     f"({self.settings.step_tag!r}), and no step may hold it; serve the PRM with "
+                                     "step pooling (pooling_type STEP)")
+        return checked_steps([scores for (scores, _), _ in answers], solutions, self.spec)
+
+    def score(self, pairs: Sequence[Pair]) -> list[Scores]:
+        return lowest_step_scores(self, pairs)
+
+    def _protocol(self, replica: Replica) -> Protocol:
+        """``use_activation: false`` where the version takes it; older servers softmax the rows (that is fine)."""
+        version = self._version(replica)
+        number = parse_version(version)
+        return Protocol(version, {"use_activation": False} if number is None or number >= USE_ACTIVATION else {})
+
+    def read(self, answer: Any, replica: Replica, served: Served) -> tuple[list[float], list[str]]:
+        """The step scores in one answer: its rows, each softmaxed unless the server did, label ``good`` of each."""
+        raw = bool(served.protocol.fields) or self.settings.activation == "off"
+        good = self.settings.good
+        try:
+            (output,) = answer["data"]
+            rows = [[number(v) for v in row] for row in output["data"]]
+            if any(len(row) <= good for row in rows):
+                raise ValueError(f"a row of {min(len(r) for r in rows)} labels has no label {good}")
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise ScoreError(f"unexpected step-pooling answer from {replica.url}{self.wire.route} ({exc}): "
+                             f"{shown(answer, replica)}",
+                             fix="Serve a process reward model with step pooling (vLLM: --runner pooling, "
+                                 "pooling_type STEP) and give ?good= the positive label's index") from None
+        return [_softmax(row)[good] if raw else row[good] for row in rows], []
+
+
+def _softmax(row: list[float]) -> list[float]:
+    top = max(row)
+    exps = [math.exp(v - top) for v in row]
+    return [e / math.fsum(exps) for e in exps]
