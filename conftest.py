@@ -8,6 +8,10 @@ import pytest
 from hypothesis import settings
 import scipy.stats  # noqa: F401  (imported once here: pytester's in-process runs drop modules they import, and
 #                   numpy's C extensions cannot load twice in one process; rmcheck imports scipy lazily)
+try:  # the same for torch's distributed modules, which saving a model imports (through accelerate): imported again
+    import torch.distributed.fsdp  # noqa: F401  after pytester dropped them, they register c10d_functional twice
+except ImportError:  # no torch, or a build without distributed support
+    pass
 
 SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -195,12 +196,20 @@ def test_pytest_writes_baselines_once_under_xdist_and_gates_against_them(project
     assert len(sources) == 2 and all(Path(project.path, s).is_file() for s in sources)
 
 
-def test_a_negated_hf_score_head_fails_the_gate(project: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_negated_hf_score_head_fails_the_gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Without pytester: its sys.modules snapshot would drop the torch.distributed modules that saving a model
+    imports, and importing them again in a later test registers torch's c10d_functional library twice (a
+    RuntimeError, then a segfault while pytest formats it)."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     from fixtures.tiny_models import build_tiny_llama_rm
     from rmcheck.backends.base import Pair, load_model
 
+    (tmp_path / "suites").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RMCHECK_MODEL", raising=False)
+    project = SimpleNamespace(path=tmp_path)
     clean = build_tiny_llama_rm(project.path / "rm")
     model = transformers.AutoModelForSequenceClassification.from_pretrained(str(clean))
     with torch.no_grad():
