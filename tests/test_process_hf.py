@@ -62,7 +62,8 @@ def qwen_card(model_dir: Path, question: str, steps: tuple[str, ...]) -> list[fl
         probabilities = F.softmax(logits, dim=-1) * token_masks.unsqueeze(-1)
         return [sample[sample != 0].view(-1, 2)[:, 1].tolist() for sample in probabilities]
 
-    messages = [{"role": "system", "content": "Please reason step by step, and put your final answer within \\boxed{}."},
+    system = "Please reason step by step, and put your final answer within \\boxed{}."
+    messages = [{"role": "system", "content": system},
                 {"role": "user", "content": question},
                 {"role": "assistant", "content": "<extra_0>".join(steps) + "<extra_0>"}]
     conversation = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)

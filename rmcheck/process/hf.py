@@ -103,7 +103,8 @@ class HFProcessModel:
         self._fingerprint = hf.sha256(json.dumps({
             "format": FORMAT_VERSION, "spec": spec, "prm": asdict(prm), "tag_id": self.tag_id,
             "label_ids": list(self.label_ids), **hf.model_identity(self.model, files, self.resolved_revision),
-            "tokenizer": hf.tokenizer_digest(self.tokenizer), "template": hf.template_digest(self.tokenizer.chat_template),
+            "tokenizer": hf.tokenizer_digest(self.tokenizer),
+            "template": hf.template_digest(self.tokenizer.chat_template),
             "dtype": self.dtype, "attention": self.attn_implementation, "max_length": self.max_length,
             "runtime": hf.runtime(self.device)}, sort_keys=True))
 
@@ -160,7 +161,8 @@ class HFProcessModel:
         """Where and how a step's score is read."""
         tag = f"step tag {self.prm.step_tag!r} (token {self.tag_id})"
         if self.prm.prm == SHEPHERD:
-            return f"{tag}: P({self.prm.good!r}) of the softmax over the logits of {self.prm.good!r} and {self.prm.bad!r}"
+            good, bad = self.prm.good, self.prm.bad
+            return f"{tag}: P({good!r}) of the softmax over the logits of {good!r} and {bad!r}"
         return f"{tag}: softmax(logits)[{self.label_ids[0]}]; system prompt {self.prm.system[:40]!r}"
 
     def describe(self) -> str:
