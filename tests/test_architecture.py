@@ -231,3 +231,14 @@ def test_importing_a_seam_loads_little(module):
     built-ins lazily, package faces import nothing)."""
     loaded = loaded_by(module)
     assert len(loaded) <= LIGHT_IMPORTS[module], f"import {module} loads {len(loaded)} modules: {loaded}"
+
+
+@pytest.mark.parametrize("face", sorted(name for name in MODULES if _is_package(name)))
+def test_every_lazy_export_of_a_package_face_resolves(face):
+    """A package face names its exports lazily; each name it lists must resolve (a stale name fails only when a
+    user imports it)."""
+    import importlib
+
+    package = importlib.import_module(face)
+    missing = [name for name in getattr(package, "__all__", ()) if not hasattr(package, name)]
+    assert not missing, f"{face} lists {missing} but they do not resolve"

@@ -4,7 +4,7 @@ ProcessBench's metric (:mod:`.processbench`; its reader, ``format: processbench`
 :mod:`rmcheck.suite.datasets`). Each module is imported on first use."""
 from ..lazy import exports_of, face
 
-_EXPORTS = {**exports_of(".model", "Solution", "StepScores", "PrefixSteps", "step_scorer"),
+_EXPORTS = {**exports_of(".model", "Solution", "StepScores", "step_scorer"),
             **exports_of(".cases", "join_steps", "split_steps")}
 __getattr__, __dir__ = face(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
