@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
 
 from .backends.base import prompt_to_text
+from .counterfactual.minimise import Status
 from .errors import RmcheckError
 from .plain import plain
 from .report.rundoc import check_run_document
@@ -15,7 +16,6 @@ from .report.rundoc import check_run_document
 RUN_FORMAT = 1
 
 Verdict = Literal["passed", "failed", "not_applicable"]
-Status = Literal["minimal", "budget", "unshrinkable", "flaky", "as_written"]
 
 STATUS_TEXT: dict[str, str] = {
     "minimal": "1-minimal: removing any one remaining edit makes the case pass, or leaves no edit",

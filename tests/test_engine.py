@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from rmcheck import Change, Hunk, register_operator
 from rmcheck.engine import run_suites
 from rmcheck.errors import ScoreError
-from rmcheck.shrink import ddmin, drive
+from rmcheck.counterfactual.ddmin import ddmin, drive
 from tests import engine_rms
 
 MARKER = "python:tests.engine_rms:marker"

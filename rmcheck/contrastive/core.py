@@ -14,6 +14,7 @@ from the model (replayed) before it is reported.
 """
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -22,7 +23,10 @@ from ..backends.base import OVERALL, Pair, Prompt, Scores
 from ..errors import RmcheckError
 from ..perturb import OPERATORS, Change, Dose, OperatorContext, dose_of, run_operator
 from ..results import prompt_json
-from ..shrink import Shrunk, Subset, ddmin, lockstep
+from ..counterfactual.ddmin import Subset
+from ..counterfactual.minimise import Search, Status, minimise
+from ..counterfactual.trial import Trial
+from ..suite.loader import Case
 from ..stats import OUTCOMES, SEMIFACTUAL_MARGIN, Outcome, closed, outcome
 from ..report.text import word_diff
 
@@ -117,29 +121,15 @@ class Comparison:
     def last_turn(self) -> str:
         return self.prompt if isinstance(self.prompt, str) else self.prompt[-1][1]
 
-
-@dataclass(frozen=True)
-class Perturbed:
-    """A perturbed comparison: one response of ``comparison`` changed by one operator variant."""
-
-    comparison: Comparison
-    probe: Probe
-    target: str  # the role the change applies to
-    change: Change
-    dose: int = 1  # an operator without a strength has the one dose, 1
-
-    def texts(self, keep: Subset | None = None) -> dict[str, str]:
-        """Both responses, the target with the hunks in ``keep`` applied (all when None)."""
-        return {role: self.change.apply(keep) if role == self.target else self.comparison.text(role)
-                for role in ROLES}
-
-    def pairs(self, keep: Subset | None = None) -> list[Pair]:
-        return [Pair(self.comparison.prompt, text) for text in self.texts(keep).values()]
+    @functools.cached_property
+    def case(self) -> Case:
+        """The comparison as a pair case, which trials perturb."""
+        return Case(self.id, self.prompt, (("chosen", self.chosen), ("rejected", self.rejected)), self.source)
 
 
-def margin(comparison: Comparison, texts: Mapping[str, str], scores: Mapping[Pair, Scores]) -> float:
-    """score(chosen) - score(rejected) for these texts."""
-    value = lambda role: scores[Pair(comparison.prompt, texts[role])][OVERALL]  # noqa: E731
+def margin(trial: Trial, texts: Mapping[str, str], scores: Mapping[Pair, Scores]) -> float:
+    """score(chosen) - score(rejected) for these texts of the trial's comparison."""
+    value = lambda role: scores[trial.pair(role, texts)][OVERALL]  # noqa: E731
     return value("chosen") - value("rejected")
 
 
@@ -147,21 +137,28 @@ def margin(comparison: Comparison, texts: Mapping[str, str], scores: Mapping[Pai
 class Scored:
     """One scored perturbed comparison and what it did to the preference."""
 
-    perturbed: Perturbed
+    perturbed: Trial  # one response of the comparison changed by one operator variant, at a dose
     before: float  # the original margin
     margin: float
     outcome: Outcome
     closed: float  # share of the original margin taken away
 
-    def flips(self, texts: Mapping[str, str], scores: Mapping[Pair, Scores]) -> bool:
-        """Whether these texts (a subset of this perturbation's edits) still flip the preference."""
-        return outcome(self.before, margin(self.perturbed.comparison, texts, scores)) == "counterfactual"
+    @property
+    def change(self) -> Change:
+        return self.perturbed.changes[0][1]
+
+    @property
+    def dose(self) -> int:
+        return self.perturbed.dose or 1
+
+    def flips(self, keep: Subset, scores: Mapping[Pair, Scores]) -> bool:
+        """Whether the edits in ``keep`` (a subset of this perturbation's) still flip the preference."""
+        return outcome(self.before, margin(self.perturbed, self.perturbed.texts(keep), scores)) == "counterfactual"
 
     def to_json(self) -> dict[str, Any]:
-        return {"target": self.perturbed.target, "dose": self.perturbed.dose, "label": self.perturbed.change.label,
-                "outcome": self.outcome,
-                "margin": self.margin, "closed": self.closed, "edits": len(self.perturbed.change.hunks),
-                "perturbed": self.perturbed.change.text}
+        return {"target": self.perturbed.target, "dose": self.perturbed.dose, "label": self.change.label,
+                "outcome": self.outcome, "margin": self.margin, "closed": self.closed,
+                "edits": len(self.perturbed.edits), "perturbed": self.change.text}
 
 
 @dataclass
@@ -171,26 +168,21 @@ class Minimal:
 
     scored: Scored
     keep: Subset
-    one_minimal: bool
+    status: Status  # minimal, budget, or flaky (the replay no longer flips the preference)
     texts: dict[str, str]
     scores: dict[str, float]  # both responses: replayed where a shrink round scored them, else as scored before
-    flips: bool  # whether the replay still flips the preference
 
     @property
     def margin(self) -> float:
         return self.scores["chosen"] - self.scores["rejected"]
 
-    @property
-    def status(self) -> str:
-        return "flaky" if not self.flips else "minimal" if self.one_minimal else "budget"
-
     def to_json(self) -> dict[str, Any]:
         perturbed = self.scored.perturbed
         target = perturbed.target
-        return {"target": target, "dose": perturbed.dose, "label": perturbed.change.label, "status": self.status,
-                "edits_kept": len(self.keep), "edits_total": len(perturbed.change.hunks),
+        return {"target": target, "dose": perturbed.dose, "label": self.scored.change.label, "status": self.status,
+                "edits_kept": len(self.keep), "edits_total": len(perturbed.edits),
                 "texts": self.texts, "scores": self.scores, "margin": self.margin,
-                "diff": word_diff(perturbed.comparison.text(target), self.texts[target])}
+                "diff": word_diff(perturbed.case.text(target), self.texts[target])}
 
 
 @dataclass
@@ -216,12 +208,12 @@ class AttributeExplanation:
     @property
     def flip_dose(self) -> int | None:
         """The smallest dose that flipped the preference (1 for an operator without a strength), or None."""
-        return min((s.perturbed.dose for s in self.scored if s.outcome == "counterfactual"), default=None)
+        return min((s.dose for s in self.scored if s.outcome == "counterfactual"), default=None)
 
     @property
     def doses(self) -> list[int]:
         """The doses tried, on either response."""
-        return sorted({s.perturbed.dose for s in self.scored})
+        return sorted({s.dose for s in self.scored})
 
     def to_json(self) -> dict[str, Any]:
         margins = [s.margin for s in self.scored]
@@ -263,9 +255,10 @@ class Explanation:
 
 
 def perturb(comparison: Comparison, probe: Probe, settings: Mapping[str, Any], dose: int = 1,
-            roles: Sequence[str] = ROLES) -> tuple[list[Perturbed], list[str]]:
-    """Every variant of ``probe`` at ``dose`` on each of ``roles``, and the roles it does not apply to."""
-    found: list[Perturbed] = []
+            roles: Sequence[str] = ROLES) -> tuple[list[Trial], list[str]]:
+    """Every variant of ``probe`` at ``dose`` on each of ``roles`` (a trial comparing both responses), and the
+    roles it does not apply to."""
+    found: list[Trial] = []
     skipped: list[str] = []
     for role in roles:
         text = comparison.text(role)
@@ -275,7 +268,7 @@ def perturb(comparison: Comparison, probe: Probe, settings: Mapping[str, Any], d
             changes = run_operator(probe.operator, text, ctx, probe.arguments(dose))
         except RmcheckError as exc:
             raise type(exc)(exc.message, where=exc.where or f"{comparison.id}: {probe.operator}", fix=exc.fix) from None
-        found.extend(Perturbed(comparison, probe, role, change, dose) for change in changes)
+        found.extend(Trial(comparison.case, comparison.id, ROLES, ((role, change),), dose) for change in changes)
         if not changes:
             skipped.append(role)
     return found, skipped
@@ -288,7 +281,7 @@ def explain_comparisons(engine: "Engine", spec: str, comparisons: Sequence[Compa
     attribute replayed."""
     plans = [[(probe, *perturb(c, probe, engine.options.extra)) for probe in probes] for c in comparisons]
     needed = [Pair(c.prompt, c.text(role)) for c in comparisons for role in ROLES]
-    needed += [pair for plan in plans for _, found, _ in plan for p in found for pair in p.pairs()]
+    needed += [pair for plan in plans for _, found, _ in plan for trial in found for pair in trial.pairs()]
     scores = engine.score(spec, needed, f"explaining {len(comparisons)} comparison(s)")
     explained: list[Explanation] = []
     for comparison, plan in zip(comparisons, plans):
@@ -306,10 +299,10 @@ def explain_comparisons(engine: "Engine", spec: str, comparisons: Sequence[Compa
     return explained
 
 
-def _scored(p: Perturbed, before: float, scores: Mapping[Pair, Scores], semifactual_margin: float) -> Scored:
-    after = margin(p.comparison, p.texts(), scores)
+def _scored(trial: Trial, before: float, scores: Mapping[Pair, Scores], semifactual_margin: float) -> Scored:
+    after = margin(trial, trial.texts(), scores)
     found = outcome(before, after, semifactual_margin)
-    return Scored(p, before, after, found, closed(before, after))  # type: ignore[arg-type]
+    return Scored(trial, before, after, found, closed(before, after))  # type: ignore[arg-type]
 
 
 def _climb(engine: "Engine", spec: str, explained: Sequence[Explanation], semifactual_margin: float,
@@ -326,41 +319,29 @@ def _climb(engine: "Engine", spec: str, explained: Sequence[Explanation], semifa
             return
         found = [(e, a, perturb(e.comparison, a.probe, engine.options.extra, dose, (role,))[0])
                  for e, a, role in climbing]
-        pairs = [pair for _, _, ps in found for p in ps for pair in p.pairs()]
+        pairs = [pair for _, _, trials in found for trial in trials for pair in trial.pairs()]
         scores = engine.score(spec, pairs, f"dose {dose}: {len(found)} perturbation(s)") if pairs else {}
         for e, a, ps in found:
             a.scored.extend(_scored(p, e.margin, scores, semifactual_margin) for p in ps)
 
 
 def _minimal_counterfactuals(engine: "Engine", spec: str, explained: Sequence[Explanation]) -> None:
-    """ddmin over the hunks of every counterfactual (all in lockstep, one scoring batch per round); per
-    attribute, the one with the fewest edits left is replayed and kept (the pairs a shrink round scored: the others
-    were scored before it, in other batches)."""
-    known = set(engine.scorer(spec).memo)
-    work = [s for e in explained for a in e.attributes for s in a.scored if s.outcome == "counterfactual"]
-    budget = engine.shrink_budget
-
-    def judge(pending: dict[int, list[Subset]]) -> dict[int, list[bool]]:
-        scores = engine.score(spec, [pair for i, cands in pending.items() for c in cands
-                                     for pair in work[i].perturbed.pairs(c)], f"shrinking {len(pending)} counterfactuals")
-        return {i: [work[i].flips(work[i].perturbed.texts(c), scores) for c in cands] for i, cands in pending.items()}
-
-    shrunk = lockstep({i: ddmin(len(s.perturbed.change.hunks), budget) for i, s in enumerate(work)}, judge)
-    found = {id(s): shrunk[i] for i, s in enumerate(work)}
-    best: list[tuple[AttributeExplanation, Scored, Shrunk]] = []
-    for e in explained:
-        for a in e.attributes:
-            candidates = [(len(found[id(s)].keep), -abs(s.margin), n, s) for n, s in enumerate(a.scored) if id(s) in found]
-            if candidates:
-                s = min(candidates, key=lambda c: c[:3])[3]
-                best.append((a, s, found[id(s)]))
-    pairs = [pair for _, s, small in best for pair in s.perturbed.pairs(small.keep)]
-    fresh = engine.scorer(spec).confirm(pairs, known)
-    for a, s, small in best:
+    """Shrink every counterfactual (all in lockstep, one scoring batch per round); per attribute, the one with the
+    fewest edits left (the larger original flip on a tie) is replayed and kept. A replay re-scores only the pairs a
+    shrink round scored: the others were scored before it, in other batches."""
+    scorer = engine.scorer(spec)
+    known = set(scorer.memo)
+    work = [(a, s) for e in explained for a in e.attributes
+            for s in sorted(a.scored, key=lambda s: -abs(s.margin)) if s.outcome == "counterfactual"]
+    found = minimise([Search(len(s.perturbed.edits), s.perturbed.pairs, s.flips, group=id(a)) for a, s in work],
+                     lambda pairs, n: engine.score(spec, pairs, f"shrinking {n} counterfactuals"),
+                     lambda pairs: scorer.confirm(pairs, known), engine.shrink_budget)
+    for i, small in found.items():
+        a, s = work[i]
         texts = s.perturbed.texts(small.keep)
-        replayed = {role: fresh[Pair(s.perturbed.comparison.prompt, texts[role])][OVERALL] for role in ROLES}
-        a.minimal = Minimal(s, small.keep, small.one_minimal, texts, replayed, s.flips(texts, fresh))
+        replayed = {role: small.scores[s.perturbed.pair(role, texts)][OVERALL] for role in ROLES}
+        a.minimal = Minimal(s, small.keep, small.status, texts, replayed)
 
 
-__all__ = ["BUILTIN_PROBES", "MAX_DOSE", "OUTCOMES", "AttributeExplanation", "Comparison", "Explanation", "Minimal", "Perturbed",
+__all__ = ["BUILTIN_PROBES", "MAX_DOSE", "OUTCOMES", "AttributeExplanation", "Comparison", "Explanation", "Minimal",
            "Probe", "Scored", "explain_comparisons", "llm_probes", "select_probes"]

@@ -12,13 +12,14 @@ one batch), replayed, with both verdicts and the judge's raw answers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..errors import BackendError, RmcheckError, SuiteError
 from ..expect import Expectation
 from ..limits import OPERATOR_ARGUMENT
 from ..results import CaseResult, TestResult
-from ..shrink import Shrunk, ddmin, lockstep
+from ..counterfactual.minimise import Search, minimise
 from ..kinds.registry import TEST_NAME, ParseContext, TestKind
 from .interface import Judge, Query, Verdict, judge_of
 from .presentation import PRESENTERS, Hunk, Presentation, apply, describe_hunks, hunks, original, repeat_count
@@ -206,7 +207,7 @@ def evaluate(engine: "Engine", spec: str, requests: Sequence["Request"]) -> "Out
         out[request.key] = result
     flips: dict[int, tuple[Trial, Flip]] = {}
     try:
-        flips = _explain(ask, failing)
+        flips = _explain(ask, failing, engine.shrink_budget)
     except RmcheckError as exc:  # a judge that fails while shrinking leaves the verdicts standing, unexplained
         for _, case, _ in failing:
             case.reason = f"not explained: {exc}"
@@ -288,46 +289,45 @@ class Flip:
 
     @property
     def end(self) -> Presentation:
-        return apply(self.start, [self.changes[i] for i in self.kept])
+        return self.at(self.kept)
+
+    def at(self, keep: tuple[int, ...]) -> Presentation:
+        """The presentation with the changes in ``keep``."""
+        return apply(self.start, [self.changes[i] for i in keep])
 
 
-def _explain(ask: Asker, failing: list[tuple[TestResult, CaseResult, Trial]]) -> dict[int, tuple[Trial, Flip]]:
+def _explain(ask: Asker, failing: list[tuple[TestResult, CaseResult, Trial]], budget: int
+             ) -> dict[int, tuple[Trial, Flip]]:
     """Shrink each failing case's flip (all cases in lockstep, one batch per round) and replay it; the flips by
     ``id`` of their case result."""
-    flips: dict[int, Flip] = {}
-    for i, (_, _, trial) in enumerate(failing):
+    flips: list[Flip] = []
+    for _, _, trial in failing:
         (start, reference), *rest = _parsed(trial)
         end = next(p for p, o in rest if o != reference)
         changes = hunks(start, end)
-        flips[i] = Flip(start, changes, tuple(range(len(changes))))
+        flips.append(Flip(start, changes, tuple(range(len(changes)))))
+
+    def shown(i: int, keep: tuple[int, ...]) -> list[Query]:
+        trial, flip = failing[i][2], flips[i]
+        return [trial.query(flip.start), trial.query(apply(flip.start, [flip.changes[j] for j in keep]))]
 
     def flipped(i: int, keep: tuple[int, ...], verdicts: Mapping[Query, Verdict]) -> bool:
-        trial, flip = failing[i][2], flips[i]
-        p = apply(flip.start, [flip.changes[j] for j in keep])
-        got = outcome(p, verdicts[trial.query(p)])
-        return got is not None and got != trial.outcomes[flip.start]
+        before, after = (outcome(p, verdicts[q]) for p, q in zip((flips[i].start, flips[i].at(keep)), shown(i, keep)))
+        return before is not None and after is not None and before != after
 
-    def judge(pending: dict[int, list[tuple[int, ...]]]) -> dict[int, list[bool]]:
-        queries = [failing[i][2].query(apply(flips[i].start, [flips[i].changes[j] for j in keep]))
-                   for i, cands in pending.items() for keep in cands]
-        verdicts = ask.answer(queries)
-        return {i: [flipped(i, keep, verdicts) for keep in cands] for i, cands in pending.items()}
-
-    shrunk: dict[int, Shrunk] = lockstep({i: ddmin(len(f.changes)) for i, f in flips.items()}, judge)
-    for i, found in shrunk.items():
-        flips[i].kept, flips[i].status = found.keep, "minimal" if found.one_minimal else "budget"
-    replay = ask.fresh([failing[i][2].query(p) for i, f in flips.items() for p in (f.start, f.end)])
-    for i, flip in flips.items():
+    found = minimise([Search(len(f.changes), partial(shown, i), partial(flipped, i)) for i, f in enumerate(flips)],
+                     lambda queries, _: ask.answer(queries), ask.fresh, budget)
+    for i, flip in enumerate(flips):
         result, case, trial = failing[i]
-        flip.replayed = (replay[trial.query(flip.start)], replay[trial.query(flip.end)])
+        flip.kept, flip.status = found[i].keep, found[i].status
+        first, changed = shown(i, flip.kept)
+        flip.replayed = (found[i].scores[first], found[i].scores[changed])
         before, after = (outcome(p, v) for p, v in zip((flip.start, flip.end), flip.replayed))
-        if before is None or after is None or before == after:
-            flip.status = "flaky"
         words = describe_hunks([flip.changes[j] for j in flip.kept], trial.roles, flip.start)
         case.reason = f"{words} flips it: {trial.winner(before)} -> {trial.winner(after)}" + (
             " (did not flip again on replay)" if flip.status == "flaky" else "")
         result.details.setdefault("minimal", []).append(_flip_json(case, trial, flip, words))
-    return {id(failing[i][1]): (failing[i][2], flip) for i, flip in flips.items()}
+    return {id(failing[i][1]): (failing[i][2], flip) for i, flip in enumerate(flips)}
 
 
 def _flip_json(case: CaseResult, trial: Trial, flip: Flip, words: str) -> dict[str, Any]:

@@ -1,17 +1,17 @@
 """The default test kind, ``expectation``: perturb each case, judge the expectation, shrink every failure.
 
 Plans are model-independent, so each test is planned once per run. Every pair a model needs is
-scored in one deduplicated pass through :meth:`rmcheck.engine.Engine.score`; failing cases are shrunk
-by ddmin in lockstep (one scoring batch per round), and each minimal pair a shrink round found is replayed
-from the model before it is reported.
+scored in one deduplicated pass through :meth:`rmcheck.engine.Engine.score`; failing trials
+(:class:`rmcheck.counterfactual.Trial`) are shrunk to minimal pairs by :func:`rmcheck.counterfactual.minimise`
+(one scoring batch per round, each minimal pair replayed from the model before it is reported).
 """
 from __future__ import annotations
 
 import functools
 import random
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import zip_longest
-from typing import TYPE_CHECKING, Any, Container, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..backends.base import OVERALL, Pair, Scores
 from ..errors import OperatorError, RmcheckError, SuiteError
@@ -20,13 +20,14 @@ from ..limits import OPERATOR_ARGUMENT
 from ..perturb.base import (CONVERSATION, PROMPT, RESPONSES, Change, OperatorContext, check_arguments, default_target,
                             dose_of, dosed, edits_prompts, in_prompt, run_operator, turn_role)
 from ..results import CaseResult, Counterfactual, Example, Side, TestResult
-from ..shrink import Shrinker, Shrunk, Subset, ddmin, lockstep
+from ..counterfactual.ddmin import Subset
+from ..counterfactual.minimise import Search, minimise
+from ..counterfactual.trial import Trial
 from ..suite.loader import Perturbation, TestSpec
 from .registry import TEST_NAME, ParseContext, TestKind, get_kind
 
 if TYPE_CHECKING:
     from ..engine import Engine, Outcomes, Request
-    from ..scoring.scheduler import Scorer
     from ..suite.loader import Case, Suite
 
 KIND = "expectation"
@@ -35,64 +36,6 @@ PERTURB_RESERVED = ("op", "seed", "target", "dose")
 #: Why a case whose edits the model never reads is not applicable (never a pass with d = 0).
 TRUNCATED = ("the model reads the same input with and without the edit (truncation cut it, or the tokenizer "
              "normalised it away: shorten the case or raise --max-length)")
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One case of one test: the roles it compares and the edits proposed for them."""
-
-    case: "Case"
-    label: str
-    roles: tuple[str, ...]  # ("response",) etc. for a single check; ("chosen", "rejected") for a pair check
-    # (role, change): a response's role; "prompt" edits the last user turn, "prompt[i]" turn i of a conversation
-    changes: tuple[tuple[str, Change], ...] = ()
-    dose: int | None = None  # the dose of a test with ``dose:``
-
-    @functools.cached_property
-    def edits(self) -> list[tuple[tuple[str, int], ...]]:
-        """What the shrinker keeps or removes: each hunk as (role, index), the hunks that share a tie as one
-        edit (a name swapped in the prompt and the response together)."""
-        units: dict[object, list[tuple[str, int]]] = {}
-        for role, change in self.changes:
-            for i, hunk in enumerate(change.hunks):
-                units.setdefault(hunk.tie or (role, i), []).append((role, i))
-        return [tuple(unit) for unit in units.values()]
-
-    def texts(self, keep: Iterable[int] | None = None) -> dict[str, str]:
-        """The compared responses (and the edited parts of the prompt) with the edits in ``keep`` applied
-        (all when None)."""
-        return dict(self._edited) if keep is None else self._apply(keep)
-
-    @functools.cached_property
-    def _edited(self) -> dict[str, str]:
-        """Every edit applied (judging and explaining a trial read it several times)."""
-        return self._apply(range(len(self.edits)))
-
-    def _apply(self, keep: Iterable[int]) -> dict[str, str]:
-        texts = {role: self.case.text(role) for role in self.roles}
-        per_role: dict[str, list[int]] = {role: [] for role, _ in self.changes}
-        for index in keep:
-            for role, local in self.edits[index]:
-                per_role[role].append(local)
-        for role, change in self.changes:
-            texts[role] = change.apply(per_role[role])
-        return texts
-
-    def pair(self, role: str, texts: Mapping[str, str]) -> Pair:
-        """What is scored for ``role`` in ``texts``: its response, under the edited prompt if there is one."""
-        return Pair(self.prompt(texts), texts[role])
-
-    def prompt(self, texts: Mapping[str, str]) -> Any:
-        """The case's prompt with the parts that ``texts`` edits (see :func:`prompt_parts`)."""
-        prompt = self.case.prompt
-        if PROMPT in texts:
-            return self.case.with_last_user_turn(texts[PROMPT])
-        if isinstance(prompt, str) or not any(map(in_prompt, texts)):
-            return prompt
-        return tuple((who, texts.get(turn_role(i), content)) for i, (who, content) in enumerate(prompt))
-
-    def original(self, role: str) -> Pair:
-        return Pair(self.case.prompt, self.case.text(role))
 
 
 def evaluate(engine: "Engine", spec: str, requests: Sequence["Request"]) -> "Outcomes":
@@ -112,7 +55,7 @@ def evaluate(engine: "Engine", spec: str, requests: Sequence["Request"]) -> "Out
     for trials, _ in plans.values():
         for trial in trials:
             if id(trial) not in unseen:
-                needed.extend(_pairs(trial, trial.texts()))
+                needed.extend(trial.pairs())
     scores = engine.score(spec, needed)
     judged: list[tuple[TestResult, Judge, list[Trial]]] = []
     for request in requests:
@@ -180,46 +123,27 @@ def planned(engine: "Engine", suite: "Suite", test: "TestSpec") -> tuple[list[Tr
 
 
 def _explain(engine: "Engine", spec: str, judged: list[tuple[TestResult, "Judge", list[Trial]]]) -> None:
-    """Shrink every failing trial, all shrinkers in lockstep, one scoring batch per round; then replay."""
-    judged_before = set(engine.scorer(spec).memo)
-    work: list[tuple[CaseResult, Judge, Trial, Shrinker | None]] = []
-    for result, judge, failing in judged:
-        by_label = {c.id: c for c in result.cases}
-        for trial in failing:
-            shrinkable = bool(trial.edits)
-            work.append((by_label[trial.label], judge, trial,
-                         ddmin(len(trial.edits), engine.shrink_budget) if shrinkable else None))
-    def judge(pending: dict[int, list[Subset]]) -> dict[int, list[bool]]:
-        scores = engine.score(spec, (p for i, cands in pending.items() for c in cands
-                                     for p in _pairs(work[i][2], work[i][2].texts(c))),
-                              f"shrinking {len(pending)} failing cases")
-        return {i: [work[i][1].fails(work[i][2], work[i][2].texts(c), scores) for c in cands]
-                for i, cands in pending.items()}
+    """Shrink every failing trial (one scoring batch per round for all), replay each minimal pair, and attach it.
 
-    minimal = lockstep({i: s for i, (_, _, _, s) in enumerate(work) if s is not None}, judge)
-    _replay(engine.scorer(spec), work, minimal, judged_before,
-            engine.progress_for(f"replaying minimal pairs of {spec}"))
+    A replay re-scores only the pairs a shrink round scored, each once: the others (the original, an unchanged
+    side, an edit set the shrinker could not reduce) were judged before shrinking, in batches of other pairs."""
+    scorer = engine.scorer(spec)
+    known = set(scorer.memo)
+    work = [(case, judge, trial) for result, judge, failing in judged
+            for case, trial in zip(_by_id(result, failing), failing)]
+    found = minimise(
+        [Search(len(t.edits), t.pairs, functools.partial(j.fails_with, t)) for _, j, t in work],
+        lambda pairs, n: engine.score(spec, pairs, f"shrinking {n} failing cases"),
+        lambda pairs: scorer.confirm(pairs, known, engine.progress_for(f"replaying minimal pairs of {spec}")),
+        engine.shrink_budget)
+    for i, (case, judge, trial) in enumerate(work):
+        case.counterfactual = judge.counterfactual(trial, found[i].shown, found[i].status, scorer.memo)
 
 
-def _replay(scorer: "Scorer", work: list, minimal: dict[int, Shrunk], known: Container[Pair],
-            progress: Any = None) -> None:
-    """Confirm every minimal pair outside the batch that found it; one that no longer fails is reported as flaky.
-
-    Only the pairs a shrink round scored are replayed, each once: a pair in ``known`` (the original, an unchanged
-    side, an edit set the shrinker could not reduce, all judged before shrinking) was scored in batches other than
-    the shrink round's, so its score already stands outside it."""
-    fresh = scorer.confirm((p for i, shrunk in minimal.items()
-                            for p in _pairs(work[i][2], work[i][2].texts(shrunk.keep))), known, progress)
-    for i, (case, judge, trial, _) in enumerate(work):
-        keep, status = tuple(range(len(trial.edits))), "unshrinkable" if trial.edits else "as_written"
-        if i in minimal:
-            small = minimal[i].keep
-            if judge.fails(trial, trial.texts(small), fresh):
-                keep, status = small, "minimal" if minimal[i].one_minimal else "budget"
-            else:
-                status = "flaky"
-        case.counterfactual = judge.counterfactual(trial, keep, status, scorer.memo)
-
+def _by_id(result: TestResult, failing: list[Trial]) -> list[CaseResult]:
+    """The case results of the failing trials, in their order."""
+    by_label = {c.id: c for c in result.cases}
+    return [by_label[trial.label] for trial in failing]
 
 
 class Judge:
@@ -239,8 +163,9 @@ class Judge:
     def holds(self, delta: float) -> bool:
         return self.test.expect.holds(self.threshold.measure(delta), self.threshold.value)
 
-    def fails(self, trial: Trial, texts: dict[str, str], scores: Mapping[Pair, Scores]) -> bool:
-        return not self.holds(self.delta(trial, texts, scores))
+    def fails_with(self, trial: Trial, keep: Subset, scores: Mapping[Pair, Scores]) -> bool:
+        """Whether the edits in ``keep`` still break the expectation."""
+        return not self.holds(self.delta(trial, trial.texts(keep), scores))
 
     def verdict(self, trial: Trial, scores: dict[Pair, Scores]) -> CaseResult:
         if self.test.expect.name == "preference_kept":
@@ -262,7 +187,7 @@ class Judge:
         per_role = {role: {"original": scores[Pair(trial.case.prompt, text)][self.objective],
                            **({"perturbed": value(role, full)} if role in perturbed else {})}
                     for role, text in trial.case.responses}
-        main = _changed_first(trial)[0]
+        main = trial.target
         return Example(trial.case.prompt, main, none[main], full[main], per_role)
 
     def counterfactual(self, trial: Trial, keep: Subset, status: str, scores: dict[Pair, Scores]) -> Counterfactual:
@@ -272,7 +197,7 @@ class Judge:
         score = lambda role, texts: scores[trial.pair(scored(role), texts)][self.objective]  # noqa: E731
         sides = [Side(role, none[role], full[role], small[role],
                       {"original": score(role, none), "perturbed": score(role, full), "minimal": score(role, small)})
-                 for role in _changed_first(trial)]
+                 for role in trial.sides]
         deltas = {"original": self.delta(trial, none, scores), "perturbed": self.delta(trial, full, scores),
                   "minimal": self.delta(trial, small, scores)}
         return Counterfactual(trial.case.prompt, sides, deltas, len(keep), len(trial.edits), status)  # type: ignore[arg-type]
@@ -286,11 +211,6 @@ def prompt_parts(case: "Case") -> list[tuple[str, str]]:
     return [(turn_role(i), content) for i, (_, content) in enumerate(case.prompt)]
 
 
-def _changed_first(trial: Trial) -> list[str]:
-    changed = [role for role, _ in trial.changes]
-    return changed + [r for r in trial.roles if r not in changed]
-
-
 def _new_result(request: "Request", spec: str, threshold: Threshold) -> TestResult:
     test = request.test
     return TestResult(
@@ -299,14 +219,6 @@ def _new_result(request: "Request", spec: str, threshold: Threshold) -> TestResu
         tolerance=str(test.tolerance), threshold=threshold.value, min_pass_rate=test.min_pass_rate,
         perturb=test.perturb.op if test.perturb else None,
     )
-
-
-def _pairs(trial: Trial, texts: dict[str, str]) -> list[Pair]:
-    """Every pair needed to judge ``texts``: the compared responses and, for single checks, the original."""
-    pairs = [trial.pair(role, texts) for role in trial.roles]
-    if len(trial.roles) == 1:
-        pairs.append(trial.original(trial.roles[0]))
-    return pairs
 
 
 def plan(suite: "Suite", test: "TestSpec", settings: Mapping[str, object] | None = None

@@ -11,6 +11,7 @@ import functools
 import random
 import statistics
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from ..errors import OperatorError, RmcheckError, SuiteError
@@ -18,7 +19,8 @@ from ..expect import Expectation, Threshold, Tolerance, get_expectation
 from ..kinds.registry import TEST_NAME, ParseContext, TestKind
 from ..perturb.base import Change, Hunk, OperatorContext, check_arguments, edits_prompts, run_operator
 from ..results import CaseResult, Counterfactual, Side, TestResult
-from ..shrink import Subset, ddmin, lockstep
+from ..counterfactual.ddmin import Subset
+from ..counterfactual.minimise import Search, minimise
 from .cases import SEPARATOR, join_steps, split_steps
 from .expect import AGGREGATES, DEFAULT_AGGREGATE, KIND, first_edited, margin
 from .model import Solution, StepScorer, step_scorer, unscored
@@ -308,23 +310,14 @@ class Shown:
 def _shrink(scorer: StepScorer, failing: list[tuple[CaseResult, Judge, StepTrial]], budget: int) -> list[Shown]:
     """Shrink every failing trial's edit (all in lockstep, one scoring batch per round), then replay each minimal
     edit and its original from the model; one that no longer fails is shown in full, as flaky."""
-    def judge(pending: dict[int, list[Subset]]) -> dict[int, list[bool]]:
-        scorer.score(failing[i][2].solution(c) for i, cands in pending.items() for c in cands)
-        return {i: [failing[i][1].fails(failing[i][2], failing[i][2].solution(c), scorer.memo) for c in cands]
-                for i, cands in pending.items()}
-
-    minimal = lockstep({i: ddmin(len(t.edits), budget) for i, (_, _, t) in enumerate(failing) if len(t.edits) > 1},
-                       judge)
-    keeps = {i: minimal[i].keep if i in minimal else tuple(range(len(t.edits))) for i, (_, _, t) in enumerate(failing)}
-    fresh = scorer.score([s for i, (_, _, t) in enumerate(failing) for s in (t.original, t.solution(keeps[i]))],
-                         fresh=True)
+    found = minimise([Search(len(t.edits), partial(_solutions, t), partial(_fails, j, t)) for _, j, t in failing],
+                     lambda solutions, _: scorer.score(solutions), lambda solutions: scorer.score(solutions, fresh=True),
+                     budget)
     shown = []
     for i, (case, judge_, trial) in enumerate(failing):
-        keep, edited = keeps[i], trial.solution(keeps[i])
-        status = ("minimal" if minimal[i].one_minimal else "budget") if i in minimal else "minimal"
-        if not judge_.fails(trial, edited, fresh):
-            keep, edited, status = tuple(range(len(trial.edits))), trial.solution(), "flaky"
-        scores = fresh if status != "flaky" else scorer.memo
+        keep, status = found[i].shown, found[i].status
+        edited = trial.solution(keep)
+        scores = scorer.memo if status in ("flaky", "as_written") else found[i].scores  # what confirmed it
         before, after = scores[trial.original], scores[edited]
         full = trial.solution()
         case.counterfactual = Counterfactual(
@@ -332,10 +325,19 @@ def _shrink(scorer: StepScorer, failing: list[tuple[CaseResult, Judge, StepTrial
                                      {"original": judge_.aggregate(before), "perturbed": judge_.aggregate(scorer.memo[full]),
                                       "minimal": judge_.aggregate(after)})],
             {"perturbed": case.delta or 0.0, "minimal": judge_.margin(trial, edited, scores)[0] or 0.0},
-            len(keep), len(trial.edits), status)  # type: ignore[arg-type]
+            len(keep), len(trial.edits), status)
         shown.append(Shown(case, trial.original, edited, tuple(before), tuple(after),
                            first_edited(trial.case.steps, edited.steps)))
     return shown
+
+
+def _solutions(trial: StepTrial, keep: Subset) -> list[Solution]:
+    """What judging the edits in ``keep`` scores: the original solution and the edited one."""
+    return [trial.original, trial.solution(keep)]
+
+
+def _fails(judge: Judge, trial: StepTrial, keep: Subset, scores: Mapping[Solution, Sequence[float]]) -> bool:
+    return judge.fails(trial, trial.solution(keep), scores)
 
 
 def _new_result(request: "Request", spec: str, threshold: Threshold) -> TestResult:

@@ -1,18 +1,16 @@
-"""Delta debugging over edit hunks: the minimal counterfactual.
+"""Delta debugging over edits: the smallest failing subset.
 
-:func:`ddmin` is a generator so that many shrinkers can advance in lockstep: each
-round it yields its candidate subsets, the driver scores every shrinker's
-candidates in one batch and sends back which of them still violate the
-expectation. Like Hypothesis, it skips what it has seen, counts every call
+:func:`ddmin` is a generator so that many searches can advance in lockstep (:func:`.minimise.minimise`):
+each round it yields its candidate subsets, the driver scores every search's candidates in one batch and
+sends back which of them still fail. Like Hypothesis, it skips what it has seen, counts every call
 against a budget and is deterministic.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Generator, Hashable, TypeVar
+from typing import Callable, Generator
 
 Subset = tuple[int, ...]
-K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -78,25 +76,3 @@ def drive(shrinker: Shrinker, fails: Callable[[Subset], bool]) -> Shrunk:
             candidates = shrinker.send([fails(c) for c in candidates])
     except StopIteration as stop:
         return stop.value
-
-
-def lockstep(shrinkers: dict[K, Shrinker], judge: Callable[[dict[K, list[Subset]]], dict[K, list[bool]]]) -> dict[K, Shrunk]:
-    """Run many shrinkers together: each round, ``judge`` gets every pending shrinker's candidates at once
-    (so one scoring batch serves them all) and answers, per shrinker, which candidates still fail."""
-    pending: dict[K, list[Subset]] = {}
-    done: dict[K, Shrunk] = {}
-
-    def advance(key: K, results: list[bool] | None) -> None:
-        try:
-            pending[key] = next(shrinkers[key]) if results is None else shrinkers[key].send(results)
-        except StopIteration as stop:
-            pending.pop(key, None)
-            done[key] = stop.value
-
-    for key in shrinkers:
-        advance(key, None)
-    while pending:
-        answers = judge(dict(pending))
-        for key in list(pending):
-            advance(key, answers[key])
-    return done
