@@ -1,6 +1,7 @@
-"""Statistics shared by the reports, explanations and the release gate: what a perturbation did to a
-preference, bootstrap confidence intervals (scipy's BCa where it applies), and the exact one-sided
-McNemar test of a pass-rate drop.
+"""rmcheck's statistics, for the reports, explanations, sweeps and the release gate: what a perturbation did to
+a preference, bootstrap confidence intervals (scipy's BCa where it applies), the exact one-sided McNemar test of a
+pass-rate drop, and rank statistics (ranks, percentiles, Spearman's rho, Kendall's tau-b). scipy is imported on
+first use: it costs a second at start-up that most commands never need.
 
 A perturbed comparison's outcome, relative to the original margin ``before`` = score(chosen) -
 score(rejected) and the margin ``after`` the perturbation:
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
@@ -55,12 +56,10 @@ def bootstrap_ci(values: Sequence[float], *, seed: int = 0, resamples: int = BOO
         return (math.nan, math.nan)
     if len(data) == 1 or np.all(data == data[0]):
         return (float(data[0]), float(data[0]))
-    from scipy.stats import bootstrap
-
     for method in ("BCa", "percentile"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # scipy warns where BCa degenerates; the percentile interval follows
-            found = bootstrap((data,), np.mean, n_resamples=resamples, confidence_level=level, method=method,
+            found = _scipy_stats().bootstrap((data,), np.mean, n_resamples=resamples, confidence_level=level, method=method,
                               rng=np.random.default_rng(seed)).confidence_interval
         if math.isfinite(found.low) and math.isfinite(found.high):
             break
@@ -77,3 +76,36 @@ def mcnemar_greater(worse: int, better: int) -> float:
 def smallest_p(flippable: int) -> float:
     """The smallest one-sided McNemar p that ``flippable`` cases (those passing in the base) can give: all flipped."""
     return mcnemar_greater(flippable, 0)
+
+
+def average_ranks(values: Sequence[float]) -> np.ndarray:
+    """Ascending ranks from 1, ties sharing their average rank (as in Spearman's rho)."""
+    return _scipy_stats().rankdata(np.asarray(values, dtype=float), method="average")
+
+
+def percentiles(values: Sequence[float]) -> np.ndarray:
+    """Each value's position from the bottom, 0 (lowest) to 100 (highest); ties share one."""
+    if len(values) < 2:
+        return np.full(len(values), 100.0)
+    return 100.0 * (average_ranks(values) - 1) / (len(values) - 1)
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation (tie-aware); 0.0 when either side is constant."""
+    constant = lambda values: len(values) < 2 or bool(np.all(np.asarray(values) == values[0]))  # noqa: E731
+    return 0.0 if constant(a) or constant(b) else float(_scipy_stats().spearmanr(a, b).statistic)
+
+
+def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Kendall's tau-b (ties accounted for); None when either side is constant or too short."""
+    if len(x) < 2:
+        return None
+    tau = float(_scipy_stats().kendalltau(x, y).statistic)
+    return None if math.isnan(tau) else round(tau, 12)  # 1.0, not 0.9999999999999999
+
+
+def _scipy_stats() -> Any:
+    """scipy.stats, imported on first use."""
+    from scipy import stats
+
+    return stats

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 from rmcheck.backends.base import ModelOptions, Pair
 from rmcheck.demo.build import BUILD_VERSION, ENCODER_PACKAGE, HEAD_FILE, MAX_LENGTH, encoder_dir
 from rmcheck.suite.datasets import read_hh_rlhf
-from rmcheck.sweep.stats import spearman
+from rmcheck.stats import spearman
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
 SEED = 0

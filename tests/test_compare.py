@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from rmcheck.cli import main
-from rmcheck.report.compare import Thresholds, compare_runs, judge, kendall_tau, parse_thresholds
-from rmcheck.stats import mcnemar_greater
+from rmcheck.report.compare import Thresholds, compare_runs, judge, parse_thresholds
+from rmcheck.stats import kendall_tau, mcnemar_greater
 from rmcheck.errors import RmcheckError
 from tests.rundocs import RMS, SUITE, write_run
 

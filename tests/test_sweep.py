@@ -25,7 +25,7 @@ from rmcheck.errors import RmcheckError, SuiteError  # noqa: E402
 from rmcheck.suite import load_suite  # noqa: E402
 from rmcheck.sweep import TokenSpec, select_for, sweep_tokens  # noqa: E402
 from rmcheck.sweep.fast import STRATEGIES, IdScorer  # noqa: E402
-from rmcheck.sweep.stats import average_ranks, percentiles, spearman  # noqa: E402
+from rmcheck.stats import average_ranks, percentiles, spearman  # noqa: E402
 from rmcheck.sweep.tokens import select  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

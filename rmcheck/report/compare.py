@@ -13,7 +13,6 @@ response of a pair is better (the sign of d), and Kendall's tau between their de
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -24,7 +23,7 @@ from .text import only_changes, word_diff
 from ..provenance import differences, model_provenance
 from ..results import load_run_document
 from .sensitivity import attribute_of
-from ..stats import mcnemar_greater, smallest_p
+from ..stats import kendall_tau, mcnemar_greater, smallest_p
 
 JUDGED = ("passed", "failed")
 MAX_FLIPS_SHOWN = 5
@@ -103,16 +102,6 @@ def judge(rates: tuple[float | None, float | None], paired: int, flippable: int,
     return Judgement(dropped=drop is not None and drop > threshold + 1e-12, p_value=p_value, decidable=decidable,
                      significant=not decidable or p_value <= alpha,  # type: ignore[operator]
                      collapsed=before is not None and before >= COLLAPSE_FROM and after == 0, note=note)
-
-
-def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Kendall's tau-b (ties accounted for); None when either side is constant or too short."""
-    if len(x) < 2:
-        return None
-    from scipy.stats import kendalltau
-
-    tau = float(kendalltau(x, y).statistic)
-    return None if math.isnan(tau) else round(tau, 12)  # 1.0, not 0.9999999999999999
 
 
 def _sign(value: float) -> int:

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from ..backends.base import Prompt
-from ..errors import SuiteError
+from ..errors import RmcheckError, SuiteError
+from ..stats import spearman
 from .core import Ranked, Sweep
-from .stats import spearman, zipf_frequencies
 
 SHOWN = 10  # offending tokens in the failure text; the JSON details hold up to DETAILED
 DETAILED = 50
@@ -203,3 +203,17 @@ def parse_assertion(raw: Mapping[str, Any], *, where: str) -> Any:
 def groups_needed(assertion: Any) -> tuple[str, ...]:
     needs = getattr(assertion, "needs", None)
     return needs() if needs else ()
+
+
+def zipf_frequencies(words: Sequence[str], language: str) -> list[float]:
+    """``wordfreq`` Zipf frequency (log10 of uses per billion words) of each word; 0.0 when unknown."""
+    try:
+        from wordfreq import zipf_frequency
+    except ImportError:
+        raise RmcheckError("word frequencies need the wordfreq package",
+                           fix="pip install 'rmcheck[sweep]' (or pip install wordfreq)") from None
+    try:
+        return [zipf_frequency(word, language) for word in words]
+    except LookupError as exc:
+        raise RmcheckError(f"wordfreq has no word list for language {language!r} ({exc})",
+                           fix="Use a language code wordfreq knows, such as en, de, fr, es") from None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..backends.base import prompt_to_text
 from .core import Sweep
-from .stats import kendall, spearman
+from ..stats import kendall_tau, spearman
 
 
 def _by_key(sweep: Sweep) -> dict[str, float]:
@@ -52,8 +52,8 @@ def agreement(a: Sweep, b: Sweep, k: int) -> Agreement:
     k = min(k, len(keys) // 2) if len(keys) > 1 else 0
     top = lambda scores: set(sorted(keys, key=lambda key: -scores[key])[:k])  # noqa: E731
     bottom = lambda scores: set(sorted(keys, key=lambda key: scores[key])[:k])  # noqa: E731
-    return Agreement(len(keys), k, spearman(x, y), kendall(x, y), len(top(sa) & top(sb)), len(bottom(sa) & bottom(sb)),
-                     len(top(sa) & bottom(sb)), len(bottom(sa) & top(sb)))
+    return Agreement(len(keys), k, spearman(x, y), kendall_tau(x, y) or 0.0, len(top(sa) & top(sb)),
+                     len(bottom(sa) & bottom(sb)), len(top(sa) & bottom(sb)), len(bottom(sa) & top(sb)))
 
 
 def heterogeneity_lines(sweeps: list[Sweep], k: int) -> list[str]:

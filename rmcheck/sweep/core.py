@@ -16,7 +16,7 @@ from ..backends.base import OVERALL, Pair, Prompt, RewardModel, Scores, prompt_t
 from ..backends.hf import HFRewardModel
 from ..errors import BackendError
 from ..scoring.scheduler import Scorer
-from .stats import percentiles
+from ..stats import percentiles
 from .tokens import Selection, Token, TokenSpec, select
 
 Progress = Callable[[int, int], None]
