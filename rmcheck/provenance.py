@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backends.base import ModelOptions, RewardModel
+from .backends.capabilities import CountsTokens, ReportsProvenance
 from .plain import plain
 from .scoring.scheduler import BatchPolicy
 
@@ -20,14 +21,13 @@ SCORE_CHANGING = ("rmcheck", "torch", "transformers", "device", "dtype", "attn_i
 
 
 def provenance(model: RewardModel, options: ModelOptions) -> dict[str, Any]:
-    """What produced ``model``'s scores: its backend's own account (``provenance()``, where it has one), the
-    rmcheck version and the batch policy."""
+    """What produced ``model``'s scores: its backend's own account (:class:`ReportsProvenance`), the rmcheck version
+    and the batch policy."""
     from .version import __version__
 
-    own = getattr(model, "provenance", None)
     policy = BatchPolicy.of(options.batch_size, options.batch_tokens)
-    return {"rmcheck": __version__, **(own() if callable(own) else {}),
-            "batch_policy": policy.describe(by_tokens=callable(getattr(model, "token_lengths", None)))}
+    return {"rmcheck": __version__, **(model.provenance() if isinstance(model, ReportsProvenance) else {}),
+            "batch_policy": policy.describe(by_tokens=isinstance(model, CountsTokens))}
 
 
 def model_entry(model: RewardModel, options: ModelOptions) -> dict[str, Any]:

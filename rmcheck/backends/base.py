@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Iterable, Mapping, Protocol, Sequence, Union, runtime_checkable
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, Union, runtime_checkable
 
 from ..errors import BackendError, ScoreError
 from ..registry import Registry
@@ -152,24 +152,16 @@ def load_model(spec: str, options: ModelOptions | None = None, *, where: str = "
     return factory(rest, options or ModelOptions())
 
 
-def model_inputs(model: RewardModel, pairs: Sequence[Pair]) -> list[Hashable] | None:
-    """What the model actually reads for each pair, for models that say so with an ``inputs(pairs)``
-    method (token ids after truncation, say); None for a model that reads every pair whole. Two pairs
-    with equal inputs get equal scores, so an edit they do not show was cut away before the model."""
-    inputs = getattr(model, "inputs", None)
-    return None if inputs is None else list(inputs(pairs))
-
-
 #: The pair :func:`objectives_of` scores when a backend learns its objectives only by scoring.
-PROBE = Pair("What is the capital of Australia?", "Canberra is the capital of Australia.")
+SAMPLE_PAIR = Pair("What is the capital of Australia?", "Canberra is the capital of Australia.")
 
 
 def objectives_of(model: RewardModel) -> tuple[str, ...]:
-    """The named objectives (heads) a model scores besides ``score``; scores one probe pair when
+    """The named objectives (heads) a model scores besides ``score``; scores one sample pair when
     the backend does not declare them up front (e.g. a python: callable returning dicts)."""
     if model.objectives:
         return tuple(model.objectives)
-    (scores,) = normalise_scores(model.score([PROBE]), 1, model.spec)
+    (scores,) = normalise_scores(model.score([SAMPLE_PAIR]), 1, model.spec)
     return tuple(k for k in scores if k != OVERALL)
 
 

@@ -240,7 +240,7 @@ class HFRewardModel:
         return out
 
     def inputs(self, pairs: Sequence[Pair]) -> list[tuple[int, ...]]:
-        """The token ids the model reads for each pair, after truncation (see ``backends.base.model_inputs``).
+        """The token ids the model reads for each pair, after truncation (``capabilities.ShowsInputs``).
         The encodings are kept for :meth:`token_ids`, which usually follows when the pairs are scored
         (the most recent :data:`~rmcheck.backends.recent.KEPT_ITEMS`)."""
         return [tuple(e.ids) for e in self._checked.fill(pairs, self.encodings)]

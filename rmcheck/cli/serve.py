@@ -29,6 +29,7 @@ from typing import Any
 
 from ..version import __version__
 from ..backends.base import OVERALL, ModelOptions, Pair, RewardModel, Scores, load_model, normalise_scores
+from ..backends.capabilities import Tokenized, cacheable
 from ..errors import RmcheckError
 from ..limits import REQUEST_BYTES
 from ..scoring.scheduler import DEFAULT_BATCH_SIZE
@@ -68,9 +69,10 @@ class Batcher:
 
 def model_card(model: RewardModel) -> dict[str, Any]:
     return {"id": model.spec, "object": "model", "created": int(time.time()), "owned_by": "rmcheck",
-            "root": model.spec, "parent": None, "max_model_len": getattr(model, "max_length", None),
+            "root": model.spec, "parent": None,
+            "max_model_len": model.max_length if isinstance(model, Tokenized) else None,
             "rmcheck": {"fingerprint": model.fingerprint, "description": model.describe(),
-                        "objectives": list(model.objectives), "cacheable": bool(getattr(model, "cacheable", False)),
+                        "objectives": list(model.objectives), "cacheable": cacheable(model),
                         "version": __version__}}
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Sequence
 
 from ..backends.base import OVERALL, Pair, Prompt
+from ..backends.capabilities import Judge
 from ..errors import BackendError
 
 if TYPE_CHECKING:
@@ -52,20 +53,6 @@ class Verdict:
         top = max(self.probs)
         winners = [i for i, p in enumerate(self.probs) if p == top]
         return winners[0] if len(winners) == 1 else None
-
-
-@runtime_checkable
-class Judge(Protocol):
-    """A model that compares the responses of a query. ``size`` is how many responses it compares at once
-    (2 for a pairwise judge, None for any number); ``reads_labels`` says whether labels reach it."""
-
-    spec: str
-    size: int | None
-    reads_labels: bool
-
-    def describe(self) -> str: ...
-
-    def judge(self, queries: Sequence[Query]) -> list[Verdict]: ...
 
 
 def is_judge(model: object) -> bool:

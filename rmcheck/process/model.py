@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from ..backends.base import MAX_SCORE, OVERALL, Pair, Prompt, Scores, prompt_to_text
+from ..backends.capabilities import StepScores
 from ..backends.python_callable import PythonRewardModel
 from ..errors import BackendError, ScoreError
 from ..results import CaseResult, TestResult
@@ -35,15 +36,6 @@ class Solution:
     @property
     def response(self) -> str:
         return join_steps(self.steps)
-
-
-@runtime_checkable
-class StepScores(Protocol):
-    """The capability of scoring each step: one list of floats per solution, one float per step."""
-
-    spec: str
-
-    def score_steps(self, solutions: Sequence[Solution]) -> list[list[float]]: ...
 
 
 class PythonProcessModel(PythonRewardModel):

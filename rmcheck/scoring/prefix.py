@@ -26,11 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from ..backends.base import Pair, Scores
+from ..backends.capabilities import PrefixHead, PrefixLogps
 from .device import CPU, DeviceProfile, Shape
-from .kv import Decoder, PrefixKV, Row, Unsupported, tolerance
+from .kv import PARITY_SAMPLE, Decoder, PrefixKV, Row, Unsupported, tolerance
 
-#: Pairs scored both ways by the probe.
-PROBE = 8
 #: Tokens a subgroup must save ((members - 1) x extra shared tokens) to be worth extending its prefix.
 MIN_GAIN = 16
 #: Tokens pairs must share to be scored from a shared prefix at all, rather than in ordinary batches.
@@ -170,20 +169,19 @@ class Reader(Protocol):
 
 
 class Heads:
-    """An ``hf:`` decoder reward model (``token_ids``, ``scores_from_logits``, ``native_pad_id``, a transformers
-    ``model`` on ``device``): the head's logits at each sequence's pooled token."""
+    """A :class:`~rmcheck.backends.capabilities.PrefixHead` model (``hf:`` decoders): the head's logits at each
+    sequence's pooled token."""
 
     overlap = 0
 
-    def __init__(self, rm: Any) -> None:
+    def __init__(self, rm: PrefixHead) -> None:
         self.rm, self.dtype = rm, rm.model.dtype
         self.decoder = Decoder(rm.model, rm.device)
         self.window = attention_window(rm.model.config)
 
     @classmethod
     def of(cls, model: Any) -> "Heads | None":
-        needs = ("token_ids", "scores_from_logits", "model", "device")
-        ok = all(hasattr(model, name) for name in needs) and not getattr(model, "gated", False)
+        ok = isinstance(model, PrefixHead) and not model.gated
         return cls(model) if ok else None
 
     def ids(self, pairs: Sequence[Pair]) -> list[list[int]]:
@@ -219,21 +217,19 @@ class LMPrefix:
 
 
 class TokenLogps:
-    """A ``dpo:`` model (``token_ids``, ``scores_from_logps``, ``causal_lms`` each with ``model`` and ``device``):
-    the log-probability of each token after the first under every causal LM. Each pass runs its prefix's
+    """A :class:`~rmcheck.backends.capabilities.PrefixLogps` model (``dpo:``): the log-probability of each token after the first under every causal LM. Each pass runs its prefix's
     last token again, as that token's logits predict the pass's first token."""
 
     overlap = 1
 
-    def __init__(self, rm: Any) -> None:
+    def __init__(self, rm: PrefixLogps) -> None:
         self.rm, self.dtype = rm, rm.causal_lms[0].model.dtype
         self.decoders = [Decoder(lm.model, lm.device) for lm in rm.causal_lms]
         self.window = min((w for lm in rm.causal_lms if (w := attention_window(lm.model.config))), default=None)
 
     @classmethod
     def of(cls, model: Any) -> "TokenLogps | None":
-        ok = all(hasattr(model, name) for name in ("token_ids", "scores_from_logps", "causal_lms"))
-        return cls(model) if ok else None
+        return cls(model) if isinstance(model, PrefixLogps) else None
 
     def ids(self, pairs: Sequence[Pair]) -> list[list[int]]:
         return self.rm.token_ids(pairs)
@@ -411,7 +407,7 @@ class PrefixSharing:
     def probe(self, pairs: Sequence[Pair], heads: Sequence[Sequence[int]], group: Group,
               full: Callable[[list[Pair]], list[Scores]]) -> bool:
         """Score a few of ``group``'s pairs both ways; keep the shared path only if they match."""
-        picked = group.sequences()[:PROBE]
+        picked = group.sequences()[:PARITY_SAMPLE]
         alone, groups = plan([heads[i] for i in picked], 1, 1)
         reference = full([pairs[i] for i in picked])
         try:

@@ -1,13 +1,12 @@
 """The scheduler between tests and a model: deduplicate, look up the cache, sort by length, batch, memoise.
 
-A model that can count tokens (an optional ``token_lengths(pairs) -> list[int]`` method, as
-``hf:`` models have) gets batches sized by a budget of padded tokens: pairs are sorted by
+A model that counts tokens (:class:`~rmcheck.backends.capabilities.CountsTokens`, as
+``hf:`` models do) gets batches sized by a budget of padded tokens: pairs are sorted by
 length, so each batch pads to its own longest pair (dynamic padding), and a batch
 grows while (pairs x longest length) stays within the budget and the pair cap. Other
 models get length-sorted batches of up to ``max_pairs``. A model is read from and
-written to the on-disk cache only when it declares ``cacheable = True`` (its
-fingerprint covers everything that can change a score); each batch is written as
-soon as it is scored, and replays of minimal pairs are kept apart from other scores. What a model
+written to the on-disk cache only when it is ``cacheable`` (:class:`~rmcheck.backends.capabilities.Fingerprinted`:
+its fingerprint covers everything that can change a score); each batch is written as soon as it is scored, and replays of minimal pairs are kept apart from other scores. What a model
 reads of each pair (:meth:`Scorer.inputs`) is kept there too, as a digest.
 Decoder ``hf:`` models and local ``dpo:`` models share prefixes (:mod:`rmcheck.scoring.prefix`): pairs
 with a long common token prefix are scored from its KV cache, the others in the batches above; a score is cached under
@@ -19,7 +18,8 @@ from collections import ChainMap
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Container, Iterable, Mapping, Sequence
 
-from ..backends.base import Pair, RewardModel, Scores, model_inputs, normalise_scores
+from ..backends.base import Pair, RewardModel, Scores, normalise_scores
+from ..backends.capabilities import CountsTokens, PrefixHead, ShowsInputs, cacheable, model_inputs
 from .cache import ScoreCache, input_digest
 from .device import Shape
 from .prefix import NO_SHARING, PrefixSharing, Work
@@ -106,12 +106,12 @@ class Scorer:
                  cache: ScoreCache | None = None, prefix_sharing: bool = True) -> None:
         self.model = model
         self.policy = BatchPolicy.of(batch_size, batch_tokens)
-        self.cache = cache if getattr(model, "cacheable", False) else None
+        self.cache = cache if cacheable(model) else None
         self.memo: dict[Pair, Scores] = {}
         self.stats = ScoringStats()
         self.shapes: list[Shape] = []  # each forward pass of a model that counts tokens (a device profile prices them)
-        self._token_lengths: Callable[[Sequence[Pair]], list[int]] | None = getattr(model, "token_lengths", None)
-        encoder = getattr(model, "encoder", False) is True  # attends both ways: a prefix's KV depends on what follows
+        self._token_lengths = model.token_lengths if isinstance(model, CountsTokens) else None
+        encoder = isinstance(model, PrefixHead) and model.encoder  # attends both ways: a prefix's KV depends on what follows
         self.sharing = PrefixSharing.of(model) if prefix_sharing and not encoder else None
         self._path = (NO_SHARING if not prefix_sharing
                       else "full forward passes (shared prefixes not used: an encoder, which attends both ways)"
@@ -122,7 +122,7 @@ class Scorer:
         batching = self.policy.describe(by_tokens=self._token_lengths is not None)
         if self.cache is not None:
             caching = f"score cache {self.cache.directory}"
-        elif getattr(self.model, "cacheable", False):
+        elif cacheable(self.model):
             caching = "score cache off"
         else:
             caching = "not cached (the model does not declare a complete fingerprint)"
@@ -143,10 +143,10 @@ class Scorer:
         return {p: self.memo[p] for p in wanted}
 
     def inputs(self, pairs: Sequence[Pair]) -> dict[Pair, Any] | None:
-        """What the model reads of each of the distinct ``pairs`` (:func:`~rmcheck.backends.base.model_inputs`), or
-        None for a model that reads every pair whole. With the cache, digests of it, kept there: a warm run
+        """What the model reads of each of the distinct ``pairs`` (:class:`~rmcheck.backends.capabilities.ShowsInputs`),
+        or None for a model that reads every pair whole. With the cache, digests of it, kept there: a warm run
         asks the model (its tokenizer) only about pairs it has not seen."""
-        if getattr(self.model, "inputs", None) is None:
+        if not isinstance(self.model, ShowsInputs):
             return None
         if self.cache is None:
             return dict(zip(pairs, model_inputs(self.model, pairs)))

@@ -1,6 +1,7 @@
 """A vocabulary sweep: every candidate token scored as the whole response to one prompt.
 
-``hf:`` models are scored from token ids (:mod:`rmcheck.sweep.fast`); every other backend
+Models that sweep token ids (:class:`~rmcheck.backends.capabilities.TokenSweep`: ``hf:``) are scored from
+token ids (:mod:`rmcheck.sweep.fast`); every other backend
 scores each token's decoded text (or each lexicon entry) through the session's
 :class:`~rmcheck.scoring.Scorer`, in batched full passes.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..backends.base import OVERALL, Pair, Prompt, RewardModel, Scores, prompt_to_text
-from ..backends.hf import HFRewardModel
+from ..backends.capabilities import Tokenized, TokenSweep
 from ..errors import BackendError
 from ..scoring.scheduler import Scorer
 from ..stats import percentiles
@@ -125,7 +126,7 @@ def sweep_tokens(model: RewardModel, prompt: Prompt, selection: Selection, *, sc
     without ``prefix_sharing``)."""
     started = time.perf_counter()
     tokens = selection.tokens
-    if isinstance(model, HFRewardModel) and all(t.id is not None for t in tokens):
+    if isinstance(model, TokenSweep) and all(t.id is not None for t in tokens):
         from .fast import STRATEGIES, IdScorer, Unsupported
 
         try:
@@ -145,9 +146,9 @@ def sweep_tokens(model: RewardModel, prompt: Prompt, selection: Selection, *, sc
 
 def select_for(model: RewardModel, spec: TokenSpec, tokenizer: Any | None) -> Selection:
     """The candidates of ``spec`` in the vocabulary of ``tokenizer``, else of the model's own tokenizer."""
-    own = getattr(model, "tokenizer", None)
+    own = model.tokenizer if isinstance(model, Tokenized) else None
     if tokenizer is not None and own is not None:
         raise BackendError(f"{model.spec} sweeps its own tokenizer's vocabulary",
                            fix="Drop tokenizer: (--tokenizer); it is for models without one, such as python:")
-    rows = model.model.get_input_embeddings().num_embeddings if isinstance(model, HFRewardModel) else None
+    rows = model.model.get_input_embeddings().num_embeddings if isinstance(model, TokenSweep) else None
     return select(spec, tokenizer or own, max_id=rows)

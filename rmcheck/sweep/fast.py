@@ -1,4 +1,5 @@
-"""Scoring single-token responses from token ids, for ``hf:`` reward models.
+"""Scoring single-token responses from token ids, for :class:`~rmcheck.backends.capabilities.TokenSweep` models
+(``hf:``).
 
 The chat template is rendered once around a sentinel response and split at it by character
 offsets, so every candidate is ``prefix + [token id] + closing``: the token id itself is the
@@ -12,10 +13,10 @@ prefix once and reuse its KV cache:
 - ``expanded``: the prefix cache is repeated over a batch of candidates, one row each, and the
   model's own forward and head score them.
 
-Each is used only after it matched full forward passes on a few candidates (:data:`PROBE`) to
-:func:`tolerance`; otherwise the next is tried, and full passes over the same ids are the last
-resort (encoders such as BERT, which attend both ways, always take that path). With no strategy
-(``--no-prefix-sharing``) every candidate takes full passes, unprobed.
+Each is used only after it matched full forward passes on a few candidates
+(:data:`~rmcheck.scoring.kv.PARITY_SAMPLE`) to :func:`tolerance`; otherwise the next is tried, and full
+passes over the same ids are the last resort (encoders such as BERT, which attend both ways, always take
+that path). With no strategy (``--no-prefix-sharing``) every candidate takes full passes, unprobed.
 """
 from __future__ import annotations
 
@@ -23,12 +24,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ..backends.base import Pair, Prompt, Scores
+from ..backends.capabilities import TokenSweep
 from ..backends.encoding import PLAIN, TEXT_PAIR
 from ..errors import BackendError
-from ..scoring.kv import Decoder, PrefixKV, Row, Unsupported, cache_argument, tolerance
+from ..scoring.kv import PARITY_SAMPLE, Decoder, PrefixKV, Row, Unsupported, cache_argument, tolerance
 
 SENTINEL = "RMCHECKSWEEPSLOT"
-PROBE = 8
 STRATEGIES = ("packed", "expanded")  # tried in this order
 NO_SHARING = "full forward passes over token ids (prefix sharing off: --no-prefix-sharing)"
 CACHED_BATCH = 256
@@ -44,7 +45,7 @@ class Template:
     closing: tuple[int, ...]
 
 
-def split_template(rm: Any, prompt: Prompt) -> Template:
+def split_template(rm: TokenSweep, prompt: Prompt) -> Template:
     """Render ``prompt`` with a sentinel response and cut the ids around it (needs a fast tokenizer).
 
     A token that straddles the slot's start may carry only white space (byte-level BPE glues a
@@ -77,11 +78,11 @@ def split_template(rm: Any, prompt: Prompt) -> Template:
 
 
 class IdScorer:
-    """Scores ``prefix + [id] + closing`` for many ids with one ``hf:`` reward model."""
+    """Scores ``prefix + [id] + closing`` for many ids with one :class:`TokenSweep` model."""
 
-    def __init__(self, rm: Any, prompt: Prompt, *, batch_size: int | None = None,
+    def __init__(self, rm: TokenSweep, prompt: Prompt, *, batch_size: int | None = None,
                  strategies: Sequence[str] = STRATEGIES) -> None:
-        if getattr(rm, "gated", False):
+        if rm.gated:
             raise Unsupported("a gated multi-objective model is scored through its own output")
         self.rm, self.model, self.device = rm, rm.model, rm.device
         self.strategies = tuple(strategies)
@@ -144,7 +145,7 @@ class IdScorer:
         if not self.strategies:
             self.path = NO_SHARING
             return self.full, self.full_batch
-        probe = ids[:PROBE]
+        probe = ids[:PARITY_SAMPLE]
         if not probe:
             return self.full, self.full_batch
         reference = self.full(probe)
@@ -198,7 +199,7 @@ class IdScorer:
         return torch.where(suffix != self.pad, positions, 0).max(dim=1).values
 
 
-def _head_pad_id(rm: Any, template: Template) -> int | None:
+def _head_pad_id(rm: TokenSweep, template: Template) -> int | None:
     """The pad id the sequence-classification head pools around, or None for "the last token".
 
     A model without a pad id is given one that never occurs in a sweep (the hf backend's own rule),
