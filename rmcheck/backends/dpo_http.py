@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import BackendError, ScoreError
-from .base import OVERALL, PROBE, Pair, Scores, normalise_scores, prompt_messages
+from .base import OVERALL, SAMPLE_PAIR, Pair, Scores, normalise_scores, prompt_messages
 from .http import parse_spec as parse_url
 from .replicas import Replica
 
@@ -87,7 +87,7 @@ class ServedImplicitReward:
         self.objectives: tuple[str, ...] = ("policy_logp",) + (("reference_logp",) if self.reference else ())
         self.cacheable = False
         if self.reference is not None:
-            messages = PROBE.messages()
+            messages = SAMPLE_PAIR.messages()
             if self.reference.tokens(messages, False) != self.policy.tokens(messages, False):
                 raise BackendError(f"{spec}: the policy and the reference tokenize a conversation differently",
                                    where="--rm", fix="Use the reference the policy was trained from (one tokenizer)")

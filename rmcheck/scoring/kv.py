@@ -23,6 +23,10 @@ class Unsupported(Exception):
     """A cached path cannot serve this model; the message says why."""
 
 
+#: How many pairs (or sweep tokens) a cached path scores both ways, against full passes, before it is trusted.
+PARITY_SAMPLE = 8
+
+
 def tolerance(dtype: Any, reference: float) -> float:
     """How far a cached value may be from a full pass's ``reference``: 1e-4 in float32 (1e-6 of the value
     past 100, as for a log-probability summed over a long response), 2% in 16-bit types."""
