@@ -1,9 +1,10 @@
 """The engine: the one public API that test kinds use, and the runner that dispatches tests to kinds.
 
 A test kind (built in or a user's) receives an :class:`Engine` and the :class:`Request` objects of one
-model, and uses only this API: the loaded model, scoring with progress and the score cache, the
-model's tokenizer facts, and the resolution of a test's tolerance into a threshold. Nothing here
-imports pytest; the plugin and the CLI are both thin layers over it.
+model, and uses only this API: the loaded model (what it can do beyond scoring, a tokenizer say, is a
+capability of :mod:`rmcheck.backends.capabilities`), scoring with progress and the score cache, and the
+resolution of a test's tolerance into a threshold. Nothing here imports pytest; the plugin and the CLI are
+both thin layers over it.
 """
 from __future__ import annotations
 
@@ -40,16 +41,6 @@ class Request:
     @property
     def key(self) -> tuple[str, str, str]:
         return (str(self.suite.path), self.test.name, self.spec)
-
-
-@dataclass(frozen=True)
-class TokenizerFacts:
-    """What a kind may need to know about a model's tokenizer (models with one: hf:, demo, dpo:)."""
-
-    tokenizer: Any
-    pad_id: int | None  # the pad id the model's config declares (None: the model pools its last token)
-    chat_template: str | None  # None: the plain ``User: ...`` fallback
-    max_length: int
 
 
 @dataclass
@@ -100,15 +91,6 @@ class Engine:
             return None
         report = self.progress
         return lambda done, total: report(what, done, total)
-
-    def tokenizer_facts(self, spec: str) -> TokenizerFacts | None:
-        """The tokenizer, pad id, chat template and max length of ``spec``; None for models without a tokenizer."""
-        model = self.model(spec)
-        tokenizer = getattr(model, "tokenizer", None)
-        if tokenizer is None:
-            return None
-        return TokenizerFacts(tokenizer, getattr(model, "native_pad_id", tokenizer.pad_token_id),
-                              getattr(tokenizer, "chat_template", None), int(getattr(model, "max_length", 0)))
 
     def inputs(self, spec: str, pairs: Iterable[Pair]) -> dict[Pair, Any] | None:
         """What ``spec`` actually reads for each pair (after truncation; with the score cache, a digest of it), or

@@ -74,7 +74,8 @@ class CacheInfo:
 
 def input_digest(seen: Any) -> bytes:
     """A digest of what a model reads of a pair (``backends.capabilities.model_inputs``: token ids, say);
-    equal inputs give equal digests. Raises TypeError for inputs that are not plain data (numbers, text, lists of them)."""
+    equal inputs give equal digests. Raises TypeError for inputs that are not plain data (numbers, text, lists
+    of them)."""
     return hashlib.sha256(json.dumps(seen, separators=(",", ":")).encode("utf-8")).digest()
 
 

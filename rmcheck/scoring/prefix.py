@@ -217,8 +217,9 @@ class LMPrefix:
 
 
 class TokenLogps:
-    """A :class:`~rmcheck.backends.capabilities.PrefixLogps` model (``dpo:``): the log-probability of each token after the first under every causal LM. Each pass runs its prefix's
-    last token again, as that token's logits predict the pass's first token."""
+    """A :class:`~rmcheck.backends.capabilities.PrefixLogps` model (``dpo:``): the log-probability of each token
+    after the first under every causal LM. Each pass runs its prefix's last token again, as that token's logits
+    predict the pass's first token."""
 
     overlap = 1
 

@@ -6,8 +6,9 @@ length, so each batch pads to its own longest pair (dynamic padding), and a batc
 grows while (pairs x longest length) stays within the budget and the pair cap. Other
 models get length-sorted batches of up to ``max_pairs``. A model is read from and
 written to the on-disk cache only when it is ``cacheable`` (:class:`~rmcheck.backends.capabilities.Fingerprinted`:
-its fingerprint covers everything that can change a score); each batch is written as soon as it is scored, and replays of minimal pairs are kept apart from other scores. What a model
-reads of each pair (:meth:`Scorer.inputs`) is kept there too, as a digest.
+its fingerprint covers everything that can change a score); each batch is written as soon as it is scored,
+and replays of minimal pairs are kept apart from other scores. What a model reads of each pair
+(:meth:`Scorer.inputs`) is kept there too, as a digest.
 Decoder ``hf:`` models and local ``dpo:`` models share prefixes (:mod:`rmcheck.scoring.prefix`): pairs
 with a long common token prefix are scored from its KV cache, the others in the batches above; a score is cached under
 the same key whichever path computed it (the paths agree within the probe's tolerance).
@@ -111,7 +112,8 @@ class Scorer:
         self.stats = ScoringStats()
         self.shapes: list[Shape] = []  # each forward pass of a model that counts tokens (a device profile prices them)
         self._token_lengths = model.token_lengths if isinstance(model, CountsTokens) else None
-        encoder = isinstance(model, PrefixHead) and model.encoder  # attends both ways: a prefix's KV depends on what follows
+        # an encoder attends both ways: a prefix's KV depends on what follows
+        encoder = isinstance(model, PrefixHead) and model.encoder
         self.sharing = PrefixSharing.of(model) if prefix_sharing and not encoder else None
         self._path = (NO_SHARING if not prefix_sharing
                       else "full forward passes (shared prefixes not used: an encoder, which attends both ways)"
