@@ -19,14 +19,14 @@ from typing import Any, Iterable, Sequence
 
 from ..stats import SEMIFACTUAL_MARGIN, Outcome, bootstrap_ci, outcome
 
-__all__ = ["INVARIANCE", "Probe", "Sensitivity", "bootstrap_ci", "probes", "sensitivities"]
+__all__ = ["CaseEffect", "INVARIANCE", "Sensitivity", "bootstrap_ci", "probes", "sensitivities"]
 
 #: Expectations whose failure is a move in either direction: their heat is mean |Δ|/sd, not the signed mean.
 INVARIANCE = ("invariant", "preference_kept")
 
 
 @dataclass(frozen=True)
-class Probe:
+class CaseEffect:
     """One judged case of a test that perturbs: its deltas and what they did to the pair's preference."""
 
     model: str
@@ -54,7 +54,7 @@ class Sensitivity:
 
     model: str
     attribute: str
-    probes: list[Probe]
+    probes: list[CaseEffect]
     scale: float  # sd of the model's scores (in this objective) over the original responses; 1.0 when unknown
     seed: int = 0
     deltas: list[float] = field(init=False)
@@ -89,7 +89,7 @@ class Sensitivity:
         return statistics.fmean(abs(d) for d in self.deltas) / self.scale if self.invariance else self.standardized_mean
 
     @property
-    def pairs(self) -> list[Probe]:
+    def pairs(self) -> list[CaseEffect]:
         return [p for p in self.probes if p.flipped is not None]
 
     def count(self, kind: Outcome) -> int:
@@ -112,7 +112,7 @@ class Sensitivity:
         judged = [p.case["verdict"] for p in self.probes if p.case.get("verdict") in ("passed", "failed")]
         return judged.count("passed") / len(judged) if judged else None
 
-    def representative(self, count: int = 2) -> list[Probe]:
+    def representative(self, count: int = 2) -> list[CaseEffect]:
         """The cases most typical of the attribute's effect (delta closest to the median), then the most
         typical counterfactual when none of those flipped the preference."""
         median = self.median
@@ -145,22 +145,22 @@ def model_labels(docs: Sequence[tuple[str, dict[str, Any]]]) -> dict[tuple[int, 
             for i, (_, doc) in enumerate(docs) for r in doc["results"]}
 
 
-def probes(docs: Sequence[tuple[str, dict[str, Any]]], semifactual_margin: float = SEMIFACTUAL_MARGIN) -> list[Probe]:
-    """Every judged, perturbed case of every run document."""
+def probes(docs: Sequence[tuple[str, dict[str, Any]]], semifactual_margin: float = SEMIFACTUAL_MARGIN) -> list[CaseEffect]:
+    """Every judged, perturbed case of every run document, as a :class:`CaseEffect`."""
     labels = model_labels(docs)
     results = [(i, r) for i, (_, doc) in enumerate(docs) for r in doc["results"]]
     operators: dict[str, set[str]] = {}
     for _, result in results:
         if result.get("perturb"):
             operators.setdefault(attribute_of(result), set()).add(result["perturb"])
-    out: list[Probe] = []
+    out: list[CaseEffect] = []
     for i, result in results:
         attribute = _label(result, len(operators.get(attribute_of(result), ())) > 1)
         for case in result.get("cases", []):
             scores = case.get("response_scores") or {}
             deltas = tuple(s["perturbed"] - s["original"] for s in scores.values() if "perturbed" in s)
             if deltas:
-                out.append(Probe(labels[(i, result["model"])], attribute, result.get("objective"),
+                out.append(CaseEffect(labels[(i, result["model"])], attribute, result.get("objective"),
                                  f"{result['suite']}::{result['test']}", case, deltas, _outcome(scores, semifactual_margin),
                                  str(result.get("expect", ""))))
     return out
@@ -189,7 +189,7 @@ def _outcome(scores: dict[str, dict[str, float]], semifactual_margin: float) -> 
     return outcome(before, after, semifactual_margin)
 
 
-def scales(found: Iterable[Probe]) -> dict[tuple[str, str | None], float]:
+def scales(found: Iterable[CaseEffect]) -> dict[tuple[str, str | None], float]:
     """Per (model, objective): the sd of its scores over distinct original responses (1.0 when fewer
     than two or all equal), so that deltas of models with different score ranges compare."""
     originals: dict[tuple[str, str | None], dict[tuple[str, str, str], float]] = {}
@@ -210,7 +210,7 @@ def sensitivities(docs: Sequence[tuple[str, dict[str, Any]]], *, seed: int = 0,
     """One :class:`Sensitivity` per (model, attribute), in the order they first appear."""
     found = probes(docs, semifactual_margin)
     scale = scales(found)
-    groups: dict[tuple[str, str], list[Probe]] = {}
+    groups: dict[tuple[str, str], list[CaseEffect]] = {}
     for probe in found:
         groups.setdefault((probe.model, probe.attribute), []).append(probe)
     return [Sensitivity(model, attribute, group, scale[(model, group[0].objective)], seed)
