@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .backends.base import SPEC_FORMS, ModelOptions
-from .backends.hf import parse_max_memory
+from .backends.pretrained import parse_max_memory
 from .report.compare import DEFAULT_ALPHA
 from .report.gate import FAIL_ON
 from .scoring.cache import DEFAULT_CACHE_DIR, ScoreCache, run_cache

@@ -20,7 +20,7 @@ transformers = pytest.importorskip("transformers")
 
 from fixtures.zoo import (AXES, FAMILIES, FLOAT32_TOLERANCE, TINY_FAMILIES, Bench, llama3_tokenizer,  # noqa: E402
                           smollm2_gguf, template)
-from rmcheck.backends import hf  # noqa: E402
+from rmcheck.backends import hf, pretrained  # noqa: E402
 from rmcheck.backends.base import ModelOptions, Pair, load_model  # noqa: E402
 from rmcheck.engine import run_suites  # noqa: E402
 from rmcheck.errors import BackendError  # noqa: E402
@@ -211,9 +211,9 @@ def test_device_map_reaches_from_pretrained_and_leaves_cpu_scores_unchanged(zoo:
 
 
 def test_max_memory_option_parses_device_amounts() -> None:
-    assert hf.parse_max_memory("0=20GiB, 1=20GiB,cpu=64GiB") == {"0": "20GiB", "1": "20GiB", "cpu": "64GiB"}
+    assert pretrained.parse_max_memory("0=20GiB, 1=20GiB,cpu=64GiB") == {"0": "20GiB", "1": "20GiB", "cpu": "64GiB"}
     with pytest.raises(ValueError, match="DEVICE=AMOUNT"):
-        hf.parse_max_memory("20GiB")
+        pretrained.parse_max_memory("20GiB")
 
 
 def test_scoring_and_the_sweep_fast_path_use_current_transformers_apis(zoo: dict[str, Bench]) -> None:

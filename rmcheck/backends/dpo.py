@@ -32,7 +32,9 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from ..errors import BackendError
-from . import hf
+from .pretrained import (PLAIN_TEMPLATE, load_pretrained, locate, model_identity, model_max_length,
+                         parse_spec as parse_model_spec, runtime, sha256, template_digest, template_name,
+                         tokenizer_digest)
 from .encoding import pad_rows, render_template
 from .recent import Recent, take
 from .base import OVERALL, ModelOptions, Pair, Scores, normalise_scores, prompt_messages, prompt_to_text
@@ -99,11 +101,11 @@ class _LM:
     """One loaded causal LM and what pins it."""
 
     def __init__(self, spec: str, source: str, options: ModelOptions) -> None:
-        self.source, self.revision = hf.parse_spec(source)
-        self.tokenizer, self.model, self.device = hf.load_pretrained(spec, self.source, self.revision, options,
+        self.source, self.revision = parse_model_spec(source)
+        self.tokenizer, self.model, self.device = load_pretrained(spec, self.source, self.revision, options,
                                                            auto_class="AutoModelForCausalLM")
-        files, self.resolved_revision = hf.locate(self.source, self.revision)
-        self.identity = hf.model_identity(self.model, files, self.resolved_revision)
+        files, self.resolved_revision = locate(self.source, self.revision)
+        self.identity = model_identity(self.model, files, self.resolved_revision)
         self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
     def token_logps(self, batch: dict[str, Any], first: int) -> Any:
@@ -137,15 +139,15 @@ class ImplicitRewardModel:
         self.policy = _LM(spec, parsed.policy, options)
         self.reference = _LM(spec, parsed.reference, options) if parsed.reference else None
         self.tokenizer = self.policy.tokenizer
-        digest = hf.tokenizer_digest
-        if self.reference is not None and digest(self.reference.tokenizer) != digest(self.tokenizer):
+        if self.reference is not None and \
+                tokenizer_digest(self.reference.tokenizer) != tokenizer_digest(self.tokenizer):
             raise BackendError(f"{spec}: the policy and the reference have different tokenizers", where="--rm",
                                fix="Use the reference the policy was trained from (the same tokenizer)")
         self.objectives: tuple[str, ...] = ("policy_logp",) + (("reference_logp",) if self.reference else ())
-        self.max_length = options.max_length or hf.model_max_length(self.tokenizer, self.policy.model.config)[0]
+        self.max_length = options.max_length or model_max_length(self.tokenizer, self.policy.model.config)[0]
         self._template = self.tokenizer.chat_template
         self._pad_id = next(i for i in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0) if i is not None)
-        self._fingerprint = hf.sha256(json.dumps(self._fingerprint_parts(), sort_keys=True))
+        self._fingerprint = sha256(json.dumps(self._fingerprint_parts(), sort_keys=True))
         self._warned_truncation = False
         self._encoded: dict[Pair, tuple[list[int], int]] = {}  # by token_ids(), for score()
         self._checked: Recent[Pair, tuple[list[int], int]] = Recent()  # by inputs(), for token_ids()
@@ -168,8 +170,8 @@ class ImplicitRewardModel:
             "beta": self.parsed.beta,
             "norm": self.parsed.norm,
             "span": self.parsed.span,
-            "tokenizer": hf.tokenizer_digest(self.tokenizer),
-            "template": hf.template_digest(self._template),
+            "tokenizer": tokenizer_digest(self.tokenizer),
+            "template": template_digest(self._template),
             "dtype": self.dtype,
             "max_length": self.max_length,
         }
@@ -185,19 +187,19 @@ class ImplicitRewardModel:
         return (f"{self.spec} (implicit DPO reward {reward}, {self.parsed.norm} over response tokens, "
                 f"span {SPAN_TEXT[self.parsed.span]}); "
                 f"policy: {self.policy.describe()}; reference: {reference}; device: {self.policy.device}; "
-                f"dtype: {self.dtype}; max length: {self.max_length}; template: {hf.template_name(self._template)}")
+                f"dtype: {self.dtype}; max length: {self.max_length}; template: {template_name(self._template)}")
 
     def provenance(self) -> dict[str, Any]:
         """What produced the rewards, for the run document (see :mod:`rmcheck.provenance`)."""
         model = self.policy.model
         return {
-            **hf.runtime(self.policy.device),
+            **runtime(self.policy.device),
             "dtype": self.dtype,
             "attn_implementation": str(getattr(model.config, "_attn_implementation", None) or "default"),
             "device_map": self.options.device_map,
             "input_format": "template" if self._template is not None else "plain",
-            "template_source": "tokenizer chat_template" if self._template is not None else hf.PLAIN_TEMPLATE,
-            "template_sha256": hf.template_digest(self._template) if self._template is not None else None,
+            "template_source": "tokenizer chat_template" if self._template is not None else PLAIN_TEMPLATE,
+            "template_sha256": template_digest(self._template) if self._template is not None else None,
             "max_length": self.max_length,
             "truncation": "prompt tokens from the left",
             "span": self.parsed.span,

@@ -13,6 +13,7 @@ from urllib.parse import unquote
 from ..errors import BackendError
 from ..process import hf as process
 from . import hf
+from .pretrained import parse_spec
 from .base import ModelOptions
 
 
@@ -21,7 +22,7 @@ def build(rest: str, options: ModelOptions) -> Any:
     path, query = split_options(rest)
     if not query:
         return hf.build(path, options)
-    source, revision = hf.parse_spec(path)
+    source, revision = parse_spec(path)
     return process.build(source, revision, process.parse(f"hf:{rest}", query), options, spec=f"hf:{rest.strip()}")
 
 

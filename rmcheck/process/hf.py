@@ -20,7 +20,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
-from ..backends import hf
+from ..backends.pretrained import (head_logits, load_pretrained, locate, model_identity, model_max_length, pinned,
+                                   runtime, sha256, template_digest, tokenizer_digest)
 from ..backends.base import ModelOptions, Pair, Scores, prompt_messages, prompt_to_text
 from ..backends.encoding import pad_rows, render_template
 from ..errors import BackendError, ScoreError
@@ -87,11 +88,11 @@ class HFProcessModel:
 
     def __init__(self, source: str, revision: str | None, prm: PRMSpec, options: ModelOptions, spec: str) -> None:
         self.spec, self.prm, self.options = spec, prm, options
-        self.tokenizer, self.model, self.device = hf.load_pretrained(spec, source, revision, options,
+        self.tokenizer, self.model, self.device = load_pretrained(spec, source, revision, options,
                                                                      auto_class=AUTO_CLASSES[prm.prm])
         config = self.model.config
         self.max_length, self.max_length_source = ((options.max_length, "--max-length") if options.max_length
-                                                   else hf.model_max_length(self.tokenizer, config))
+                                                   else model_max_length(self.tokenizer, config))
         self.tag_id = self._tag_id()
         self.label_ids = self._good_bad() if prm.prm == SHEPHERD else (self._good_label(config),)
         if prm.prm == QWEN and not getattr(self.tokenizer, "chat_template", None):
@@ -99,14 +100,14 @@ class HFProcessModel:
                                "conversation with", where="--rm",
                                fix=f"Use the PRM's own tokenizer (Qwen2.5-Math-PRM's has one), or ?prm={SHEPHERD}")
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        files, self.resolved_revision = hf.locate(source, revision)
-        self._fingerprint = hf.sha256(json.dumps({
+        files, self.resolved_revision = locate(source, revision)
+        self._fingerprint = sha256(json.dumps({
             "format": FORMAT_VERSION, "spec": spec, "prm": asdict(prm), "tag_id": self.tag_id,
-            "label_ids": list(self.label_ids), **hf.model_identity(self.model, files, self.resolved_revision),
-            "tokenizer": hf.tokenizer_digest(self.tokenizer),
-            "template": hf.template_digest(self.tokenizer.chat_template),
+            "label_ids": list(self.label_ids), **model_identity(self.model, files, self.resolved_revision),
+            "tokenizer": tokenizer_digest(self.tokenizer),
+            "template": template_digest(self.tokenizer.chat_template),
             "dtype": self.dtype, "attention": self.attn_implementation, "max_length": self.max_length,
-            "runtime": hf.runtime(self.device)}, sort_keys=True))
+            "runtime": runtime(self.device)}, sort_keys=True))
 
     # -- the card's ids -----------------------------------------------------------------------------------------
 
@@ -155,7 +156,7 @@ class HFProcessModel:
     @property
     def cacheable(self) -> bool:
         """Scalar scores may go to the on-disk cache where the revision pins the weights (as for ``hf:``)."""
-        return hf.pinned(self.resolved_revision)
+        return pinned(self.resolved_revision)
 
     def reading(self) -> str:
         """Where and how a step's score is read."""
@@ -171,7 +172,7 @@ class HFProcessModel:
                 f"max length: {self.max_length} ({self.max_length_source})")
 
     def provenance(self) -> dict[str, Any]:
-        return {**hf.runtime(self.device), "dtype": self.dtype, "attn_implementation": self.attn_implementation,
+        return {**runtime(self.device), "dtype": self.dtype, "attn_implementation": self.attn_implementation,
                 "prm": self.prm.prm, "step_scores": self.reading(), "max_length": self.max_length,
                 "revision": self.resolved_revision}
 
@@ -200,7 +201,7 @@ class HFProcessModel:
             self._check(row["input_ids"], solution)
         batch = {k: v.to(self.device) for k, v in pad_rows(rows, self.pad_id, "right").items()}
         with torch.inference_mode():
-            logits = hf.head_logits(self.model(**batch), self.spec).float()
+            logits = head_logits(self.model(**batch), self.spec).float()
         if self.prm.prm == SHEPHERD:
             probabilities = logits[..., list(self.label_ids)].softmax(dim=-1)[..., 0]
         else:
