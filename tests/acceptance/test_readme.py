@@ -52,6 +52,15 @@ def test_readme_findings_are_the_committed_run() -> None:
     assert findings.main(["--check"]) == 0
 
 
+def test_judge_findings_are_a_fresh_replay_of_the_cassettes(tmp_path: Path) -> None:
+    """The README's real-judge findings are what a fresh run of the built-in judge suite gives against SmolLM2,
+    replayed from the committed cassettes alone (--llm replay: a missing answer is an error, nothing is called)."""
+    committed = json.loads(findings.JUDGE_FACTS.read_text(encoding="utf-8"))
+    found = findings.run_judge_job(tmp_path)
+    assert findings.judge_differences(committed, found) == []
+    assert found["recorded_answers"] > 0 and found["results"]
+
+
 def extras(command: str) -> set[str]:
     """The extras of the first ``pip install -e ".[A,B]"`` in a shell text."""
     match = re.search(r'install (?:-q )?-e "\.\[([\w,]+)\]"', command)
