@@ -7,8 +7,12 @@ judges. An answer with no verdict, or with two different ones, does not parse: i
 guessed. Raw answers are kept for the report and go through the ``openai:`` judge's cassettes, keyed by the
 request (so each sample of a ``repeat:`` test, sent with its own ``seed``, is recorded apart).
 
-Options after ``?``: ``judge`` (pairwise or listwise), ``k`` (listwise; default 4), ``temperature`` (default 0),
-``max_tokens`` (default 512). ``[tool.rmcheck.judge] concurrency`` caps the requests in flight.
+``verdict=logprobs`` reads the verdict from the next-token probabilities of the labels instead
+(:mod:`.logprob_verdict`): for small judges that prefer a label but do not write the verdict form.
+
+Options after ``?``: ``judge`` (pairwise or listwise), ``k`` (listwise; default 4), ``verdict`` (text, the default,
+or logprobs), ``temperature`` (default 0), ``max_tokens`` (text verdicts; default 512).
+``[tool.rmcheck.judge] concurrency`` caps the requests in flight.
 """
 from __future__ import annotations
 
@@ -22,12 +26,14 @@ from urllib.parse import parse_qsl
 from ..backends.base import Pair, Scores
 from ..errors import BackendError, RmcheckError, ScoreError
 from ..llm import client as llm
-from ..llm.cassette import Cassette, public_url
+from ..llm.cassette import Cassette, public_url, request_key
+from . import logprob_verdict
 from .interface import TIE_LABEL, Query, Verdict
 
-FORMAT_VERSION = "openai-verdict/1"
+#: The fingerprint's format, per way of reading the verdict.
+FORMATS = {"text": "openai-verdict/1", "logprobs": "openai-logprob-verdict/1"}
 STYLES = ("pairwise", "listwise")
-OPTIONS = ("judge", "k", "temperature", "max_tokens")
+OPTIONS = ("judge", "k", "verdict", "temperature", "max_tokens")
 MAX_REPORTED = 5
 _VERDICT = re.compile(r"\[\[([^\[\]\n]{1,20})\]\]")
 
@@ -47,12 +53,17 @@ def build_judge(model: str, endpoint: llm.Endpoint, cassette: Cassette, table: M
     """The judge a spec's ``?judge=...`` options describe, or one :class:`BackendError` naming the bad option."""
     spec = f"openai:{model}?{query}"
     options = dict(parse_qsl(query, keep_blank_values=True))
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown or options.get("judge") not in STYLES:
-        bad = f"option {unknown[0]!r}" if unknown else f"judge={options.get('judge', '')!r}"
-        raise BackendError(f"model spec {spec}: unknown {bad}", where="--rm",
+    verdict = options.get("verdict", "text")
+    bad = [f"option {key!r}" for key in sorted(set(options) - set(OPTIONS))]
+    bad += [] if options.get("judge") in STYLES else [f"judge={options.get('judge', '')!r}"]
+    bad += [] if verdict in FORMATS else [f"verdict={verdict!r}"]
+    if bad:
+        raise BackendError(f"model spec {spec}: unknown {bad[0]}", where="--rm",
                            fix="Write openai:MODEL?judge=pairwise or openai:MODEL?judge=listwise&k=4 (options: "
-                               "temperature=T, max_tokens=N)")
+                               "verdict=text|logprobs, temperature=T, max_tokens=N)")
+    if verdict == "logprobs" and "max_tokens" in options:
+        raise BackendError(f"model spec {spec}: verdict=logprobs asks for one token, so max_tokens does not apply",
+                           where="--rm", fix="Drop max_tokens, or drop verdict=logprobs")
     try:
         size = int(options.get("k", 4)) if options["judge"] == "listwise" else 2
         temperature = float(options.get("temperature", 0.0))
@@ -66,7 +77,7 @@ def build_judge(model: str, endpoint: llm.Endpoint, cassette: Cassette, table: M
         raise BackendError(f"model spec {spec}: an option is out of range", where="--rm",
                            fix="k (listwise only) from 2 to 26, temperature from 0 to 2, max_tokens and "
                                "[tool.rmcheck.judge] concurrency >= 1")
-    return VerdictJudge(spec, model, endpoint, cassette, size, temperature, max_tokens, concurrency)
+    return VerdictJudge(spec, model, endpoint, cassette, size, temperature, max_tokens, concurrency, verdict)
 
 
 class VerdictJudge:
@@ -76,14 +87,17 @@ class VerdictJudge:
     reads_labels = True
 
     def __init__(self, spec: str, model: str, endpoint: llm.Endpoint, cassette: Cassette, size: int,
-                 temperature: float, max_tokens: int, concurrency: int) -> None:
+                 temperature: float, max_tokens: int, concurrency: int, verdict: str = "text") -> None:
         self.spec, self.model, self.endpoint, self.cassette = spec, model, endpoint, cassette
         self.size, self.temperature, self.max_tokens, self.concurrency = size, temperature, max_tokens, concurrency
+        self.verdict = verdict
         self.fingerprint = hashlib.sha256(json.dumps(
-            [FORMAT_VERSION, model, public_url(endpoint.base_url), size, temperature, max_tokens]).encode()).hexdigest()
+            [FORMATS[verdict], model, public_url(endpoint.base_url), size, temperature, max_tokens]).encode()).hexdigest()
 
     def describe(self) -> str:
-        style = "pairwise, [[A]]/[[B]]/[[C]] (tie)" if self.size == 2 else f"listwise over {self.size} responses"
+        style = "pairwise" if self.size == 2 else f"listwise over {self.size} responses"
+        style += ", verdict from the labels' logprobs" if self.verdict == "logprobs" else \
+            ", [[A]]/[[B]]/[[C]] (tie)" if self.size == 2 else ""
         return (f"{self.spec} (LLM judge at {public_url(self.endpoint.base_url)}, {style}, "
                 f"temperature {self.temperature:g})")
 
@@ -93,8 +107,13 @@ class VerdictJudge:
                                              "?judge= to rate single responses")
 
     def judge(self, queries: Sequence[Query]) -> list[Verdict]:
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(queries)))) as pool:
-            outcomes = list(pool.map(self._ask, queries))
+        """Each distinct request asked once (under ``verdict=logprobs`` the samples of a presentation share one),
+        then each query's verdict read from its answer."""
+        requests = {q: self.request(q) for q in queries if len(q.responses) == self.size}
+        distinct = {request_key(r): r for r in requests.values()}
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(distinct)))) as pool:
+            answers = dict(zip(distinct, pool.map(self._ask, distinct.values())))
+        outcomes = [self._verdict(q, requests.get(q), answers) for q in queries]
         failures = [o for o in outcomes if isinstance(o, RmcheckError)]
         if failures:
             messages = list(dict.fromkeys(f.message for f in failures))
@@ -103,9 +122,12 @@ class VerdictJudge:
         return outcomes  # type: ignore[return-value]
 
     def request(self, query: Query) -> dict[str, Any]:
-        """The chat request for one query: the instructions, the question and the labelled answers."""
+        """The chat request for one query: the instructions, the question and the labelled answers (under
+        ``verdict=logprobs``, ending with a request for the label alone, one token and its logprobs)."""
         labels = query.labels
-        if len(labels) == 2:
+        if self.verdict == "logprobs":
+            system = logprob_verdict.system_prompt(labels)
+        elif len(labels) == 2:
             system = PAIRWISE.format(a=labels[0], b=labels[1])
         else:
             forms = ", ".join(f'"[[{label}]]" if assistant {label} is best' for label in labels)
@@ -113,17 +135,34 @@ class VerdictJudge:
         answers = "\n\n".join(f"[The Start of Assistant {label}'s Answer]\n{text}\n[The End of Assistant {label}'s Answer]"
                               for label, text in zip(labels, query.responses))
         user = f"[User Question]\n{Pair(query.prompt, '').prompt_text}\n\n{answers}"
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        if self.verdict == "logprobs":
+            messages[1]["content"] += "\n\n" + logprob_verdict.question(labels)
+            return {"model": self.model, "messages": messages, **logprob_verdict.request_options()}
         return {"model": self.model, "temperature": self.temperature, "seed": query.sample, "max_tokens": self.max_tokens,
-                "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
+                "messages": messages}
 
-    def _ask(self, query: Query) -> Verdict | RmcheckError:
-        if len(query.responses) != self.size:
-            return BackendError(f"{self.spec} compares {self.size} responses, not {len(query.responses)}")
+    def _ask(self, request: dict[str, Any]) -> dict[str, Any] | RmcheckError:
+        """The answer to ``request`` (replayed or asked; a logprob answer must carry logprobs to be kept)."""
+        def usable(answer: dict[str, Any]) -> dict[str, Any]:
+            if self.verdict == "logprobs":
+                logprob_verdict.top_tokens(answer)
+            return answer
         try:
-            return llm.chat(self.endpoint, self.cassette, self.request(query),
-                            lambda answer: parse_verdict((llm.contents(answer) or [""])[0], query.labels))
+            return llm.chat(self.endpoint, self.cassette, request, usable)
         except RmcheckError as exc:
             return exc
+
+    def _verdict(self, query: Query, request: dict[str, Any] | None,
+                 answers: Mapping[str, dict[str, Any] | RmcheckError]) -> Verdict | RmcheckError:
+        if request is None:
+            return BackendError(f"{self.spec} compares {self.size} responses, not {len(query.responses)}")
+        answer = answers[request_key(request)]
+        if isinstance(answer, RmcheckError):
+            return answer
+        if self.verdict == "logprobs":
+            return logprob_verdict.parse(answer, query.labels, self.temperature, request, query.sample)
+        return parse_verdict((llm.contents(answer) or [""])[0], query.labels)
 
 
 def parse_verdict(text: str, labels: Sequence[str]) -> Verdict:
