@@ -209,9 +209,9 @@ def test_the_recording_server_speaks_the_openai_protocol(tmp_path: Path) -> None
     from fixtures.llm_server import serve
 
     class Echo:
-        def answer(self, body: dict) -> list[str]:
+        def answer(self, body: dict) -> list[tuple[str, None]]:
             text = body["messages"][-1]["content"].split("<response>\n")[1].split("\n</response>")[0]
-            return [text.replace("big", "large")] * int(body.get("n", 1))
+            return [(text.replace("big", "large"), None)] * int(body.get("n", 1))
 
     server = serve(Echo(), 0)  # type: ignore[arg-type]
     threading.Thread(target=server.serve_forever, daemon=True).start()

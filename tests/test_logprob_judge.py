@@ -160,3 +160,37 @@ def test_a_server_without_logprobs_is_one_error(llm: ScriptedServer) -> None:
     query = Query("Which city is Australia's capital?", ("Canberra.", "Sydney."), ("A", "B"))
     with pytest.raises(RmcheckError, match="1 of 1 judge call\\(s\\) failed: the LLM sent no logprobs"):
         load_model(spec(llm, "clean")).judge([query])
+
+
+def test_the_recording_server_sends_the_models_next_token_logprobs(tmp_path: Path) -> None:
+    """fixtures/llm_server.py answers logprobs/top_logprobs as the OpenAI API shapes them, from the model's raw
+    next-token distribution, each token as the tokenizer decodes it alone (a tiny causal LM stands in for SmolLM2)."""
+    import threading
+
+    import openai
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from fixtures.llm_server import Generator, serve
+    from fixtures.tiny_models import build_tiny_lm
+
+    folder = build_tiny_lm(tmp_path / "lm")
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    server = serve(Generator(model, tokenizer), 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    messages = [{"role": "user", "content": "Which is better, A or B?"}]
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{server.server_address[1]}/v1", api_key="x")
+        answer = client.chat.completions.create(model="m", messages=messages, max_tokens=2, temperature=0,
+                                                logprobs=True, top_logprobs=5).model_dump(mode="json")
+    finally:
+        server.shutdown()
+    content = answer["choices"][0]["logprobs"]["content"]
+    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.inference_mode():
+        expected = torch.topk(torch.log_softmax(model(**inputs).logits[0, -1], dim=-1), 5)
+    first = content[0]["top_logprobs"]
+    assert [t["token"] for t in first] == [tokenizer.decode([i]) for i in expected.indices.tolist()]
+    assert [t["logprob"] for t in first] == pytest.approx(expected.values.tolist(), abs=1e-5)
+    assert content[0]["token"] == first[0]["token"] and content[0]["logprob"] == pytest.approx(first[0]["logprob"])
+    assert 1 <= len(content) <= 2 and all(len(c["top_logprobs"]) == 5 for c in content)
