@@ -20,7 +20,7 @@ from ..expect import Expectation
 from ..limits import OPERATOR_ARGUMENT
 from ..results import CaseResult, TestResult
 from ..counterfactual.minimise import Search, minimise
-from ..kinds.registry import TEST_NAME, ParseContext, TestKind
+from ..kinds.registry import kind_schema, ParseContext, TestKind
 from .interface import Judge, Query, Verdict, judge_of
 from .presentation import PRESENTERS, Hunk, Presentation, apply, describe_hunks, hunks, original, repeat_count
 
@@ -62,23 +62,18 @@ class JudgeTest:
         return list(dict.fromkeys(replace(p, sample=p.sample + s) for p in shown for s in range(self.repeat)))
 
 
-SCHEMA = {
-    "description": "expect: consistent: show each case's responses to the judge in other presentations (perturb: "
-                   "swap_order, relabel, shuffle or {op: repeat, n: N}; any of them with repeat: N) and require "
-                   "the same response to win in all of them. Tests with expect: consistent need no kind:.",
-    "type": "object",
-    "required": ["name", "expect"],
-    "additionalProperties": False,
-    "properties": {
-        "name": TEST_NAME,
-        "kind": {"const": KIND},
-        "description": {"type": "string"},
-        "attribute": {"description": "Free-form tag used in reports (default consistency).", "type": "string"},
+SCHEMA = kind_schema(
+    KIND,
+    "expect: consistent: show each case's responses to the judge in other presentations (perturb: "
+    "swap_order, relabel, shuffle or {op: repeat, n: N}; any of them with repeat: N) and require "
+    "the same response to win in all of them. Tests with expect: consistent need no kind:.",
+    {
         "perturb": {"$ref": "#/$defs/perturb"},
         "expect": {"const": EXPECT},
         "min_pass_rate": {"type": "number", "minimum": 0, "maximum": 1},
     },
-}
+    required=["name", "expect"],
+    attribute="Free-form tag used in reports (default consistency).")
 
 
 def parse(raw: Mapping[str, Any], context: ParseContext) -> JudgeTest:

@@ -19,7 +19,7 @@ from ..errors import BackendError, RmcheckError
 from ..judges.best_of_n import evaluate as judge_accuracy
 from ..judges.interface import is_judge
 from ..results import CaseResult, TestResult
-from .registry import TEST_NAME, ParseContext, TestKind
+from .registry import kind_schema, ParseContext, TestKind
 from .ties import TiesScore, is_ties, summary, ties_score
 
 if TYPE_CHECKING:
@@ -62,22 +62,16 @@ class Outcome:
         return self.chosen - self.best_rejected
 
 
-SCHEMA = {
-    "description": "RewardBench 2's best-of-N check: one chosen and N rejected responses per case; credit 1/k when "
-                   "the chosen response is among the k tied at the top score, else 0.",
-    "type": "object",
-    "required": ["name", "kind"],
-    "additionalProperties": False,
-    "properties": {
-        "name": TEST_NAME,
-        "kind": {"const": KIND},
-        "description": {"type": "string"},
-        "attribute": {"description": "Free-form tag used in reports (default best-of-n).", "type": "string"},
+SCHEMA = kind_schema(
+    KIND,
+    "RewardBench 2's best-of-N check: one chosen and N rejected responses per case; credit 1/k when "
+    "the chosen response is among the k tied at the top score, else 0.",
+    {
         "min_accuracy": {"description": "The least accuracy (mean credit) each subset must reach (default 0.5).",
                          "type": "number", "minimum": 0, "maximum": 1},
         "objective": {"description": "Assert on this named head of a multi-objective RM.", "type": "string"},
     },
-}
+    attribute="Free-form tag used in reports (default best-of-n).")
 
 
 def parse(raw: Mapping[str, Any], context: ParseContext) -> BestOfNSpec:

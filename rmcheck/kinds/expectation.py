@@ -24,7 +24,7 @@ from ..counterfactual.ddmin import Subset
 from ..counterfactual.minimise import Search, minimise
 from ..counterfactual.trial import Trial
 from ..suite.loader import Perturbation, TestSpec
-from .registry import TEST_NAME, ParseContext, TestKind, get_kind
+from .registry import ParseContext, TestKind, get_kind, kind_schema
 
 if TYPE_CHECKING:
     from ..engine import Engine, Outcomes, Request
@@ -300,14 +300,10 @@ def _variant(changes: tuple[tuple[str, Change], ...], number: int) -> str:
     return "+".join(labels) if labels else str(number)
 
 
-SCHEMA = {
-    "type": "object",
-    "required": ["name", "expect"],
-    "additionalProperties": False,
-    "properties": {
-        "name": TEST_NAME,
-        "description": {"type": "string"},
-        "attribute": {"description": "Free-form tag used in reports.", "type": "string"},
+SCHEMA = kind_schema(
+    KIND,
+    "An expectation test (the default kind): perturb each case, then check how the score changed.",
+    {
         "perturb": {"$ref": "#/$defs/perturb"},
         "expect": {"description": "higher, lower, not_lower, not_higher, invariant, prefers_chosen, preference_kept, "
                                   "or a registered expectation.",
@@ -317,9 +313,8 @@ SCHEMA = {
         "objective": {"description": "Assert on this named head of a multi-objective RM.", "type": "string"},
         "aggregate": {"description": "expect: solution_lower: how step scores make the solution's score (min, the "
                                      "default; last; product).", "enum": ["min", "last", "product"]},
-        "kind": {"const": KIND},
     },
-}
+    required=["name", "expect"], kind_first=False)
 
 
 def parse(raw: Mapping[str, Any], context: ParseContext) -> TestSpec:

@@ -57,6 +57,20 @@ Evaluator = Callable[["Engine", str, Sequence["Request"]], "Outcomes"]
 TEST_NAME = {"type": "string", "pattern": "^[^\\[\\]:/\\s]+$"}
 
 
+def kind_schema(kind: str, description: str, properties: Mapping[str, Any], *,
+                required: Sequence[str] = ("name", "kind"), attribute: str = "Free-form tag used in reports.",
+                kind_first: bool = True) -> dict[str, Any]:
+    """A kind's sub-schema for one test: ``name``, ``kind``, ``description`` and ``attribute``, which every kind
+    takes, then its own ``properties``; no other key is allowed."""
+    common = {"name": TEST_NAME, "kind": {"const": kind}, "description": {"type": "string"},
+              "attribute": {"description": attribute, "type": "string"}}
+    if not kind_first:  # the default kind: ``kind:`` is optional, so it comes last in editors' completion
+        common = {**{k: v for k, v in common.items() if k != "kind"}}
+        properties = {**properties, "kind": {"const": kind}}
+    return {"description": description, "type": "object", "required": list(required), "additionalProperties": False,
+            "properties": {**common, **properties}}
+
+
 @dataclass(frozen=True, eq=False)
 class TestKind:
     """A kind of test: its name, its parser and evaluator, the JSON Schema of its ``tests:`` entries (with its

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from ..backends.base import OVERALL, Pair
 from ..suite.datasets import RM_BENCH_STYLES
 from ..errors import BackendError, SuiteError
-from .registry import TEST_NAME, ParseContext, TestKind
+from .registry import kind_schema, ParseContext, TestKind
 from ..results import CaseResult, TestResult
 
 if TYPE_CHECKING:
@@ -60,17 +60,11 @@ def group_of(chosen: int, rejected: int) -> str:
 
 
 _ACCURACY = {"type": "number", "minimum": 0, "maximum": 1}
-SCHEMA = {
-    "description": "RM-Bench's style-versus-substance check: prefers_chosen over every pairing of a chosen style with "
-                   "a rejected style, reported as easy / normal / hard accuracy.",
-    "type": "object",
-    "required": ["name", "kind"],
-    "additionalProperties": False,
-    "properties": {
-        "name": TEST_NAME,
-        "kind": {"const": KIND},
-        "description": {"type": "string"},
-        "attribute": {"description": "Free-form tag used in reports (default style-vs-substance).", "type": "string"},
+SCHEMA = kind_schema(
+    KIND,
+    "RM-Bench's style-versus-substance check: prefers_chosen over every pairing of a chosen style with "
+    "a rejected style, reported as easy / normal / hard accuracy.",
+    {
         "styles": {"description": "The styles compared, least elaborate first (default RM-Bench's concise, detailed, "
                                   "detailed_markdown).",
                    "type": "array", "items": {"type": "string"}, "minItems": 2},
@@ -80,7 +74,7 @@ SCHEMA = {
                                                "properties": dict.fromkeys(GROUPS, _ACCURACY)}]},
         "objective": {"description": "Assert on this named head of a multi-objective RM.", "type": "string"},
     },
-}
+    attribute="Free-form tag used in reports (default style-vs-substance).")
 
 
 def parse(raw: Mapping[str, Any], context: ParseContext) -> StyleSubstanceSpec:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..backends.base import Prompt, RewardModel, prompt_to_text
 from ..errors import RmcheckError, SuiteError
-from .registry import TEST_NAME, ParseContext, TestKind
+from .registry import kind_schema, ParseContext, TestKind
 from ..results import CaseResult, TestResult
 from ..sweep.assertions import Check, Context, as_prompt, groups_needed, parse_assertion, token_json
 from ..sweep.core import Sweep, select_for, sweep_tokens
@@ -60,17 +60,11 @@ class SweepTest:
 
 
 _EXTREME = {"$ref": "#/$defs/sweep_extreme"}
-SCHEMA = {
-    "description": "A vocabulary sweep: every single-token response to one prompt, scored and ranked, then judged by "
-                   "assertions.",
-    "type": "object",
-    "required": ["name", "kind", "prompt", "assert"],
-    "additionalProperties": False,
-    "properties": {
-        "name": TEST_NAME,
-        "kind": {"const": KIND},
-        "description": {"type": "string"},
-        "attribute": {"description": "Free-form tag used in reports.", "type": "string"},
+SCHEMA = kind_schema(
+    KIND,
+    "A vocabulary sweep: every single-token response to one prompt, scored and ranked, then judged by "
+    "assertions.",
+    {
         "prompt": {"$ref": "#/$defs/prompt"},
         "tokens": {
             "description": "all (the whole vocabulary, the default), words (word-like tokens), {lexicons: [NAME, ...]} "
@@ -89,7 +83,8 @@ SCHEMA = {
                    "type": "string"},
         "assert": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/sweep_assertion"}},
     },
-}
+    required=["name", "kind", "prompt", "assert"])
+
 #: The sweep's own ``$defs``: one assertion, and the top_k / bottom_k listing.
 DEFS = {
     "sweep_assertion": {

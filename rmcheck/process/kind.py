@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from ..errors import OperatorError, RmcheckError, SuiteError
 from ..expect import Expectation, Threshold, Tolerance, get_expectation
-from ..kinds.registry import TEST_NAME, ParseContext, TestKind
+from ..kinds.registry import kind_schema, ParseContext, TestKind
 from ..perturb.base import Change, Hunk, OperatorContext, check_arguments, edits_prompts, run_operator
 from ..results import CaseResult, Counterfactual, Side, TestResult
 from ..counterfactual.ddmin import Subset
@@ -66,16 +66,10 @@ class StepSpec:
     kind: str = KIND
 
 
-SCHEMA = {
-    "description": "A step test: edit each case's steps, then check a step expectation on a process model's scores.",
-    "type": "object",
-    "required": ["name", "expect", "perturb"],
-    "additionalProperties": False,
-    "properties": {
-        "name": TEST_NAME,
-        "kind": {"const": KIND},
-        "description": {"type": "string"},
-        "attribute": {"description": "Free-form tag used in reports.", "type": "string"},
+SCHEMA = kind_schema(
+    KIND,
+    "A step test: edit each case's steps, then check a step expectation on a process model's scores.",
+    {
         "perturb": {"$ref": "#/$defs/perturb"},
         "expect": {"description": "step_lower, earlier_unchanged or solution_lower.", "type": "string"},
         "tolerance": {"$ref": "#/$defs/tolerance"},
@@ -83,7 +77,7 @@ SCHEMA = {
         "aggregate": {"description": "expect: solution_lower: how step scores make the solution's score (min, the "
                                      "default; last; product).", "enum": sorted(AGGREGATES)},
     },
-}
+    required=["name", "expect", "perturb"])
 
 
 def parse(raw: Mapping[str, Any], context: ParseContext) -> StepSpec:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..errors import RmcheckError
 from ..results import CaseResult, TestResult
-from ..kinds.registry import TEST_NAME, ParseContext, TestKind
+from ..kinds.registry import kind_schema, ParseContext, TestKind
 from .model import Solution, step_scorer, unscored
 
 if TYPE_CHECKING:
@@ -133,24 +133,18 @@ def _at(bounds: tuple[list[float], ...], threshold: float) -> SubsetScore:
     return counted(len(err_lo), hit_error, len(ok_lo), hit_correct)
 
 
-SCHEMA = {
-    "description": "ProcessBench's metric: predict each solution's first wrong step (its first score below threshold) "
-                   "and report, per subset, the accuracy on erroneous and on correct solutions and their F1.",
-    "type": "object",
-    "required": ["name", "kind"],
-    "additionalProperties": False,
-    "properties": {
-        "name": TEST_NAME,
-        "kind": {"const": KIND},
-        "description": {"type": "string"},
-        "attribute": {"description": "Free-form tag used in reports (default process-errors).", "type": "string"},
+SCHEMA = kind_schema(
+    KIND,
+    "ProcessBench's metric: predict each solution's first wrong step (its first score below threshold) "
+    "and report, per subset, the accuracy on erroneous and on correct solutions and their F1.",
+    {
         "threshold": {"description": "A step whose score is below it is wrong (default 0.5); best sweeps it and keeps "
                                      "the best mean F1 over subsets (optimistic: chosen on the same cases).",
                       "oneOf": [{"type": "number"}, {"const": BEST}]},
         "min_f1": {"description": "The least F1 (percent, 0 to 100) each subset must reach (default 50).",
                    "type": "number", "minimum": 0, "maximum": 100},
     },
-}
+    attribute="Free-form tag used in reports (default process-errors).")
 
 
 def parse(raw: Mapping[str, Any], context: ParseContext) -> ProcessBenchSpec:
