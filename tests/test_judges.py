@@ -168,12 +168,18 @@ def label_biased(path: str, body: dict[str, Any]) -> Reply:
     return Reply(chat_completion(f"Having compared them: [[{best if labels[:2] == ['A', 'B'] else labels[-1]}]]"))
 
 
-@pytest.fixture
-def llm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ScriptedServer]:
+def judge_project(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Work in ``folder`` as a user whose judge is not retried and times out after 5 s, with no OpenAI settings
+    from the environment."""
     for name in ("CI", "OPENAI_BASE_URL", "OPENAI_API_KEY"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "pyproject.toml").write_text("[tool.rmcheck.judge]\nmax_retries = 0\ntimeout = 5\n")
+    monkeypatch.chdir(folder)
+    (folder / "pyproject.toml").write_text("[tool.rmcheck.judge]\nmax_retries = 0\ntimeout = 5\n")
+
+
+@pytest.fixture
+def llm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ScriptedServer]:
+    judge_project(monkeypatch, tmp_path)
     with ScriptedServer(label_biased) as server:
         yield server
 

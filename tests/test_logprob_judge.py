@@ -18,6 +18,7 @@ from rmcheck.judges.interface import Query
 from rmcheck.judges.logprob_verdict import label_probabilities, parse
 from rmcheck.results import TestResult as Result
 from tests import planted_judges
+from tests.test_judges import judge_project
 
 SUITE = Path(__file__).resolve().parent.parent / "suites" / "judge-consistency.rmcheck.yaml"
 ORDER, LABELS, REPEAT = "same-verdict-in-either-order", "same-verdict-under-other-labels", "same-verdict-on-every-sample"
@@ -53,10 +54,7 @@ def label_judge(path: str, body: dict[str, Any]) -> Reply:
 
 @pytest.fixture
 def llm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ScriptedServer]:
-    for name in ("CI", "OPENAI_BASE_URL", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "pyproject.toml").write_text("[tool.rmcheck.judge]\nmax_retries = 0\ntimeout = 5\n")
+    judge_project(monkeypatch, tmp_path)
     with ScriptedServer(label_judge) as server:
         yield server
 

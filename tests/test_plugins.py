@@ -101,18 +101,24 @@ def pytest_run(cwd: Path, *more: str, pythonpath: Path | None = None) -> subproc
                 "-q", *more], cwd, pythonpath)
 
 
+def install_package(site: Path, name: str, module: str, entry_points: str) -> Path:
+    """Put the package ``name`` in the folder ``site`` (for PYTHONPATH) as pip installs one: its ``__init__.py``
+    holds ``module``, and its dist-info's entry_points.txt is ``entry_points``."""
+    (site / name).mkdir(parents=True)
+    (site / name / "__init__.py").write_text(module)
+    info = site / f"{name}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(entry_points)
+    return site
+
+
 @pytest.fixture
 def installed(tmp_path: Path) -> Path:
-    """A folder for PYTHONPATH holding the ``floorkind`` package as pip installs one: the module and its
-    dist-info, whose entry_points.txt names the kind in the ``rmcheck.kinds`` group."""
-    site = tmp_path / "site"
-    (site / "floorkind").mkdir(parents=True)
-    (site / "floorkind" / "__init__.py").write_text(KIND_MODULE)
-    info = site / "floorkind-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: floorkind\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[rmcheck.kinds]\nscore_floor = floorkind:KIND\n")
-    return site
+    """A folder for PYTHONPATH holding the ``floorkind`` package, whose entry point names the kind in the
+    ``rmcheck.kinds`` group."""
+    return install_package(tmp_path / "site", "floorkind", KIND_MODULE,
+                           "[rmcheck.kinds]\nscore_floor = floorkind:KIND\n")
 
 
 def test_a_kind_from_an_entry_point_runs_under_rmcheck_run(tmp_path: Path, installed: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from fixtures.processes import stop
 from rmcheck import Pair, load_model
 from rmcheck.engine import run_suites
 from rmcheck.errors import BackendError
@@ -48,12 +49,7 @@ def serving(spec: str, *extra: str) -> Iterator[str]:
             url = found.group(1) if found else None
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process)
 
 
 def post(url: str, body: Any) -> tuple[int, dict]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_plugins import RM, pytest_run, rmcheck_run
+from tests.test_plugins import RM, install_package, pytest_run, rmcheck_run
 
 SUITE = """\
 rmcheck: 1
@@ -50,13 +50,7 @@ def test_a_pyproject_plugin_hook_adds_provenance_under_the_cli_and_pytest(tmp_pa
 
 
 def test_an_entry_point_plugin_hook_adds_provenance_under_the_cli_and_pytest(tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    (site / "provplugin").mkdir(parents=True)
-    (site / "provplugin" / "__init__.py").write_text(HOOK)
-    info = site / "provplugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: provplugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[rmcheck.plugins]\nprov = provplugin\n")
+    site = install_package(tmp_path / "site", "provplugin", HOOK, "[rmcheck.plugins]\nprov = provplugin\n")
     user = project(tmp_path / "user")
     for document in documents(user, pythonpath=site):
         assert document["serving"]["models"] == ["python:length_rm:score"]

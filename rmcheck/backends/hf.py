@@ -16,8 +16,9 @@ import warnings
 from typing import Any, Sequence
 
 from ..errors import BackendError
-from .pretrained import (check_local_path, head_logits, load_pretrained, locate, model_identity, model_max_length,
-                         parse_spec, pinned, runtime, sha256, template_digest, template_name, tokenizer_digest)
+from .pretrained import (LoadedModel, check_local_path, head_logits, load_pretrained, locate, model_identity,
+                         model_max_length, parse_spec, pinned, runtime, sha256, template_digest, template_name,
+                         tokenizer_digest)
 from .base import OVERALL, ModelOptions, Pair, Scores, normalise_scores
 from .encoding import TEMPLATE, TEXT_PAIR, Encoding, Formatter, input_format, pad_rows, truncate_prompt
 from .recent import Recent, take
@@ -50,7 +51,7 @@ class ResponseTooLong(BackendError):
                          fix="Shorten the response or raise --max-length (rmcheck never cuts a response)")
 
 
-class HFRewardModel:
+class HFRewardModel(LoadedModel):
     """A sequence-classification reward model.
 
     With one label, the logit is the score. With several, every label of
@@ -100,14 +101,6 @@ class HFRewardModel:
         self._checked: Recent[Pair, Encoding] = Recent()  # by inputs(), for token_ids()
 
     # -- description --------------------------------------------------------------------------
-
-    @property
-    def dtype(self) -> str:
-        return str(self.model.dtype).removeprefix("torch.")
-
-    @property
-    def attn_implementation(self) -> str:
-        return str(getattr(self.model.config, "_attn_implementation", None) or "default")
 
     def template_name(self) -> str:
         if self.formatter.format == TEXT_PAIR:

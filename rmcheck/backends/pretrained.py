@@ -139,6 +139,20 @@ def _softcap_ignored(config: Any) -> bool:
         getattr(config, "_attn_implementation", None) == "sdpa"
 
 
+class LoadedModel:
+    """What a model loaded with :func:`load_pretrained` (as ``self.model``) says of itself in descriptions."""
+
+    model: Any
+
+    @property
+    def dtype(self) -> str:
+        return str(self.model.dtype).removeprefix("torch.")
+
+    @property
+    def attn_implementation(self) -> str:
+        return str(getattr(self.model.config, "_attn_implementation", None) or "default")
+
+
 def parse_max_memory(text: str) -> dict[str, str]:
     """``"0=20GiB,1=20GiB,cpu=64GiB"`` -> ``{"0": "20GiB", "1": "20GiB", "cpu": "64GiB"}``."""
     out: dict[str, str] = {}

@@ -20,8 +20,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
-from ..backends.pretrained import (head_logits, load_pretrained, locate, model_identity, model_max_length, pinned,
-                                   runtime, sha256, template_digest, tokenizer_digest)
+from ..backends.pretrained import (LoadedModel, head_logits, load_pretrained, locate, model_identity,
+                                   model_max_length, pinned, runtime, sha256, template_digest, tokenizer_digest)
 from ..backends.base import ModelOptions, Pair, Scores, prompt_messages, prompt_to_text
 from ..backends.encoding import pad_rows, render_template
 from ..errors import BackendError, ScoreError
@@ -78,7 +78,7 @@ def build(source: str, revision: str | None, prm: PRMSpec, options: ModelOptions
     return HFProcessModel(source, revision, prm, options, spec)
 
 
-class HFProcessModel:
+class HFProcessModel(LoadedModel):
     """A process reward model loaded with transformers (see the module's docstring for the two shapes).
 
     As a scalar RM (ordinary suites) it scores a response split into steps at blank lines; the response's score is
@@ -140,14 +140,6 @@ class HFProcessModel:
         return index
 
     # -- description --------------------------------------------------------------------------------------------
-
-    @property
-    def dtype(self) -> str:
-        return str(self.model.dtype).removeprefix("torch.")
-
-    @property
-    def attn_implementation(self) -> str:
-        return str(getattr(self.model.config, "_attn_implementation", None) or "default")
 
     @property
     def fingerprint(self) -> str:
