@@ -7,8 +7,9 @@ builds (once, into .rmcheck/bench/word-llama-32k, no download) a Llama-style seq
 RM with a 32,000-token word-level vocabulary, then scores every non-special token as the whole
 response to a value-laden prompt after a long system prompt (360 template tokens in all):
 
-- cached: rmcheck's fast path (the template prefix runs once; candidates reuse its KV cache), timed
-  for each strategy (packed, expanded): the median of ``--repeat`` full sweeps;
+- cached: rmcheck's fast path, shared-prefix scoring from token ids (the template prefix runs once;
+  candidates reuse its KV cache), timed for each strategy (packed, expanded): the median of ``--repeat``
+  full sweeps;
 - naive: full forward passes over the same token ids, in batches of ``--naive-batch`` equal-length rows,
   no cache. ``--naive-sample N`` times only N evenly spaced tokens and extrapolates (said so in the
   output); the default times every token.
@@ -62,7 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vocab", type=int, default=32000, help=f"vocabulary size of the built {WORD_LLAMA} model")
     parser.add_argument("--tokens", type=int, default=0, metavar="N",
                         help="sweep N evenly spaced candidate tokens of each model (default: every token)")
-    parser.add_argument("--batch-size", type=int, default=256, help="candidates per cached step (default 256)")
     parser.add_argument("--naive-batch", type=int, default=32, help="rows per naive forward pass (default 32)")
     parser.add_argument("--naive-sample", type=int, default=0, metavar="N",
                         help="time naive passes on N evenly spaced tokens and extrapolate (default: all tokens)")
@@ -122,7 +122,7 @@ def sweep(folder: Path, args: argparse.Namespace) -> dict[str, float]:
     naive_seconds = 0.0
     for round_ in range(args.repeat):
         for strategy in STRATEGIES:
-            scorer = IdScorer(rm, prompt, batch_size=args.batch_size, strategies=(strategy,))
+            scorer = IdScorer(rm, prompt, strategies=(strategy,))
             started = time.perf_counter()
             scores[strategy] = [s["score"] for s in scorer.score(ids)]
             times[strategy].append(time.perf_counter() - started)

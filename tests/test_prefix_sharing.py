@@ -96,6 +96,22 @@ def test_a_sequence_that_is_a_prefix_of_another_keeps_its_last_token() -> None:
     assert group.tokens == tuple(range(49)) and sorted(group.members) == [0, 1]
 
 
+def test_a_head_stated_once_plans_as_the_whole_sequences() -> None:
+    """A sweep states the template prefix once (``Seqs``): the plan is the one over the whole sequences, a tail of
+    its own included (a sequence that is the head alone keeps the head's last token)."""
+    head = tuple(range(100, 170))
+    tails = [(1, 2, 3), (1, 2, 4), (5,), (1, 2, 3, 9), (6, 7), (), *((8, i) for i in range(20))]
+
+    def shape(groups: list[prefix.Group]) -> list[Any]:
+        return [(g.start, g.tokens, sorted(g.members), shape(g.children)) for g in groups]
+
+    for gain, least in ((1, 1), (16, 64), (16, 80)):
+        alone, groups = prefix.plan(prefix.Seqs(head, tails), gain, least)
+        whole_alone, whole_groups = prefix.plan([list(head + t) for t in tails], gain, least)
+        assert sorted(alone) == sorted(whole_alone) and shape(groups) == shape(whole_groups)
+        assert sorted(alone + [i for g in groups for i in g.sequences()]) == list(range(len(tails)))
+
+
 def test_the_score_depends_on_tokens_up_to_the_pooled_one() -> None:
     assert prefix.pooled_end([1, 2, 3, 0, 0], pad=0) == 3
     assert prefix.pooled_end([1, 2, 3], pad=None) == 3

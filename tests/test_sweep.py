@@ -105,6 +105,25 @@ def test_cached_scores_equal_full_forward_passes(models: dict[str, Path], name: 
     assert len({round(g, 5) for g in got}) > len(ids) // 2  # distinct scores: nothing pooled the same position
 
 
+def test_the_pad_candidate_before_a_padding_closing_is_scored_from_the_prefix(
+        models: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """With EOS as the pad token and the only closing token, the EOS candidate's score is pooled at the prefix's
+    last token: the engine scores it from the prefix's cache like every other candidate (only the probe takes
+    full passes), and it equals a full pass."""
+    rm = load(models["llama_pad_eos"])
+    eos = rm.tokenizer.eos_token_id
+    full = IdScorer.full
+    rows: list[int] = []
+    monkeypatch.setattr(IdScorer, "full", lambda self, ids: rows.append(len(ids)) or full(self, ids))
+    scorer = IdScorer(rm, CONVERSATION)
+    assert scorer.template.closing == (eos,) and rm.native_pad_id == eos
+    ids = [*range(3, 60), eos]
+    got = [s["score"] for s in scorer.score(ids)]
+    assert scorer.path.startswith("prefix-cached (packed)") and sum(rows) == 8  # the probe's
+    want = [one_by_one(rm, scorer, i) for i in ids]
+    assert max(abs(a - b) for a, b in zip(got, want)) <= 1e-4
+
+
 def test_a_candidate_is_its_text_as_the_backend_tokenizes_it(models: dict[str, Path]) -> None:
     rm = load(models["llama"])
     selection = select_for(rm, TokenSpec("words"), None)

@@ -3,13 +3,13 @@
 One primitive: a batched forward pass whose rows each continue their own cached prefix
 (:class:`PrefixKV`, or none) with several suffixes side by side. A block-causal 4D mask keeps each
 suffix to its row's prefix and itself, and position ids continue from the prefix length. Read two
-ways: :meth:`Decoder.rows`, the head (``model.score``) at each suffix's pooled position, and
+ways: :meth:`Decoder.rows`, the head (``model.score``) at each suffix's last token, and
 :meth:`Decoder.logps`, a causal LM's log-probability of every suffix token; with ``keep``, the pass
 extends each row's prefix by its suffix and returns the new caches. Little padding is computed and no prefix is
-computed twice. Both the vocabulary sweep (:mod:`rmcheck.sweep.fast`) and shared-prefix scoring
-(:mod:`rmcheck.scoring.prefix`) use it; each checks it against full forward passes (:func:`tolerance`)
-before trusting it. Uses transformers' current cache API (``cache=``), and ``past_key_values=`` on the
-transformers versions that know only that (:func:`cache_argument`).
+computed twice. Shared-prefix scoring (:mod:`rmcheck.scoring.prefix`, which vocabulary sweeps go through too)
+uses it, and checks it against full forward passes (:func:`tolerance`) before trusting it. Uses transformers'
+current cache API (``cache=``), and ``past_key_values=`` on the transformers versions that know only that
+(:func:`cache_argument`).
 """
 from __future__ import annotations
 
@@ -68,7 +68,6 @@ class Row:
 
     past: PrefixKV | None
     suffixes: tuple[tuple[int, ...], ...]
-    pooled: tuple[int, ...] | None = None  # the index in each suffix the head reads (default: its last)
 
 
 class Decoder:
@@ -91,7 +90,7 @@ class Decoder:
     def rows(self, rows: Sequence[Row], *, keep: bool = False) -> Any:
         """One forward pass of the body over ``rows``, each continuing its own cached prefix.
 
-        Returns the head's logits, one row per suffix in order; with ``keep``, instead the KV of each row's
+        Returns the head's logits at each suffix's last token, one row per suffix in order; with ``keep``, instead the KV of each row's
         prefix followed by its (single) suffix. A block-causal 4D mask keeps each suffix to its row's prefix
         and itself; position ids continue from the row's prefix length.
         """
@@ -105,8 +104,7 @@ class Decoder:
         run = self._run(self.base, rows)
         if keep:
             return run.kept()
-        reads = [(r, at + (rows[r].pooled[i] if rows[r].pooled is not None else len(suffix) - 1))
-                 for r, at, i, suffix in run.places]
+        reads = [(r, at + len(suffix) - 1) for r, at, _, suffix in run.places]
         where = torch.tensor(reads, device=self.device)
         return head(run.out.last_hidden_state[where[:, 0], where[:, 1]])
 

@@ -213,24 +213,20 @@ class Scorer:
     def _share(self, sharing: PrefixSharing, todo: list[Pair], ids: list[list[int]],
                keep: Callable[[list[Pair], list[Scores]], None]) -> list[Pair]:
         """Score the pairs of ``todo`` that share prefixes (after a passing probe); the rest, to batch."""
-        alone, groups, heads, sharers = sharing.split(ids)
-        if not groups or (sharing.active is None and
-                          not sharing.probe([todo[s[0]] for s in sharers], heads, groups[0], self._forward)):
-            return todo
         work = Work()
-        for indices, outputs in sharing.score(groups, heads, work):
-            batch = [todo[j] for i in indices for j in sharers[i]]
-            scores = sharing.scores(batch, [out for i, out in zip(indices, outputs) for _ in sharers[i]])
+        left, scored = sharing.run(todo, ids, self._forward, work)
+        for owners, scores in scored:
+            batch = [todo[j] for j in owners]
             self.stats.forward_pairs += len(batch)
             self.stats.shared_pairs += len(batch)
-            tokens = sum(len(ids[j]) for i in indices for j in sharers[i])
+            tokens = sum(len(ids[j]) for j in owners)
             self.stats.shared_tokens += tokens
             self.stats.tokens += tokens
             keep(batch, scores)
         self.stats.batches += work.passes
         self.stats.computed_tokens += work.tokens
         self.shapes += work.shapes
-        return [todo[i] for i in alone]
+        return [todo[i] for i in left]
 
     def _batches(self, pairs: list[Pair], lengths: dict[Pair, int], *, counted: bool) -> list[list[Pair]]:
         """Length-sorted batches of ``pairs``; tokens go to the stats when ``lengths`` count tokens."""

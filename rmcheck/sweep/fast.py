@@ -4,19 +4,15 @@
 The chat template is rendered once around a sentinel response and split at it by character
 offsets, so every candidate is ``prefix + [token id] + closing``: the token id itself is the
 response, never its decoded text tokenized again (which can come back as other ids). The
-closing tokens (end of turn, EOS) are scored as part of each candidate. Decoder RMs run the
-prefix once and reuse its KV cache:
+closing tokens (end of turn, EOS) are scored as part of each candidate.
 
-- ``packed``: one sequence holds a batch of candidates side by side after the cached prefix; a
-  block-causal 4D mask keeps each candidate to the prefix and itself, and its position ids start
-  at the prefix length. No copy of the prefix cache; needs the head as ``model.score``.
-- ``expanded``: the prefix cache is repeated over a batch of candidates, one row each, and the
-  model's own forward and head score them.
-
-Each is used only after it matched full forward passes on a few candidates
-(:data:`~rmcheck.scoring.kv.PARITY_SAMPLE`) to :func:`tolerance`; otherwise the next is tried, and full
-passes over the same ids are the last resort (encoders such as BERT, which attend both ways, always take
-that path). With no strategy (``--no-prefix-sharing``) every candidate takes full passes, unprobed.
+A sweep is one case of shared-prefix scoring (:class:`~rmcheck.scoring.prefix.PrefixSharing`): its
+sequences are the template prefix (the head every one shares) and each candidate's tail, and the engine
+plans them, probes each of :data:`STRATEGIES` against full passes over the same ids, and runs the first that
+matches: ``packed``, many candidates side by side in each row after the cached prefix under a block-causal
+mask; ``expanded``, the prefix cache repeated over a batch, one row each, through the model's own forward
+and head. Full passes over the ids are the last resort (encoders such as BERT, which attend both ways,
+always take that path); with no strategy (``--no-prefix-sharing``) every candidate takes them, unprobed.
 """
 from __future__ import annotations
 
@@ -27,12 +23,13 @@ from ..backends.base import Pair, Prompt, Scores
 from ..backends.capabilities import TokenSweep
 from ..backends.encoding import PLAIN, TEXT_PAIR
 from ..errors import BackendError
-from ..scoring.kv import PARITY_SAMPLE, Decoder, PrefixKV, Row, Unsupported, cache_argument, tolerance
+from ..scoring.device import profile_for
+from ..scoring.kv import Unsupported
+from ..scoring.prefix import EXPANDED, PACKED, Heads, PrefixSharing, Work
 
 SENTINEL = "RMCHECKSWEEPSLOT"
-STRATEGIES = ("packed", "expanded")  # tried in this order
+STRATEGIES = (PACKED, EXPANDED)  # tried in this order
 NO_SHARING = "full forward passes over token ids (prefix sharing off: --no-prefix-sharing)"
-CACHED_BATCH = 256
 
 Progress = Callable[[int, int], None]
 
@@ -78,133 +75,58 @@ def split_template(rm: TokenSweep, prompt: Prompt) -> Template:
 
 
 class IdScorer:
-    """Scores ``prefix + [id] + closing`` for many ids with one :class:`TokenSweep` model."""
+    """Scores ``prefix + [id] + closing`` for many ids with one :class:`TokenSweep` model, from shared prefixes."""
 
     def __init__(self, rm: TokenSweep, prompt: Prompt, *, batch_size: int | None = None,
                  strategies: Sequence[str] = STRATEGIES) -> None:
         if rm.gated:
             raise Unsupported("a gated multi-objective model is scored through its own output")
-        self.rm, self.model, self.device = rm, rm.model, rm.device
-        self.strategies = tuple(strategies)
+        self.rm = rm
         self.template = split_template(rm, prompt)
         self.full_batch = batch_size or 32
-        self.cached_batch = batch_size or CACHED_BATCH
         length = len(self.template.prefix) + 1 + len(self.template.closing)
         if length > rm.max_length:
             raise BackendError(f"{rm.spec}: the prompt with a one-token response is {length} tokens, "
                                f"more than the max length {rm.max_length}",
                                fix="Shorten the prompt or raise --max-length (rmcheck truncates no sweep)")
-        self.pad: int | None = None
-        self.path = ""
-        self._kv: PrefixKV | None = None
-        self.decoder = Decoder(self.model, self.device)
+        self.heads = Heads(rm)
+        # every candidate shares the whole template prefix, however short: thousands of candidates repay it
+        self.sharing = PrefixSharing(self.heads, profile_for(rm.model, rm.device), layouts=strategies, min_prefix=1)
 
-    # -- public --------------------------------------------------------------------------------
+    @property
+    def path(self) -> str:
+        """How the candidates were scored, for the sweep's header."""
+        sharing = self.sharing
+        if sharing.active:
+            return (f"prefix-cached ({sharing.layout}): the {len(self.template.prefix)}-token prefix runs once; "
+                    f"{sharing.probed} probe tokens match full passes (max diff {sharing.diff:.1e})")
+        if not sharing.layouts:
+            return NO_SHARING
+        reason = sharing.reason if sharing.active is False else "no candidates shared the prefix"
+        return f"full forward passes over token ids (no prefix cache: {reason})"
 
     def score(self, ids: Sequence[int], progress: Progress | None = None) -> list[Scores]:
-        """Scores of every id, by the fastest strategy that matches full passes on a probe."""
-        import torch
-
+        """Scores of every id: from the shared prefix where the engine's probe allows, else in full passes."""
         ids = list(ids)
-        self._claim_pad()
-        # The pad token itself, before closing tokens that are all padding, is pooled inside the prefix.
-        through = {self.pad} if self.pad is not None and all(t == self.pad for t in self.template.closing) else set()
-        fast = [i for i in ids if i not in through]
-        slow = [i for i in ids if i in through]
-        with torch.inference_mode():
-            strategy, step = self._choose(fast)
-            chunks = []
-            for start in range(0, len(fast), step):
-                chunks.append(strategy(fast[start:start + step]))
-                if progress:
-                    progress(min(start + step, len(fast)), len(ids))
-            if slow:
-                chunks.append(self.full(slow))
-            logits = torch.cat(chunks).float().cpu().tolist() if chunks else []
-        rows = dict(zip(fast + slow, logits))
-        return self.rm.scores_from_logits([rows[i] for i in ids])
+        found: dict[int, Scores] = {}
+        tails = [(i, *self.template.closing) for i in ids]
+        left, scored = self.sharing.run(ids, tails, self._full_scores, Work(), head=self.template.prefix)
+        for owners, scores in scored:
+            found.update(zip((ids[j] for j in owners), scores))
+            if progress:
+                progress(len(found), len(ids))
+        rest = [ids[j] for j in left]
+        for start in range(0, len(rest), self.full_batch):
+            chunk = rest[start:start + self.full_batch]
+            found.update(zip(chunk, self._full_scores(chunk)))
+            if progress:
+                progress(len(found), len(ids))
+        return [found[i] for i in ids]
 
     def full(self, ids: Sequence[int]) -> Any:
         """Logits from full forward passes (no cache): the reference every strategy must match."""
-        import torch
-
-        self._claim_pad()
         prefix, closing = self.template.prefix, self.template.closing
-        rows = [torch.tensor([[*prefix, i, *closing] for i in ids[s:s + self.full_batch]], device=self.device)
-                for s in range(0, len(ids), self.full_batch)]
-        with torch.inference_mode():
-            return torch.cat([self.model(input_ids=batch).logits for batch in rows])
+        return self.heads.full([(*prefix, i, *closing) for i in ids])
 
-    def _claim_pad(self) -> None:
-        """Set the pad id the head pools around (the backend may have changed it since the last call)."""
-        self.pad = _head_pad_id(self.rm, self.template)
-
-    # -- strategies ----------------------------------------------------------------------------
-
-    def _choose(self, ids: list[int]) -> tuple[Callable[[list[int]], Any], int]:
-        if not self.strategies:
-            self.path = NO_SHARING
-            return self.full, self.full_batch
-        probe = ids[:PARITY_SAMPLE]
-        if not probe:
-            return self.full, self.full_batch
-        reference = self.full(probe)
-        reasons = []
-        for name in self.strategies:
-            strategy = getattr(self, f"_{name}")
-            try:
-                diff = float((strategy(probe) - reference).abs().max())
-            except Unsupported as exc:
-                reasons.append(f"{name}: {exc}")
-                continue
-            except Exception as exc:  # an architecture the strategy cannot drive fails in its own way
-                reasons.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-                continue
-            limit = tolerance(self.model.dtype, float(reference.abs().max()))
-            if diff <= limit:
-                self.path = (f"prefix-cached ({name}): the {len(self.template.prefix)}-token prefix runs once; "
-                             f"{len(probe)} probe tokens match full passes (max diff {diff:.1e})")
-                return strategy, self.cached_batch
-            reasons.append(f"{name}: differs from full passes by {diff:.2g} > {limit:.0e}")
-        self.path = f"full forward passes over token ids (no prefix cache: {'; '.join(reasons)})"
-        return self.full, self.full_batch
-
-    def _prefix(self) -> PrefixKV:
-        """Key/value tensors of every layer for the prefix, computed once."""
-        if self._kv is None:
-            self._kv = self.decoder.rows([Row(None, (self.template.prefix,))], keep=True)[0]
-        return self._kv
-
-    def _packed(self, ids: list[int]) -> Any:
-        import torch
-
-        suffix = torch.tensor([[i, *self.template.closing] for i in ids], device=self.device)
-        row = Row(self._prefix(), tuple(map(tuple, suffix.tolist())), tuple(self._pooled(suffix).tolist()))
-        return self.decoder.rows([row])
-
-    def _expanded(self, ids: list[int]) -> Any:
-        import torch
-
-        suffix = torch.tensor([[i, *self.template.closing] for i in ids], device=self.device)
-        cache = self.decoder.cache(self._prefix(), len(ids))
-        return self.model(input_ids=suffix, **cache_argument(self.model, cache), use_cache=True).logits
-
-    def _pooled(self, suffix: Any) -> Any:
-        """The suffix position the head pools: the rightmost token that is not padding."""
-        import torch
-
-        if self.pad is None:
-            return torch.full((suffix.shape[0],), suffix.shape[1] - 1, device=self.device)
-        positions = torch.arange(suffix.shape[1], device=self.device)
-        return torch.where(suffix != self.pad, positions, 0).max(dim=1).values
-
-
-def _head_pad_id(rm: TokenSweep, template: Template) -> int | None:
-    """The pad id the sequence-classification head pools around, or None for "the last token".
-
-    A model without a pad id is given one that never occurs in a sweep (the hf backend's own rule),
-    so that its head accepts batches of equal-length rows.
-    """
-    vocabulary = range(len(rm.tokenizer))
-    pad = rm.pad_id([[*template.prefix, *template.closing, *vocabulary]])
-    return pad if rm.native_pad_id is not None else None
+    def _full_scores(self, ids: list[int]) -> list[Scores]:
+        return self.rm.scores_from_logits(self.full(ids).float().cpu().tolist())
