@@ -1,9 +1,11 @@
 """Device profiles: what the shared-prefix planner prices a forward pass at, on CPU and on a GPU's roofline."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from rmcheck.scoring.device import CPU, GPUS, Shape, dense_shape, profile_for, roofline
+from rmcheck.scoring.device import CPU, GPUS, Shape, cpu_profile, dense_shape, profile_for, roofline
 from rmcheck.scoring.kv import Row
 from rmcheck.scoring.prefix import _passes
 
@@ -35,3 +37,25 @@ def test_the_planner_pads_a_pass_only_while_the_profile_says_it_is_free() -> Non
 
 def test_cpu_models_plan_with_the_cpu_profile() -> None:
     assert profile_for(object(), "cpu") is CPU
+
+
+def test_a_cpu_profile_prices_tokens_by_model_size_and_keeps_the_tiny_models_constant() -> None:
+    tiny = cpu_profile(81_920, 2, 64)  # the tiny Llama of the tests: the constant it was tuned with, tokens ~free
+    assert (tiny.per_pass, tiny.per_score, tiny.alike) == (CPU.per_pass, CPU.per_score, CPU.alike)
+    assert tiny.per_token < tiny.per_pass / 500  # a padded token: ~44 attention scores
+    smol = cpu_profile(106e6, 30, 576)  # SmolLM2-135M: a padded token ~3.4 ms, a twelfth of its pass
+    assert smol.per_token == pytest.approx(3.4e-3, rel=0.05)
+    assert smol.per_pass / smol.per_token == pytest.approx(8.6, rel=0.05)
+    rows = [Row(None, ((1,) * 64,))] * 8 + [Row(None, ((1,) * 8,))] * 8
+    assert _passes(rows, 4096, tiny) == [list(range(16))]  # padding 8-token rows to 64 is free on the tiny model
+    assert _passes(rows, 4096, smol) == [list(range(8)), list(range(8, 16))]  # on SmolLM2, 448 padded tokens are not
+
+
+def test_cpu_models_plan_with_a_profile_of_their_size(tmp_path: Path) -> None:
+    from fixtures.tiny_models import build_tiny_llama_rm
+    from rmcheck import ModelOptions, load_model
+
+    rm = load_model(f"hf:{build_tiny_llama_rm(tmp_path / 'rm')}", ModelOptions())
+    profile = profile_for(rm.model, rm.device)
+    assert profile.name.startswith("cpu, ") and "(2 x 64)" in profile.name
+    assert profile.per_pass == CPU.per_pass and profile.per_token > 0

@@ -2,11 +2,16 @@
 
 A pass has a fixed cost, a cost per padded token and one per attention score (:meth:`DeviceProfile.cost`),
 and the planner (:mod:`rmcheck.scoring.prefix`) lets a row join a pass while that costs less than a pass of
-its own. On CPU the costs add up, and the profile is the constant the planner was tuned with (a 2-core CPU,
-tiny Llama: a pass ~2 ms, as much as ~32,000 attention scores; tokens are not priced). On a CUDA device in
+its own. On CPU the costs add up (:func:`cpu_profile`): a pass costs a fixed overhead per layer, a token 2 FLOPs
+per non-embedding parameter and an attention score 4 per hidden unit per layer, at a CPU's effective float32
+rate; the constants come from two models measured on a 2-core CPU, the tiny 2-layer Llama the planner was tuned
+on (a pass ~2 ms, as much as ~32,000 attention scores, tokens almost free) and SmolLM2-135M (30 layers: a padded
+token ~3.4 ms, a twelfth of a pass, which a profile without a token cost pads as if free). On a CUDA device in
 :data:`GPUS` it is a roofline of the model there (:func:`roofline`): a pass reads the weights once (the fixed
 cost) while it computes 2 FLOPs per parameter for each token and 4 per hidden unit per layer for each
 attention score (QK and AV), so it takes the longer of the two, at the device's bandwidth and dense 16-bit peak.
+A profile measured at run time from the probe's passes was tried and left out: on a shared 2-core machine its
+timings scattered too much to fit in 5 of 5 runs, and a plan that follows the load makes runs irreproducible.
 """
 from __future__ import annotations
 
@@ -62,8 +67,16 @@ ROUNDING = 1e-9
 CPU_SCORE = 2.0 ** -24
 #: On CPU, rows with prefixes under 3/4 of the longest in a pass take passes of their own (a roofline prices
 #: the padding of prefixes in attention scores alone, and needs no such bands).
+CPU_ALIKE = 0.75
+#: The profile of a CPU model of unknown size: a pass costs 32,768 attention scores, tokens nothing.
 CPU = DeviceProfile("cpu (the planner's constant: a pass costs 32,768 attention scores)", 32768 * CPU_SCORE, 0.0,
-                    CPU_SCORE, alike=0.75)
+                    CPU_SCORE, alike=CPU_ALIKE)
+#: Seconds of a CPU pass's fixed cost per layer: the constant's pass on the 2-layer model it was tuned on (SmolLM2's
+#: 30 layers measured ~40 ms, a little more than this gives).
+CPU_PASS_PER_LAYER = 2.0 ** -10
+#: A CPU's effective float32 FLOP/s in a forward pass: SmolLM2-135M's 3.4 ms a token for its 106M non-embedding
+#: parameters, on one thread (benchmarks/RESULTS.md).
+CPU_FLOPS = 62e9
 
 
 @dataclass(frozen=True)
@@ -98,16 +111,30 @@ def dense_shape(params: float) -> tuple[int, int]:
     return max(1, round(params / (12 * hidden ** 2))), hidden
 
 
+def cpu_profile(params: float, layers: int, hidden: int) -> DeviceProfile:
+    """The CPU profile of a model of ``params`` non-embedding parameters (``layers`` x ``hidden``); an attention
+    score costs at least the constant's :data:`CPU_SCORE`, which small matrices' overheads set on a tiny model."""
+    return DeviceProfile(f"cpu, {params / 1e6:.3g}M parameters ({layers} x {hidden}): a pass "
+                         f"{layers * CPU_PASS_PER_LAYER * 1e3:.2g} ms, a token {2 * params / CPU_FLOPS * 1e3:.2g} ms", layers * CPU_PASS_PER_LAYER, 2 * params / CPU_FLOPS,
+                         max(CPU_SCORE, 4 * hidden * layers / CPU_FLOPS), alike=CPU_ALIKE)
+
+
 def profile_for(model: Any, device: Any) -> DeviceProfile:
-    """The profile of a transformers ``model`` on ``device``: the roofline on a CUDA GPU of :data:`GPUS`, else CPU's."""
-    if getattr(device, "type", str(device).split(":")[0]) != "cuda":
+    """The profile of a transformers ``model`` on ``device``: the roofline on a CUDA GPU of :data:`GPUS`, the model's
+    CPU profile on CPU (:data:`CPU` for a model that states no size)."""
+    config = getattr(model, "config", None)
+    if config is None:
         return CPU
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    if getattr(device, "type", str(device).split(":")[0]) != "cuda":
+        embeddings = model.get_input_embeddings().weight.numel() if hasattr(model, "get_input_embeddings") else 0
+        params = sum(p.numel() for p in model.parameters()) - embeddings
+        return cpu_profile(params, config.num_hidden_layers, config.hidden_size)
     import torch
 
     name = torch.cuda.get_device_name(device).lower()
     gpu = next((g for key, g in GPUS.items() if key in name), None)
     if gpu is None:
         return CPU
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     params = sum(p.numel() for p in model.parameters())
     return roofline(gpu, params, config.num_hidden_layers, config.hidden_size, model.dtype.itemsize)

@@ -578,7 +578,8 @@ class PrefixSharing:
             self.path = (f"shared prefixes (each prefix run once, the rest packed block-causally, prompts kept for "
                          f"later calls, {self.kept.budget} tokens at most; a probe of {len(picked)} pairs matched "
                          f"full passes, max |diff| {diff:.1e}"
-                         f"{f'; sequences over the {window}-token attention window take full passes' if window else ''})")
+                         f"{f'; sequences over the {window}-token attention window take full passes' if window else ''}"
+                         f"; passes planned for {self.profile.name})")
             return True
         self.active, self.layout, self.reason = False, None, "; ".join(reasons)
         self.path = f"full forward passes (shared prefixes not used: {self.reason})"
