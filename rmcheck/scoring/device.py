@@ -114,8 +114,9 @@ def dense_shape(params: float) -> tuple[int, int]:
 def cpu_profile(params: float, layers: int, hidden: int) -> DeviceProfile:
     """The CPU profile of a model of ``params`` non-embedding parameters (``layers`` x ``hidden``); an attention
     score costs at least the constant's :data:`CPU_SCORE`, which small matrices' overheads set on a tiny model."""
-    return DeviceProfile(f"cpu, {params / 1e6:.3g}M parameters ({layers} x {hidden}): a pass "
-                         f"{layers * CPU_PASS_PER_LAYER * 1e3:.2g} ms, a token {2 * params / CPU_FLOPS * 1e3:.2g} ms", layers * CPU_PASS_PER_LAYER, 2 * params / CPU_FLOPS,
+    per_pass, per_token = layers * CPU_PASS_PER_LAYER, 2 * params / CPU_FLOPS
+    return DeviceProfile(f"cpu, {params / 1e6:.3g}M parameters ({layers} x {hidden}): a pass {per_pass * 1e3:.2g} ms, "
+                         f"a token {per_token * 1e3:.2g} ms", per_pass, per_token,
                          max(CPU_SCORE, 4 * hidden * layers / CPU_FLOPS), alike=CPU_ALIKE)
 
 

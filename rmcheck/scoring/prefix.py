@@ -512,7 +512,8 @@ class PrefixSharing:
             else:
                 owners.setdefault(relevant, []).append(i)
         heads, sharers = Seqs(head, list(owners)), list(owners.values())
-        alone, groups = plan(heads, self.min_gain, self.min_prefix) if self.active is not False else (list(range(len(heads))), [])
+        alone, groups = (plan(heads, self.min_gain, self.min_prefix) if self.active is not False
+                         else (list(range(len(heads))), []))
         if self.kept.entries:
             alone, groups = self._resume(alone, groups, heads)
         return [*beyond, *(i for h in alone for i in sharers[h])], groups, heads, sharers
