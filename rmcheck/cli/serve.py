@@ -115,21 +115,29 @@ class BodyTooLarge(Exception):
     """A request body over ``max_request_bytes``."""
 
 
+#: Bytes past ``max_request_bytes`` read and dropped before a 413, so that a client still sending its body reads
+#: the answer instead of a broken pipe; a body longer still has its connection closed under it.
+DRAIN_BYTES = 1 << 20
+
+
 async def read_body(request: Any) -> bytes:
-    """The request body, refused (before it is all read) once it passes ``max_request_bytes``, so
-    parallel huge bodies cannot take the server's memory."""
+    """The request body, refused once it passes ``max_request_bytes`` (the rest read and dropped, up to
+    :data:`DRAIN_BYTES`), so parallel huge bodies cannot take the server's memory."""
     limit = REQUEST_BYTES.value
     declared = request.headers.get("content-length", "")
     too_large = BodyTooLarge(f"the request body is over the limit {REQUEST_BYTES.name} = {limit} bytes; "
                              f"start the server with {REQUEST_BYTES.variable}=N to raise it")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isdigit() and int(declared) > limit + DRAIN_BYTES:
         raise too_large
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
+        if size > limit + DRAIN_BYTES:
+            break
+        if size <= limit:
+            chunks.append(chunk)
+    if size > limit:
+        raise too_large
     return b"".join(chunks)
 
 
