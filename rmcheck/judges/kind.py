@@ -20,7 +20,7 @@ from ..expect import Expectation
 from ..limits import OPERATOR_ARGUMENT
 from ..results import CaseResult, TestResult
 from ..counterfactual.minimise import Search, minimise
-from ..kinds.registry import kind_schema, ParseContext, TestKind
+from ..kinds.registry import ParseContext, TestKind, kind_schema
 from .interface import Judge, Query, Verdict, judge_of
 from .presentation import PRESENTERS, Hunk, Presentation, apply, describe_hunks, hunks, original, repeat_count
 

@@ -19,7 +19,7 @@ from ..errors import BackendError, RmcheckError
 from ..judges.best_of_n import evaluate as judge_accuracy
 from ..judges.interface import is_judge
 from ..results import CaseResult, TestResult
-from .registry import kind_schema, ParseContext, TestKind
+from .registry import ParseContext, TestKind, kind_schema
 from .ties import TiesScore, is_ties, summary, ties_score
 
 if TYPE_CHECKING:

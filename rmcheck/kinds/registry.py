@@ -65,7 +65,7 @@ def kind_schema(kind: str, description: str, properties: Mapping[str, Any], *,
     common = {"name": TEST_NAME, "kind": {"const": kind}, "description": {"type": "string"},
               "attribute": {"description": attribute, "type": "string"}}
     if not kind_first:  # the default kind: ``kind:`` is optional, so it comes last in editors' completion
-        common = {**{k: v for k, v in common.items() if k != "kind"}}
+        del common["kind"]
         properties = {**properties, "kind": {"const": kind}}
     return {"description": description, "type": "object", "required": list(required), "additionalProperties": False,
             "properties": {**common, **properties}}

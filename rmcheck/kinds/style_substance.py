@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from ..backends.base import OVERALL, Pair
 from ..suite.datasets import RM_BENCH_STYLES
 from ..errors import BackendError, SuiteError
-from .registry import kind_schema, ParseContext, TestKind
+from .registry import ParseContext, TestKind, kind_schema
 from ..results import CaseResult, TestResult
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..backends.base import Prompt, RewardModel, prompt_to_text
 from ..errors import RmcheckError, SuiteError
-from .registry import kind_schema, ParseContext, TestKind
+from .registry import ParseContext, TestKind, kind_schema
 from ..results import CaseResult, TestResult
 from ..sweep.assertions import Check, Context, as_prompt, groups_needed, parse_assertion, token_json
 from ..sweep.core import Sweep, select_for, sweep_tokens

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from ..errors import OperatorError, RmcheckError, SuiteError
 from ..expect import Expectation, Threshold, Tolerance, get_expectation
-from ..kinds.registry import kind_schema, ParseContext, TestKind
+from ..kinds.registry import ParseContext, TestKind, kind_schema
 from ..perturb.base import Change, Hunk, OperatorContext, check_arguments, edits_prompts, run_operator
 from ..results import CaseResult, Counterfactual, Side, TestResult
 from ..counterfactual.ddmin import Subset

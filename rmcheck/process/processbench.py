@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..errors import RmcheckError
 from ..results import CaseResult, TestResult
-from ..kinds.registry import kind_schema, ParseContext, TestKind
+from ..kinds.registry import ParseContext, TestKind, kind_schema
 from .model import Solution, step_scorer, unscored
 
 if TYPE_CHECKING:
